@@ -1,0 +1,1 @@
+"""Command-line interface: one command per user task, thin over the library modules."""

@@ -1,0 +1,1 @@
+"""The experiment protocol: patient-level splits, the run registry, execution of runs."""
