@@ -47,6 +47,26 @@ class InconsistentHeaderError(InputError):
     """The header contradicts itself (frame count vs detector vector, bits, ...)."""
 
 
+class FileAccessError(InputError):
+    """The path does not exist, is a folder, or cannot be read."""
+
+
+class MalformedDicomError(InputError):
+    """The DICOM structure cannot be parsed, or a required attribute is missing or unreadable."""
+
+
+class UnsupportedPixelFormatError(InputError):
+    """The pixels are not one grayscale count sample (colour, float, 32-bit, ...)."""
+
+
+class NotNuclearMedicineError(NotPlanarError):
+    """The object is not a nuclear-medicine image (another modality or SOP class)."""
+
+
+class ViewConflictError(InputError):
+    """The caller's view contradicts the view the file states, or cannot apply to it."""
+
+
 # --- cohorts ----------------------------------------------------------------------------------
 
 
@@ -57,3 +77,89 @@ class CohortError(ThyrocadError):
         self.problems = list(problems or [])
         detail = "".join(f"\n  - {p}" for p in self.problems)
         super().__init__(message + detail)
+
+
+# --- preprocessing ----------------------------------------------------------------------------
+
+
+class PreprocessError(ThyrocadError):
+    """The preprocessing pipeline cannot run: invalid configuration or unusable count image."""
+
+
+class NonFiniteCountsError(InputError):
+    """The count image holds NaN or infinite values (a corrupt file or a bad rescale)."""
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+class ExperimentError(ThyrocadError):
+    """An experiment cannot run or resume as asked (bad options, inconsistent results folder)."""
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+class StatisticsError(ThyrocadError):
+    """A metric or statistical test got inputs it cannot give a defined answer for."""
+
+
+class ZeroVarianceError(StatisticsError):
+    """A test would divide a non-zero difference by a zero standard error (degenerate scores)."""
+
+
+# --- models and training ----------------------------------------------------------------------
+
+
+class ModelError(ThyrocadError):
+    """A model cannot be built (unknown name, bad settings)."""
+
+
+class WeightsError(ModelError):
+    """Pretrained weights are missing, corrupt, or belong to another architecture."""
+
+
+class TrainingDataError(ThyrocadError):
+    """The data given to training cannot be used (one class only, empty, shape mismatch)."""
+
+
+class CheckpointError(ThyrocadError):
+    """A training checkpoint cannot be read, or does not match the run it should resume."""
+
+
+class BundleError(ThyrocadError):
+    """A model bundle folder is missing files, is corrupt, or has an unknown format version."""
+
+
+# --- web server and DICOM node ----------------------------------------------------------------
+
+
+class StoreError(ThyrocadError):
+    """The server's database cannot be opened or refuses an operation (duplicate user, ...)."""
+
+
+class AuthError(ThyrocadError):
+    """A user name or password is not acceptable (empty, too short, unknown user)."""
+
+
+class DicomNodeError(ThyrocadError):
+    """The DICOM node cannot start, or a peer refused an association or a C-STORE."""
+
+
+class BundleVersionError(BundleError):
+    """A model bundle was written by an incompatible thyrocad or bundle format version."""
+
+
+# --- inference, explanation, export -----------------------------------------------------------
+
+
+class NoUsableViewError(InputError):
+    """A study has no view the model can be applied to (no views, or every view blank/flat)."""
+
+
+class ExportError(ThyrocadError):
+    """A model cannot be exported to ONNX, or an exported file does not match its bundle."""
+
+
+class DicomResultError(ThyrocadError):
+    """DICOM results (SR / Secondary Capture) cannot be written for a source file."""

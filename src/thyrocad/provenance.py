@@ -9,8 +9,18 @@ import platform
 import thyrocad
 
 _LIBRARIES = (
-    "torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless",
-    "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle",
+    "torch",
+    "torchvision",
+    "timm",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "opencv-python-headless",
+    "pydicom",
+    "pylibjpeg",
+    "pylibjpeg-libjpeg",
+    "pylibjpeg-openjpeg",
+    "pylibjpeg-rle",
 )
 
 

@@ -2,6 +2,17 @@
 
 # Each module registers its commands on `app` with @app.command().
 from thyrocad.cli import (  # noqa: F401
+    cohort_cmd,
+    demo_cmd,
+    experiment_cmd,
+    export_cmd,
+    inspect_cmd,
+    listen_cmd,
+    phantom_cmd,
+    predict_cmd,
+    preprocess_cmd,
+    serve_cmd,
+    train_cmd,
     version_cmd,
 )
 from thyrocad.cli.app import app

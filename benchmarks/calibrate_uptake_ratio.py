@@ -1,0 +1,97 @@
+"""Calibration of the phantom's difficulty against the thyroid-bed uptake-ratio observer.
+
+Generates (or reuses) a phantom cohort, reads every study back from its DICOM files, scores
+it with `UptakeRatioObserver` (anterior view), and reports over the paper's 10 stratified
+3:1 patient splits: test ROC AUC, and accuracy / balanced accuracy at the Youden threshold
+fitted on each training part. Prints a markdown table; writes
+benchmarks/results/calibrate_uptake_ratio.json.
+
+Example:
+    python benchmarks/calibrate_uptake_ratio.py --patients 446 --residual 346 --difficulty 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from thyrocad.baselines.uptake_ratio import UptakeRatioObserver, evaluate_on_splits
+from thyrocad.phantom import PhantomConfig, generate_cohort, parse_difficulty
+from thyrocad.provenance import library_versions, machine_description
+from thyrocad.reader import read_study
+
+RESULTS = Path(__file__).parent / "results" / "calibrate_uptake_ratio.json"
+
+
+def score_cohort(folder: Path, view: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Patient IDs, labels (1 = residual) and uptake ratios of a multiframe cohort folder."""
+    with (folder / "labels.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    studies = [read_study(folder / r["path"]) for r in rows]
+    labels = np.array([r["label"] == "residual" for r in rows], dtype=int)
+    scores = UptakeRatioObserver(view=view).score(studies)
+    return [r["patient_id"] for r in rows], labels, scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=446)
+    parser.add_argument("--residual", type=int, default=346)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--difficulty", default="default")
+    parser.add_argument("--view", default="anterior", choices=["anterior", "both"])
+    parser.add_argument("--cohort", type=Path, help="Reuse this multiframe cohort folder.")
+    args = parser.parse_args()
+    config = PhantomConfig(
+        n_patients=args.patients,
+        n_residual=args.residual,
+        seed=args.seed,
+        difficulty=parse_difficulty(args.difficulty),
+    )
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.cohort or Path(tmp)
+        if args.cohort is None:
+            generate_cohort(folder, config)
+        ids, labels, scores = score_cohort(folder, args.view)
+    rows = evaluate_on_splits(scores, labels, ids, n_splits=10, seed=0)
+    summary = {
+        k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
+        for k in ("auc", "accuracy", "balanced_accuracy")
+    }
+    always_residual = float(labels.mean())
+    print(
+        "| difficulty | view | patients | AUC | accuracy | balanced accuracy | always 'residual' |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    cells = " | ".join(f"{m:.3f} ({s:.3f})" for m, s in summary.values())
+    print(
+        f"| {config.difficulty} | {args.view} | {len(ids)} ({labels.sum()} residual) | {cells} "
+        f"| {always_residual:.3f} |"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "config": config.to_dict(),
+                "view": args.view,
+                "splits": rows,
+                "mean_sd": summary,
+                "always_residual_accuracy": always_residual,
+                "seconds": time.perf_counter() - start,
+                "versions": library_versions(),
+                "machine": machine_description(),
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

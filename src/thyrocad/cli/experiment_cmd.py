@@ -1,0 +1,175 @@
+"""`thyrocad experiment`: the paper's protocol on a cohort, resumable, with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from thyrocad.cli.app import app
+
+_DEFAULT_MODELS = "resnet18,squeezenet1_1,shufflenet_v2_x1_0,efficientnet_lite0"
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """'a,b' -> ('a', 'b'); '' or 'none' -> ()."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def run_with_progress(cohort_dir: Path, out: Path, config, backend, console: Console):
+    """Run (or resume) the experiment under a Rich progress bar; return its outcome."""
+    from thyrocad.protocol.experiment import experiment_command, run_experiment
+
+    in_flight: list[str] = []
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs ·"),
+        TimeElapsedColumn(),
+        TextColumn("elapsed ·"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("checking the cohort, drawing splits, preprocessing", total=None)
+
+        def describe() -> str:
+            shown = ", ".join(in_flight[:3]) + (" …" if len(in_flight) > 3 else "")
+            return f"running {shown}" if shown else "writing outputs"
+
+        def on_plan(plan, n_done: int) -> None:
+            progress.update(task, total=len(plan.specs), completed=n_done)
+            progress.update(task, description="preprocessing the cohort (cached on disk)")
+
+        def on_start(spec) -> None:
+            in_flight.append(f"{spec.model} split {spec.split}")
+            progress.update(task, description=describe())
+
+        def on_done(result) -> None:
+            label = f"{result.model} split {result.split}"
+            if label in in_flight:
+                in_flight.remove(label)
+            progress.update(task, advance=1, description=describe())
+
+        outcome = run_experiment(
+            cohort_dir,
+            out,
+            config,
+            backend,
+            command=experiment_command(cohort_dir, out, config),
+            on_plan=on_plan,
+            on_start=on_start,
+            on_done=on_done,
+        )
+        progress.update(task, description="done")
+    return outcome
+
+
+def print_outcome(console: Console, outcome) -> None:
+    """The table and where the outputs are."""
+    console.print(Markdown(outcome.table_markdown))
+    console.print(
+        f"{outcome.n_runs} runs ({outcome.n_resumed} reused from an earlier invocation), "
+        f"{outcome.wall_s:.0f} s. Results set {outcome.settings_hash}; report: "
+        f"{outcome.out_dir / 'report.html'}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def experiment(
+    cohort_dir: Annotated[Path, typer.Argument(help="Labelled cohort folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
+    models: Annotated[
+        str, typer.Option(help="Comma-separated backbones ('none' for baselines only).")
+    ] = _DEFAULT_MODELS,
+    baselines: Annotated[str, typer.Option(help="Comma-separated baselines or 'none'.")] = (
+        "uptake_ratio"
+    ),
+    splits: Annotated[int, typer.Option(help="Number of random patient-level splits.")] = 10,
+    test_fraction: Annotated[float, typer.Option(help="Share of each class in the test set.")] = (
+        0.25
+    ),
+    epochs: Annotated[int, typer.Option(help="Training epochs per run.")] = 80,
+    mode: Annotated[str, typer.Option(help="head | last | full: which layers train.")] = "head",
+    reference: Annotated[str, typer.Option(help="Model the others are tested against.")] = (
+        "resnet18"
+    ),
+    workers: Annotated[int, typer.Option(help="Local worker processes for independent runs.")] = 1,
+    ray: Annotated[
+        str | None, typer.Option(help="Run on a Ray cluster: 'auto' or its address.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the splits and of training.")] = 0,
+    view_fusion: Annotated[
+        str, typer.Option(help="Patient probability from its views: mean|max|anterior|posterior.")
+    ] = "mean",
+    init: Annotated[
+        str,
+        typer.Option(
+            help="imagenet | scratch | imagenet-or-scratch (scratch where weights are missing)."
+        ),
+    ] = "imagenet",
+    preprocess: Annotated[str, typer.Option(help="Preprocessing preset: default | paper.")] = (
+        "default"
+    ),
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-5,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 1e-5,
+    device: Annotated[str, typer.Option(help="Training device: cpu | cuda | auto.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="torch/OpenCV threads per run (default: cores / workers).")
+    ] = None,
+) -> None:
+    """Run the paper's experiment: every model on the same stratified patient-level splits.
+
+    Writes predictions.csv, table.csv, table.md, stats.json, figures and a self-contained
+    report.html into --out. Finished runs are recorded one by one: re-running the same command
+    after an interruption skips them; changing any setting starts a new results set.
+
+    Example: thyrocad experiment data/cohort --out results --splits 10 --epochs 80 --workers 2
+    """
+    from thyrocad.errors import ThyrocadError
+    from thyrocad.protocol.execute import Backend
+    from thyrocad.protocol.experiment import ExperimentConfig
+
+    console = Console()
+    try:
+        config = ExperimentConfig(
+            models=_names(models),
+            baselines=_names(baselines),
+            n_splits=splits,
+            test_fraction=test_fraction,
+            epochs=epochs,
+            mode=mode,
+            reference=reference,
+            seed=seed,
+            view_fusion=view_fusion,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            preprocess=preprocess,
+            init=init,
+            device=device,
+        )
+        backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
+        outcome = run_with_progress(cohort_dir, out, config, backend, console)
+    except ThyrocadError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    print_outcome(console, outcome)

@@ -1,0 +1,76 @@
+"""`thyrocad listen`: a DICOM node that diagnoses studies pushed to it and sends results back."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from thyrocad.cli.app import app
+
+
+@app.command()
+def listen(
+    model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (thyrocad train).")],
+    pacs: Annotated[
+        str, typer.Option("--pacs", help="Where results go: HOST:PORT:AET of the PACS.")
+    ],
+    aet: Annotated[str, typer.Option("--aet", help="This node's AE title.")] = "THYROCAD",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 11112,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (0.0.0.0 to accept from the network).")
+    ] = "127.0.0.1",
+    allow: Annotated[
+        str | None,
+        typer.Option("--allow", help="Comma-separated calling AE titles allowed to send."),
+    ] = None,
+    quiet_s: Annotated[
+        float, typer.Option("--quiet-s", min=0.5, help="Seconds without new images = complete.")
+    ] = 5.0,
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Where received files and results go.")
+    ] = None,
+) -> None:
+    """Receive NM studies by C-STORE, diagnose each once it is complete (no new image for
+    --quiet-s seconds), and C-STORE a DICOM Structured Report and a Secondary Capture of the
+    result into the same study on the PACS. Ctrl-C stops it.
+
+    Example: thyrocad listen models/resnet18 --pacs pacs:104:PACS --allow PACS --port 11112
+    """
+    from thyrocad.dicom_node import CadNode, PacsTarget
+    from thyrocad.errors import ThyrocadError
+    from thyrocad.server.analysis import Analyzer
+
+    console = Console(stderr=True)
+    try:
+        target = PacsTarget.parse(pacs)
+        analyzer = Analyzer.from_bundle(model_dir)
+        root = work_dir or Path(tempfile.mkdtemp(prefix="thyrocad-listen-"))
+        node = CadNode(
+            aet=aet,
+            port=port,
+            host=host,
+            work_dir=root,
+            on_study=lambda folder: analyzer.dicom_results(folder, root / "results"),
+            pacs=target,
+            allow=[a.strip() for a in allow.split(",") if a.strip()] if allow else None,
+            quiet_s=quiet_s,
+        )
+        node.start()
+    except ThyrocadError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(
+        f"{aet} listening on {host}:{port}; results go to {target.aet} at {target.host}:"
+        f"{target.port}; work folder {root}"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        node.stop()

@@ -1,0 +1,64 @@
+"""`thyrocad phantom`: write a synthetic I-131 neck cohort (DICOM or PNG) with ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from thyrocad.cli.app import app
+
+
+@app.command()
+def phantom(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the cohort into.")],
+    patients: Annotated[int, typer.Option("--patients", min=2, help="Number of patients.")] = 446,
+    residual: Annotated[
+        int, typer.Option("--residual", min=0, help="How many of them are residual.")
+    ] = 346,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the cohort.")] = 0,
+    difficulty: Annotated[
+        str, typer.Option("--difficulty", help="A number >= 0, or easy / default / hard.")
+    ] = "default",
+    fmt: Annotated[
+        str, typer.Option("--format", help="multiframe (one NM file, 2 frames), per-view, png.")
+    ] = "multiframe",
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes (default: all CPUs).")
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Also write preview.png (example views).")
+    ] = False,
+) -> None:
+    """Simulate planar I-131 anterior/posterior neck views with known remnants and write them
+    with labels.csv, ground_truth/ and cohort.json (see docs/phantom.md).
+
+    Example: thyrocad phantom data/phantom --patients 446 --residual 346 --seed 0 --preview
+    """
+    from thyrocad.phantom import PhantomConfig, generate_cohort, parse_difficulty
+    from thyrocad.phantom.preview import write_preview
+
+    console = Console()
+    try:
+        config = PhantomConfig(
+            n_patients=patients,
+            n_residual=residual,
+            seed=seed,
+            difficulty=parse_difficulty(difficulty),
+        )
+        if fmt not in ("multiframe", "per-view", "png"):
+            raise ValueError(f"--format must be multiframe, per-view or png, got {fmt!r}")
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    with console.status(f"simulating {patients} patients"):
+        summary = generate_cohort(out_dir, config, fmt=fmt, workers=workers)
+    console.print(
+        f"wrote {summary['n_patients']} patients ({summary['n_residual']} residual, "
+        f"{summary['n_files']} files) to {out_dir} in {summary['seconds']:.1f} s"
+    )
+    if preview:
+        path = write_preview(out_dir / "preview.png", config)
+        console.print(f"preview: {path}")

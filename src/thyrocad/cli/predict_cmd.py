@@ -1,0 +1,251 @@
+"""`thyrocad predict`: diagnose studies (DICOM, PNG/JPG) with a model bundle."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from thyrocad.cli.app import app
+
+CSV_COLUMNS = (
+    "path", "verdict", "probability", "threshold", "threshold_source", "train_sensitivity",
+    "train_specificity", "fusion", "p_anterior", "p_posterior", "flags", "outputs", "notes",
+    "error",
+)  # fmt: skip
+PROGRESS_FROM = 3  # inputs from which a progress bar is shown
+
+
+@dataclass
+class Row:
+    """One input's outcome: its diagnosis (or error) and the files written for it."""
+
+    path: Path
+    diagnosis: Any = None  # thyrocad.inference.Diagnosis
+    outputs: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"path": str(self.path), "outputs": self.outputs, "error": self.error}
+        if self.diagnosis is not None:
+            data["diagnosis"] = self.diagnosis.to_dict()
+        return data
+
+    def csv_row(self) -> dict[str, str]:
+        row = {"path": str(self.path), "outputs": ";".join(self.outputs), "error": self.error}
+        d = self.diagnosis
+        if d is None:
+            return row
+        op = d.operating_point
+        by_view = {v.view: v.probability for v in d.views if v.probability is not None}
+        row.update(
+            verdict=d.verdict,
+            probability=f"{d.probability:.6f}",
+            threshold=f"{op.threshold:.6f}",
+            threshold_source=op.source,
+            train_sensitivity=_fmt(op.train_sensitivity),
+            train_specificity=_fmt(op.train_specificity),
+            fusion=d.fusion,
+            p_anterior=_fmt(by_view.get("anterior")),
+            p_posterior=_fmt(by_view.get("posterior")),
+            flags=";".join(d.flags),
+            notes=";".join(d.notes),
+        )
+        return row
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
+def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[Row]]:
+    """Files to diagnose: named files as given, folders searched recursively for DICOM/PNG/JPEG
+    files (other files, hidden files and thyrocad's own DICOM results are skipped)."""
+    from thyrocad.dicom_results import is_result_file
+    from thyrocad.errors import InputError
+    from thyrocad.reader import sniff
+
+    files, missing = [], []
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
+                hidden = any(part.startswith(".") for part in candidate.relative_to(path).parts)
+                if hidden or is_result_file(candidate):
+                    continue
+                try:
+                    sniff(candidate)
+                except InputError:
+                    continue
+                files.append(candidate)
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(Row(path, error=f"FileAccessError: {path} does not exist"))
+    return files, missing
+
+
+class _Names:
+    """Unique output stems for input files (same stem in two folders: -2, -3, ...)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, path: Path) -> str:
+        n = self._seen.get(path.stem, 0) + 1
+        self._seen[path.stem] = n
+        return path.stem if n == 1 else f"{path.stem}-{n}"
+
+
+def diagnose_file(
+    predictor, path: Path, stem: str, heatmaps: Path | None, dicom_dir: Path | None, dicom: bool
+) -> Row:
+    """Read, predict and (optionally) explain one file; write its heatmaps and DICOM results."""
+    from thyrocad.dicom_results import ViewOverlay, write_dicom_results
+    from thyrocad.explain import overlay_network_input, overlay_original, save_png
+    from thyrocad.reader import read_study
+
+    study = read_study(path)
+    is_dicom = study.metadata.get("source_format") == "DICOM"
+    analysis = predictor.analyse(study, explain=heatmaps is not None or (dicom and is_dicom))
+    row = Row(path, analysis.diagnosis)
+    used = [p for p in analysis.views if p.usable] if analysis.heatmaps else []
+    overlays = []
+    for prepared, hm in zip(used, analysis.heatmaps, strict=True):
+        rgb = overlay_original(prepared.result.stages["original"], hm)
+        overlays.append(ViewOverlay(hm.view, rgb, study.pixel_spacing_mm))
+        if heatmaps is not None:
+            tag = f"{stem}_{hm.view.value}" if len(used) > 1 else stem
+            row.outputs.append(str(save_png(heatmaps / f"{tag}_gradcam.png", rgb)))
+            net = overlay_network_input(prepared.result, hm)
+            row.outputs.append(str(save_png(heatmaps / f"{tag}_gradcam_input.png", net)))
+    if dicom and is_dicom:
+        written = write_dicom_results(path, analysis.diagnosis, overlays, dicom_dir)
+        row.outputs.extend(str(p) for p in written)
+    elif dicom:
+        note = "PNG/JPEG input: no DICOM output written"
+        row.diagnosis = dataclasses.replace(row.diagnosis, notes=(*row.diagnosis.notes, note))
+    return row
+
+
+def write_table(rows: list[Row], out: Path) -> None:
+    """Write all rows as CSV or JSON (by the file suffix)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        return
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(r.csv_row() for r in rows)
+
+
+def _iterate(files: list[Path], console: Console) -> Iterator[Path]:
+    if len(files) < PROGRESS_FROM:
+        yield from files
+        return
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("diagnosing", total=len(files))
+        for path in files:
+            yield path
+            progress.advance(task)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (from training).")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM / PNG / JPG files or folders (searched).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write all results to FILE.csv or FILE.json.")
+    ] = None,
+    heatmaps: Annotated[
+        Path | None, typer.Option("--heatmaps", help="Write Grad-CAM overlay PNGs into DIR.")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Override the bundle's threshold."),
+    ] = None,
+    dicom: Annotated[
+        bool, typer.Option("--dicom", help="Write DICOM SR + Secondary Captures next to inputs.")
+    ] = False,
+    dicom_out: Annotated[
+        Path | None, typer.Option("--dicom-out", help="Write the DICOM results into DIR.")
+    ] = None,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx",
+            help="Run the network with onnxruntime (MODEL_DIR/model.onnx, else a fresh export).",
+        ),
+    ] = False,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="CPU threads for the network.")
+    ] = min(4, os.cpu_count() or 1),
+) -> None:
+    """Diagnose each input study: per-view and fused probability of residual thyroid tissue and
+    the verdict at the bundle's operating point. Files that fail are reported (one line each) and
+    skipped; the exit code is 1 if any failed. Patient names and IDs are never printed.
+
+    Example: thyrocad predict runs/bundle scans/ --out results.csv --heatmaps heatmaps/ --dicom
+    """
+    from thyrocad.errors import ThyrocadError
+    from thyrocad.inference import Predictor
+
+    console = Console()
+    try:
+        predictor = Predictor.from_bundle(
+            model_dir,
+            backend="onnxruntime" if onnx else "torch",
+            threads=threads,
+            threshold=threshold,
+        )
+    except ThyrocadError as exc:
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    files, rows = collect_inputs(inputs)
+    for row in rows:
+        _print_row(console, row)
+    names = _Names()
+    for path in _iterate(files, console):
+        try:
+            row = diagnose_file(
+                predictor, path, names(path), heatmaps, dicom_out, dicom or dicom_out is not None
+            )
+        except ThyrocadError as exc:
+            row = Row(path, error=f"{type(exc).__name__}: {exc}")
+        rows.append(row)
+        _print_row(console, row)
+    if out is not None:
+        write_table(rows, out)
+        console.print(f"results: {out}")
+    failed = sum(bool(r.error) for r in rows)
+    console.print(f"{len(rows) - failed} diagnosed, {failed} failed")
+    if failed or not rows:
+        raise typer.Exit(code=1)
+
+
+def _print_row(console: Console, row: Row) -> None:
+    if row.error:
+        console.print(f"failed {row.path}: {row.error}", style="red", soft_wrap=True, markup=False)
+        return
+    d = row.diagnosis
+    views = ", ".join(f"{v.view} {v.probability:.3f}" for v in d.views if v.probability is not None)
+    flags = f"  flags: {', '.join(d.flags)}" if d.flags else ""
+    notes = f"  note: {'; '.join(d.notes)}" if d.notes else ""
+    console.print(
+        f"{row.path}: {d.verdict} p={d.probability:.3f} (threshold "
+        f"{d.operating_point.threshold:.3f}; {views}){flags}{notes}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )

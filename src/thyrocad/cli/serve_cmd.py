@@ -1,0 +1,154 @@
+"""`thyrocad serve` (the web app) and `thyrocad users add/list/remove` (its accounts)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from thyrocad.cli.app import app
+
+users_app = typer.Typer(help="Manage the web app's users (argon2-hashed passwords).")
+app.add_typer(users_app, name="users")
+
+
+def default_db() -> Path:
+    """`$XDG_DATA_HOME/thyrocad/server/thyrocad.db` (default ~/.local/share/...)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "thyrocad" / "server" / "thyrocad.db"
+
+
+DEFAULT_DB = default_db()
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", help="SQLite database (users, history); results live next to it."),
+]
+
+
+def _store(db: Path):
+    from thyrocad.server.store import Store
+
+    return Store(db)
+
+
+def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (thyrocad train).")],
+    host: Annotated[
+        str, typer.Option(help="Address to bind; keep loopback behind a reverse proxy.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    db: DbOption = DEFAULT_DB,
+    max_upload_mb: Annotated[
+        int, typer.Option("--max-upload-mb", min=1, help="Largest accepted request body.")
+    ] = 64,
+    store_patient_ids: Annotated[
+        bool,
+        typer.Option("--store-patient-ids", help="Also keep patient name and ID of DICOM uploads."),
+    ] = False,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="Mark cookies Secure (behind TLS).")
+    ] = False,
+) -> None:
+    """Run the web app and JSON API (FastAPI + Uvicorn). Users log in with accounts made by
+    `thyrocad users add`; there is no default account. API spec: /api/openapi.json.
+
+    Example: thyrocad serve models/resnet18 --port 8000 --db /srv/thyrocad/thyrocad.db
+    """
+    import uvicorn
+
+    from thyrocad.errors import ThyrocadError
+    from thyrocad.server.app import ServerSettings, create_app
+
+    console = Console(stderr=True)
+    settings = ServerSettings(
+        model_dir=model_dir,
+        db_path=db,
+        data_dir=db.parent,
+        max_upload_bytes=max_upload_mb << 20,
+        store_patient_ids=store_patient_ids,
+        secure_cookies=secure_cookies,
+    )
+    try:
+        web_app = create_app(settings)
+    except ThyrocadError as exc:
+        raise _fail(console, exc) from None
+    if not web_app.state.store.list_users():
+        console.print(
+            f"[yellow]No users yet:[/yellow] add one with `thyrocad users add NAME --db {db}`."
+        )
+    console.print(f"thyrocad serving on http://{host}:{port} (database {db})")
+    uvicorn.run(web_app, host=host, port=port, server_header=False, log_level="info")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    db: DbOption = DEFAULT_DB,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a user. The password is asked for (twice), or read from stdin; never an argument.
+
+    Example: thyrocad users add dr.meier --db /srv/thyrocad/thyrocad.db
+    """
+    from thyrocad.errors import ThyrocadError
+    from thyrocad.server.auth import add_user
+
+    console = Console(stderr=True)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        add_user(_store(db), username, password)
+    except ThyrocadError as exc:
+        raise _fail(console, exc) from None
+    console.print(f"user {username} added to {db}")
+
+
+@users_app.command("list")
+def users_list(db: DbOption = DEFAULT_DB) -> None:
+    """List the users and when they were created.
+
+    Example: thyrocad users list --db /srv/thyrocad/thyrocad.db
+    """
+    from thyrocad.errors import ThyrocadError
+
+    console = Console()
+    try:
+        users = _store(db).list_users()
+    except ThyrocadError as exc:
+        raise _fail(console, exc) from None
+    for name, created in users:
+        console.print(f"{name}\t{created}")
+
+
+@users_app.command("remove")
+def users_remove(
+    username: Annotated[str, typer.Argument(help="Login name.")], db: DbOption = DEFAULT_DB
+) -> None:
+    """Delete a user and end its sessions and API tokens (its past diagnoses stay).
+
+    Example: thyrocad users remove dr.meier --db /srv/thyrocad/thyrocad.db
+    """
+    from thyrocad.errors import ThyrocadError
+
+    console = Console(stderr=True)
+    try:
+        removed = _store(db).remove_user(username)
+    except ThyrocadError as exc:
+        raise _fail(console, exc) from None
+    if not removed:
+        raise _fail(console, f"no user {username!r} in {db}")
+    console.print(f"user {username} removed")

@@ -1,0 +1,145 @@
+"""`thyrocad train`: fine-tune a backbone on a labelled cohort and write a model bundle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from thyrocad.cli.app import app
+
+
+@app.command("train")
+def train_command(
+    cohort_dir: Annotated[Path, typer.Argument(help="Cohort folder: labels.csv or class folders.")],
+    out: Annotated[Path, typer.Option("--out", help="Model bundle folder to write.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="resnet18, squeezenet1_1, squeezenet1_0, shufflenet_v2_x1_0, efficientnet_lite0.",
+        ),
+    ] = "resnet18",
+    mode: Annotated[
+        str, typer.Option("--mode", help="head (frozen backbone), last (last stage), full.")
+    ] = "head",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 80,
+    weights: Annotated[
+        str, typer.Option("--weights", help="imagenet, none (random, on purpose) or a file.")
+    ] = "imagenet",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the run.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-5,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share of patients held out for val curves.")
+    ] = 0.0,
+    target_sensitivity: Annotated[
+        float | None,
+        typer.Option(
+            "--target-sensitivity",
+            help="Threshold rule: reach this sensitivity on training data (default: Youden's J).",
+        ),
+    ] = None,
+    preset_name: Annotated[
+        str, typer.Option("--preset", help="Preprocessing preset: default or paper.")
+    ] = "default",
+    bf16: Annotated[bool, typer.Option("--bf16", help="bf16 autocast (CUDA only).")] = False,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Channels-last memory format (CUDA only).")
+    ] = False,
+    allow_download: Annotated[
+        bool, typer.Option("--allow-download", help="Let torchvision download missing weights.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the checkpoint in OUT/checkpoint.")
+    ] = False,
+) -> None:
+    """Train a classifier (paper settings: Adam 1e-5, weight decay 1e-5, 80 epochs, balanced
+    sampling) on every view of every patient, pick the decision threshold on the training data
+    and write a model bundle (weights, configs, data hash, history + plot, threshold).
+
+    Example: thyrocad train data/phantom --model resnet18 --out models/r18 --mode head --epochs 80
+    """
+    from thyrocad.errors import ThyrocadError
+
+    console = Console()
+    try:
+        _train(console, cohort_dir, out, locals())
+    except ThyrocadError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+
+
+def _train(console: Console, cohort_dir: Path, out: Path, opts: dict) -> None:
+    from thyrocad.cohort import load_cohort
+    from thyrocad.preprocess import PreprocessCache, preset
+    from thyrocad.preprocess.cache import thyrocad_home
+    from thyrocad.training import FeatureCache, TrainConfig, patient_holdout, train, write_bundle
+    from thyrocad.training.cohort_data import cohort_train_data, pipeline_for
+
+    target = opts["target_sensitivity"]
+    config = TrainConfig(
+        model=opts["model"],
+        weights=opts["weights"],
+        mode=opts["mode"],
+        epochs=opts["epochs"],
+        lr=opts["lr"],
+        batch_size=opts["batch_size"],
+        seed=opts["seed"],
+        device=opts["device"],
+        bf16=opts["bf16"],
+        channels_last=opts["channels_last"],
+        val_fraction=opts["val_fraction"],
+        threshold_rule="youden" if target is None else "sensitivity",
+        threshold_target=0.95 if target is None else target,
+        allow_download=opts["allow_download"],
+    )
+    cohort = load_cohort(cohort_dir, read=False)
+    pipeline = pipeline_for(config.model, preset(opts["preset_name"]))
+    with console.status(f"preprocessing {len(cohort.patients)} patients"):
+        data = cohort_train_data(cohort, pipeline, PreprocessCache())
+    val = None
+    if config.val_fraction > 0:
+        data, val = patient_holdout(data, config.val_fraction, config.seed)
+    counts = data.class_counts()
+    console.print(
+        f"{config.model} ({config.mode}): {len(data)} training views "
+        f"({counts[1]} residual, {counts[0]} non-residual)"
+        + (f", {len(val)} validation views" if val is not None else "")
+    )
+
+    def show(record) -> None:
+        val_part = f"  val loss {record.val_loss:.4f} acc {record.val_acc:.3f}" if val else ""
+        console.print(
+            f"epoch {record.epoch:>3}/{config.epochs}  loss {record.train_loss:.4f} "
+            f"acc {record.train_acc:.3f}{val_part}  ({record.seconds:.2f} s)"
+        )
+
+    result = train(
+        data,
+        config,
+        run_dir=out / "checkpoint",
+        resume=opts["resume"],
+        val=val,
+        cache=FeatureCache(thyrocad_home() / "cache" / "features"),
+        on_epoch=show,
+    )
+    extra = {"cohort": {"n_patients": len(cohort.patients), "n_train_views": len(data)}}
+    write_bundle(out, result, pipeline.config.to_dict(), cohort.data_hash(), extra)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the bundle supersedes the checkpoint
+    _summary(console, result, out)
+
+
+def _summary(console: Console, result, out: Path) -> None:
+    t = result.threshold
+    table = Table(title="Decision threshold (chosen on training data)")
+    for column in ("rule", "threshold", "sensitivity", "specificity"):
+        table.add_column(column)
+    table.add_row(t.rule, f"{t.threshold:.4f}", f"{t.sensitivity:.3f}", f"{t.specificity:.3f}")
+    console.print(table)
+    console.print(f"model bundle written to {out}")

@@ -1,0 +1,32 @@
+"""Backbones for transfer learning: `create_model(name, pretrained, num_classes=2, weights)`.
+
+Registered: resnet18, squeezenet1_1, squeezenet1_0, shufflenet_v2_x1_0 (torchvision) and
+efficientnet_lite0 (timm tf_efficientnet_lite0). See docs/training.md for offline weights.
+"""
+
+from thyrocad.models import efficientnet, torchvision_models  # noqa: F401  (registration)
+from thyrocad.models.registry import (
+    FeatureSplit,
+    ModelInfo,
+    ModelSpec,
+    architecture,
+    create_model,
+    list_models,
+    model_info,
+    split_model,
+)
+from thyrocad.models.weights import WeightsSource, hub_checkpoint_path, state_fingerprint
+
+__all__ = [
+    "FeatureSplit",
+    "ModelInfo",
+    "ModelSpec",
+    "WeightsSource",
+    "architecture",
+    "create_model",
+    "hub_checkpoint_path",
+    "list_models",
+    "model_info",
+    "split_model",
+    "state_fingerprint",
+]

@@ -1,0 +1,149 @@
+"""Model registry: `create_model(name, ...)` builds a backbone with a new classifier head.
+
+Every model carries a `ModelInfo` (attribute `thyrocad_info`): input normalisation, the name of
+its replaced head, the layers trained in 'last' mode, its Grad-CAM target layer, and where its
+weights came from. `split_model` cuts it into a frozen-able feature extractor and a head, so
+that `head(backbone(x)) == model(x)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from thyrocad.errors import ModelError
+from thyrocad.models.weights import WeightsSource, file_sha256, load_pretrained, read_state_dict
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What other modules need to know about an architecture."""
+
+    name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    head_prefix: str  # state_dict prefix of the classifier layer that is replaced
+    last_stage: tuple[str, ...]  # submodules trained together with the head in 'last' mode
+    target_layer: str  # Grad-CAM target layer (a name for `model.get_submodule`)
+    input_size: int = 224
+
+
+@dataclass(frozen=True)
+class FeatureSplit:
+    """A model cut in two: `head(backbone(x))` equals `model(x)`; both share the model's modules."""
+
+    backbone: nn.Module
+    head: nn.Module
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Attached to every created model as `model.thyrocad_info`."""
+
+    spec: ModelSpec
+    num_classes: int
+    weights: WeightsSource
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one registered architecture (see torchvision_models.py, efficientnet.py)."""
+
+    spec: ModelSpec
+    build: Callable[[], nn.Module]  # randomly initialised, ImageNet (1000-class) head
+    replace_head: Callable[[nn.Module, int], None]
+    split: Callable[[nn.Module], FeatureSplit]
+    imagenet_state: Callable[[bool], tuple[dict, WeightsSource]]  # (allow_download) -> weights
+    adapt_state: Callable[[dict, nn.Module], dict] = field(default=lambda state, model: state)
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register(arch: Architecture) -> None:
+    """Add an architecture to the registry (called by the family modules at import)."""
+    _REGISTRY[arch.spec.name] = arch
+
+
+def list_models() -> list[str]:
+    """Names accepted by `create_model`."""
+    return sorted(_REGISTRY)
+
+
+def architecture(name: str) -> Architecture:
+    """The registry entry of `name`; `ModelError` naming the known models otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelError(
+            f"Unknown model '{name}'. Known models: {', '.join(list_models())}."
+        ) from None
+
+
+def create_model(
+    name: str,
+    pretrained: bool = True,
+    num_classes: int = 2,
+    weights: str | Path | None = None,
+    allow_download: bool = False,
+) -> nn.Module:
+    """Build `name` with a fresh `num_classes`-way head on ImageNet (or other) weights.
+
+    `weights`: None or "imagenet" -> ImageNet weights if `pretrained` (hub cache / installed
+    package; download only with `allow_download`); "none" -> random initialisation on purpose;
+    a path -> that state_dict file. Missing or mismatched weights raise `WeightsError`.
+    Example: `create_model("resnet18", weights="/models/resnet18-f37072fd.pth")`.
+    """
+    arch = architecture(name)
+    model = arch.build()
+    if num_classes != IMAGENET_CLASSES:
+        arch.replace_head(model, num_classes)
+    source = _initialise(arch, model, pretrained, weights, allow_download)
+    model.thyrocad_info = ModelInfo(spec=arch.spec, num_classes=num_classes, weights=source)
+    return model
+
+
+def _initialise(
+    arch: Architecture,
+    model: nn.Module,
+    pretrained: bool,
+    weights: str | Path | None,
+    allow_download: bool,
+) -> WeightsSource:
+    choice = str(weights).lower() if weights is not None else None
+    if choice == "none" or (choice is None and not pretrained):
+        logger.info("%s: random initialisation (no pretrained weights requested)", arch.spec.name)
+        return WeightsSource(kind="none")
+    if choice in (None, "imagenet"):
+        state, source = arch.imagenet_state(allow_download)
+    else:
+        path = Path(weights).expanduser()
+        state = read_state_dict(path)
+        source = WeightsSource(kind="file", path=str(path), sha256=file_sha256(path))
+    origin = source.path or source.kind
+    load_pretrained(
+        model, arch.adapt_state(state, model), arch.spec.head_prefix, arch.spec.name, origin
+    )
+    logger.info("%s: weights loaded from %s", arch.spec.name, origin)
+    return source
+
+
+def model_info(model: nn.Module) -> ModelInfo:
+    """The `ModelInfo` of a model made by `create_model`."""
+    info = getattr(model, "thyrocad_info", None)
+    if not isinstance(info, ModelInfo):
+        raise TypeError("model was not made by thyrocad.models.create_model")
+    return info
+
+
+def split_model(model: nn.Module) -> FeatureSplit:
+    """Feature extractor and head of a model made by `create_model`."""
+    return architecture(model_info(model).spec.name).split(model)

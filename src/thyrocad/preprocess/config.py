@@ -1,0 +1,214 @@
+"""`PipelineConfig`: every setting of the preprocessing pipeline, JSON round-trippable and hashed.
+
+Each step has its own section with an `enabled` switch, so ablations are one field away.
+Named presets: `paper` (Guo et al. 2021 as published), `default` (the measured better choice,
+see docs/preprocessing.md) and `grabcut_bed` (GrabCut seeded with the bed as foreground).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from thyrocad.errors import PreprocessError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Step 1: crop a box around the thyroid bed.
+
+    The box is `width_mm` x `height_mm`, centred on the bed found by
+    `thyrocad.landmarks.locate_thyroid_bed` (or on `center_rc`, a manual (row, col) override in
+    original pixels). Without a bed, the centre falls back to `fallback_center_frac` of the
+    image height/width. Without pixel spacing (PNG/JPG exports) the box is `fallback_box_px`
+    (rows, cols).
+    """
+
+    enabled: bool = True
+    width_mm: float = 120.0
+    height_mm: float = 120.0
+    center_rc: tuple[float, float] | None = None
+    use_landmarks: bool = True
+    fallback_center_frac: tuple[float, float] = (0.5, 0.5)
+    fallback_box_px: tuple[int, int] = (55, 55)
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Step 2: counts to 8 bits: clip at a percentile of the crop, transform, scale to 0..255."""
+
+    clip_percentile: float = 99.5
+    transform: str = "sqrt"  # "linear" | "sqrt" | "log"
+
+
+@dataclass(frozen=True)
+class EqualizeConfig:
+    """Step 3: histogram equalization: `cv2.equalizeHist` ("global", the paper's) or CLAHE."""
+
+    enabled: bool = True
+    method: str = "global"  # "global" | "clahe"
+    clahe_clip_limit: float = 2.0
+    clahe_tile_grid: tuple[int, int] = (4, 4)
+
+
+@dataclass(frozen=True)
+class GrabCutConfig:
+    """Step 4: OpenCV GrabCut, rectangle inset `margin_frac` from the crop edges.
+
+    `init="rect"` is the paper's GC_INIT_WITH_RECT. `init="bed"` also marks an ellipse of
+    `bed_fg_mm` (width, height) around the bed centre as sure foreground, so GrabCut cannot cut
+    thyroid-bed pixels away. A foreground below `min_fg_fraction` of the crop keeps the crop
+    unsegmented (flagged).
+    """
+
+    enabled: bool = True
+    init: str = "rect"  # "rect" | "bed"
+    margin_frac: float = 0.1
+    iterations: int = 5
+    seed: int = 0
+    min_fg_fraction: float = 0.02
+    bed_fg_mm: tuple[float, float] = (60.0, 70.0)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Step 5: resize to `size` (rows, cols), replicate to 3 channels, normalise by mean/std."""
+
+    size: tuple[int, int] = (224, 224)
+    interpolation: str = "linear"  # "linear" | "cubic" | "area" | "nearest"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """All preprocessing settings. `config_hash()` changes with any field."""
+
+    crop: CropConfig = field(default_factory=CropConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    equalize: EqualizeConfig = field(default_factory=EqualizeConfig)
+    grabcut: GrabCutConfig = field(default_factory=GrabCutConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        """Build from `to_dict()` output; unknown keys raise PreprocessError."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise PreprocessError(f"unknown pipeline config keys {sorted(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            section_cls = _SECTIONS.get(key)
+            kwargs[key] = _section_from_dict(section_cls, value) if section_cls else value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PreprocessError(f"pipeline config is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of every field except `name` (a label, not a setting)."""
+        data = self.to_dict()
+        data.pop("name")
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def with_normalisation(
+        self, mean: tuple[float, float, float], std: tuple[float, float, float]
+    ) -> PipelineConfig:
+        """A copy with the backbone's input mean/std (e.g. 0.5/0.5 for EfficientNet-Lite0)."""
+        output = dataclasses.replace(self.output, mean=tuple(mean), std=tuple(std))
+        return dataclasses.replace(self, output=output)
+
+
+_SECTIONS = {
+    "crop": CropConfig,
+    "window": WindowConfig,
+    "equalize": EqualizeConfig,
+    "grabcut": GrabCutConfig,
+    "output": OutputConfig,
+}
+
+
+def _section_from_dict(section_cls: type, value: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(value) - names
+    if unknown:
+        raise PreprocessError(f"unknown {section_cls.__name__} keys {sorted(unknown)}")
+    # JSON turns tuples into lists; restore tuples so equality and hashing hold.
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    return section_cls(**fixed)
+
+
+def _validate(cfg: PipelineConfig) -> None:
+    checks = [
+        (cfg.crop.width_mm > 0 and cfg.crop.height_mm > 0, "crop width_mm/height_mm must be > 0"),
+        (min(cfg.crop.fallback_box_px) >= 8, "crop fallback_box_px must be >= 8 pixels"),
+        (0 < cfg.window.clip_percentile <= 100, "window clip_percentile must be in (0, 100]"),
+        (cfg.window.transform in ("linear", "sqrt", "log"), "window transform: linear|sqrt|log"),
+        (cfg.equalize.method in ("global", "clahe"), "equalize method: global|clahe"),
+        (cfg.grabcut.init in ("rect", "bed"), "grabcut init: rect|bed"),
+        (0 <= cfg.grabcut.margin_frac < 0.5, "grabcut margin_frac must be in [0, 0.5)"),
+        (cfg.grabcut.iterations >= 1, "grabcut iterations must be >= 1"),
+        (0 <= cfg.grabcut.min_fg_fraction < 1, "grabcut min_fg_fraction must be in [0, 1)"),
+        (min(cfg.output.size) >= 8, "output size must be >= 8 pixels"),
+        (
+            cfg.output.interpolation in ("linear", "cubic", "area", "nearest"),
+            "output interpolation: linear|cubic|area|nearest",
+        ),
+        (len(cfg.output.mean) == 3 and len(cfg.output.std) == 3, "mean/std need 3 values"),
+        (min(cfg.output.std) > 0, "output std must be > 0"),
+    ]
+    bad = [msg for ok, msg in checks if not ok]
+    if bad:
+        raise PreprocessError("invalid pipeline config: " + "; ".join(bad))
+
+
+def paper_config() -> PipelineConfig:
+    """Guo et al. 2021 as published: equalizeHist, then GrabCut from a rectangle only."""
+    return PipelineConfig(name="paper")
+
+
+def default_config() -> PipelineConfig:
+    """The project default: the paper's steps without GrabCut, which cuts remnant tissue away
+    on the phantom (docs/preprocessing.md has the measurements)."""
+    return PipelineConfig(grabcut=GrabCutConfig(enabled=False), name="default")
+
+
+def grabcut_bed_config() -> PipelineConfig:
+    """GrabCut kept, but started with the thyroid-bed ellipse as sure foreground."""
+    return PipelineConfig(grabcut=GrabCutConfig(init="bed"), name="grabcut_bed")
+
+
+PRESETS = {"paper": paper_config, "default": default_config, "grabcut_bed": grabcut_bed_config}
+
+
+def preset(name: str) -> PipelineConfig:
+    """The named preset config; PreprocessError lists the names when `name` is unknown."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise PreprocessError(
+            f"unknown preprocessing preset {name!r}; choose one of {sorted(PRESETS)}"
+        ) from None

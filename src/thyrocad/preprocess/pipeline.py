@@ -1,0 +1,125 @@
+"""`Pipeline`: crop -> 8-bit window -> equalize -> GrabCut -> resize/normalise, every stage kept."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from thyrocad.errors import PreprocessError
+from thyrocad.preprocess import steps
+from thyrocad.preprocess.config import PipelineConfig, default_config
+from thyrocad.preprocess.steps import CropBox, Flag
+from thyrocad.study import Study, View
+
+logger = logging.getLogger(__name__)
+
+STAGES = (
+    "original", "crop", "window8", "equalized", "grabcut_mask", "segmented", "network_input"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PreprocessOutput:
+    """What training and inference need (and what the cache stores)."""
+
+    network_input: np.ndarray  # float32 (3, H, W), normalised
+    flags: tuple[str, ...]
+    crop_box: CropBox  # in original pixels; maps heatmaps back to the image
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    """Every intermediate stage of one view, for inspection (strips, tests, debugging).
+
+    `stages` maps each name in `STAGES` to its array: counts (float32) for `original` and `crop`,
+    uint8 for `window8`, `equalized`, `segmented`, bool for `grabcut_mask`, float32 CHW for
+    `network_input`. `bed_center_rc` is in original pixels; `bed_reason` says how it was found.
+    """
+
+    stages: dict[str, np.ndarray]
+    flags: tuple[str, ...]
+    crop_box: CropBox
+    bed_center_rc: tuple[float, float]
+    bed_reason: str
+
+    @property
+    def network_input(self) -> np.ndarray:
+        return self.stages["network_input"]
+
+    @property
+    def output(self) -> PreprocessOutput:
+        return PreprocessOutput(self.network_input, self.flags, self.crop_box)
+
+
+class Pipeline:
+    """The paper's preprocessing, configured by a `PipelineConfig`.
+
+    >>> result = Pipeline().run(counts, spacing_mm=(2.2, 2.2))
+    >>> result.network_input.shape, result.flags
+    ((3, 224, 224), ())
+    """
+
+    def __init__(self, config: PipelineConfig | None = None) -> None:
+        self._config = config or default_config()
+        self._config_hash = self._config.config_hash()
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self._config
+
+    @property
+    def config_hash(self) -> str:
+        """`config.config_hash()`, computed once (the cache asks for it on every view)."""
+        return self._config_hash
+
+    def run(self, counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> PreprocessResult:
+        """Preprocess one planar view of counts with (row, col) spacing in mm (None if unknown)."""
+        cfg = self.config
+        counts, flags = steps.check_counts(counts)
+        if spacing_mm is not None and not (min(spacing_mm) > 0 and np.all(np.isfinite(spacing_mm))):
+            raise PreprocessError(
+                f"pixel spacing {spacing_mm} is not positive and finite; pass None if unknown"
+            )
+        center, reason, new = steps.locate_bed(counts, spacing_mm, cfg.crop)
+        flags += new
+        box, new = steps.crop_box(counts.shape, spacing_mm, center, cfg.crop)
+        flags += new
+        cropped, new = steps.crop(counts, box)
+        flags += new
+        window8, new = steps.window_to_uint8(cropped, cfg.window)
+        flags += new
+        equalized = steps.equalize(window8, cfg.equalize)
+        bed_in_crop = (center[0] - box.row0, center[1] - box.col0)
+        crop_mm = self._crop_mm(box, spacing_mm)
+        mask, new = steps.grabcut_mask(equalized, bed_in_crop, cfg.grabcut, crop_mm)
+        flags += new
+        segmented = np.where(mask, equalized, 0).astype(np.uint8)
+        network_input = steps.to_network_input(segmented, cfg.output)
+        stages = {
+            "original": counts,
+            "crop": cropped,
+            "window8": window8,
+            "equalized": equalized,
+            "grabcut_mask": mask,
+            "segmented": segmented,
+            "network_input": network_input,
+        }
+        unique_flags = tuple(dict.fromkeys(str(f) for f in flags))
+        if unique_flags:
+            logger.info("preprocessing flags: %s", ", ".join(unique_flags))
+        return PreprocessResult(stages, unique_flags, box, center, reason)
+
+    def run_study(self, study: Study) -> list[tuple[View, PreprocessResult]]:
+        """Preprocess every view of `study`, in the study's order."""
+        return [(im.view, self.run(im.counts, study.pixel_spacing_mm)) for im in study.images]
+
+    def _crop_mm(self, box: CropBox, spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
+        """The crop's (height, width) in mm; the configured box when spacing is unknown."""
+        if spacing_mm is None:
+            return self.config.crop.height_mm, self.config.crop.width_mm
+        return box.shape[0] * spacing_mm[0], box.shape[1] * spacing_mm[1]
+
+
+__all__ = ["STAGES", "Flag", "Pipeline", "PreprocessOutput", "PreprocessResult"]

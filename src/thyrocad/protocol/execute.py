@@ -1,0 +1,174 @@
+"""Execution of independent runs: sequential, a local process pool, or a Ray cluster.
+
+Whatever the backend, every finished run is recorded by the driver process through the
+`RunRegistry` as soon as it arrives, so an interrupted experiment loses only the runs in flight.
+A run function is any picklable callable `RunSpec -> RunResult` (a module-level function or an
+instance of a module-level class). Workers are started with the `spawn` method and each sets its
+torch / OpenCV thread counts explicitly (fork-unsafe OpenCV thread pool; Ray's per-task
+`OMP_NUM_THREADS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from thyrocad.errors import ExperimentError
+from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec
+
+logger = logging.getLogger(__name__)
+
+RunFn = Callable[[RunSpec], RunResult]
+Callback = Callable[[RunSpec], None]
+DoneCallback = Callable[[RunResult], None]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where runs execute: `workers` local processes (1 = in this process) or a Ray cluster."""
+
+    workers: int = 1
+    ray_address: str | None = None
+    threads_per_run: int | None = None  # None: see `threads`
+
+    def threads(self) -> int:
+        """Threads of one run: as given; else 1 on Ray, else this machine's cores / workers."""
+        if self.threads_per_run is not None:
+            return max(1, self.threads_per_run)
+        if self.ray_address:
+            return 1
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+    def describe(self) -> str:
+        if self.ray_address:
+            return f"ray ({self.ray_address}), {self.threads()} thread(s) per run"
+        if self.workers > 1:
+            return f"{self.workers} local processes, {self.threads()} thread(s) each"
+        return f"sequential, {self.threads()} thread(s)"
+
+
+def configure_threads(n_threads: int) -> None:
+    """Set the torch and OpenCV thread counts of this process (call in every worker)."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(n_threads)
+    cv2.setNumThreads(0 if n_threads == 1 else n_threads)
+
+
+def _run_in_worker(run_fn: RunFn, spec: RunSpec, n_threads: int) -> RunResult:
+    configure_threads(n_threads)
+    return run_fn(spec)
+
+
+def execute_runs(
+    specs: Sequence[RunSpec],
+    run_fn: RunFn,
+    registry: RunRegistry,
+    backend: Backend | None = None,
+    on_start: Callback | None = None,
+    on_done: DoneCallback | None = None,
+) -> None:
+    """Run every spec not yet in `registry`, recording each result as soon as it finishes.
+
+    `on_start` is called when a run is handed to a worker, `on_done` after its result is saved.
+    A failing run stops the experiment (its exception propagates); finished runs stay recorded.
+    """
+    backend = backend or Backend()
+    pending = registry.pending(specs)
+    logger.info("%d of %d runs to do (%s)", len(pending), len(specs), backend.describe())
+    if not pending:
+        return
+
+    def record(result: RunResult) -> None:
+        registry.save(result)
+        if on_done:
+            on_done(result)
+
+    if backend.ray_address:
+        _execute_ray(pending, run_fn, backend, on_start, record)
+    elif backend.workers > 1:
+        _execute_pool(pending, run_fn, backend, on_start, record)
+    else:
+        configure_threads(backend.threads())
+        for spec in pending:
+            if on_start:
+                on_start(spec)
+            record(run_fn(spec))
+
+
+def _execute_pool(
+    pending: Sequence[RunSpec],
+    run_fn: RunFn,
+    backend: Backend,
+    on_start: Callback | None,
+    record: DoneCallback,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    queue = list(pending)
+    with ProcessPoolExecutor(max_workers=backend.workers, mp_context=context) as pool:
+        running = {}
+
+        def submit() -> None:
+            spec = queue.pop(0)
+            running[pool.submit(_run_in_worker, run_fn, spec, backend.threads())] = spec
+            if on_start:
+                on_start(spec)
+
+        while queue and len(running) < backend.workers:
+            submit()
+        try:
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    record(future.result())
+                    if queue:
+                        submit()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+def _execute_ray(
+    pending: Sequence[RunSpec],
+    run_fn: RunFn,
+    backend: Backend,
+    on_start: Callback | None,
+    record: DoneCallback,
+) -> None:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is a dependency
+        raise ExperimentError("--ray needs the 'ray' package: pip install ray") from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address=backend.ray_address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ExperimentError(
+                f"cannot connect to the Ray cluster at {backend.ray_address!r} ({exc}); start "
+                "one with 'ray start --head' or pass its address"
+            ) from exc
+    n_threads = backend.threads()
+    task = ray.remote(num_cpus=n_threads, max_retries=0)(_run_in_worker)
+    fn_ref = ray.put(run_fn)
+    refs = {}
+    for spec in pending:
+        refs[task.remote(fn_ref, spec, n_threads)] = spec
+        if on_start:
+            on_start(spec)
+    try:
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                refs.pop(ref)
+                record(ray.get(ref))
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise

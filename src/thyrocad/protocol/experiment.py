@@ -1,0 +1,636 @@
+"""The paper's experiment: every (model, split) run on the same patient-level splits, then the
+table, statistics, figures and report.
+
+Protocol. Patients are split with `stratified_splits` (same splits for every model, so results
+are paired). Both views of a training patient are training images carrying the patient's label;
+a test patient's probability fuses its views' probabilities (`view_fusion`: mean, max, anterior
+or posterior). Metrics are per patient. A CNN calls a patient residual when its probability is
+>= a threshold chosen on its own training patients (Youden's J on their fused probabilities),
+a baseline likewise on its scores; no test patient influences a threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import thyrocad
+from thyrocad.errors import ExperimentError, WeightsError
+from thyrocad.protocol.execute import Backend, execute_runs
+from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec, write_atomic
+from thyrocad.protocol.splits import Split, stratified_splits
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0")
+BASELINES = ("uptake_ratio",)
+VIEW_FUSIONS = ("mean", "max", "anterior", "posterior")
+MODES = ("head", "full", "last")
+INITS = ("imagenet", "scratch", "imagenet-or-scratch")
+THRESHOLD_RULE = "Youden on the training patients (fused training-image probabilities)"
+BASELINE_THRESHOLD_RULE = "Youden on the training patients' scores (the observer's own rule)"
+SETTINGS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Every setting that changes results (execution backend settings do not)."""
+
+    models: tuple[str, ...] = DEFAULT_MODELS
+    baselines: tuple[str, ...] = BASELINES
+    n_splits: int = 10
+    test_fraction: float = 0.25
+    epochs: int = 80
+    mode: str = "head"
+    reference: str = "resnet18"
+    seed: int = 0
+    view_fusion: str = "mean"
+    batch_size: int = 32
+    lr: float = 1e-5
+    weight_decay: float = 1e-5
+    preprocess: str = "default"  # a thyrocad.preprocess preset name
+    init: str = "imagenet"  # imagenet | scratch | imagenet-or-scratch (scratch where missing)
+    device: str = "cpu"  # training device (auto | cpu | cuda); part of the settings
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.view_fusion not in VIEW_FUSIONS:
+            problems.append(f"view fusion must be one of {VIEW_FUSIONS}, got {self.view_fusion!r}")
+        if self.init not in INITS:
+            problems.append(f"init must be one of {INITS}, got {self.init!r}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            problems.append(f"unknown baseline(s) {unknown}; known: {list(BASELINES)}")
+        if self.reference not in (*self.models, *self.baselines):
+            problems.append(f"reference {self.reference!r} is not among the models or baselines")
+        if not self.models and not self.baselines:
+            problems.append("give at least one model or baseline")
+        if self.n_splits < 1 or self.epochs < 1 or self.batch_size < 1:
+            problems.append("splits, epochs and batch size must be >= 1")
+        if len(set(self.models)) != len(self.models):
+            problems.append("a model is listed twice")
+        if problems:
+            raise ExperimentError("invalid experiment settings: " + "; ".join(problems))
+
+
+# --- cohort inputs (loaded once per process) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CohortInputs:
+    """The preprocessed cohort: one 8-bit network image per view, in patient order.
+
+    `images8[v]` is the pipeline's resized, segmented 8-bit image of view `v`, from which each
+    backbone's float input is made with that backbone's mean/std (`network_inputs`).
+    """
+
+    patient_ids: tuple[str, ...]
+    labels: np.ndarray  # (P,) 1 = residual
+    view_patient: np.ndarray  # (V,) index into patient_ids
+    views: tuple[str, ...]  # (V,) View values
+    images8: np.ndarray  # (V, H, W) uint8
+    flags: tuple[tuple[str, ...], ...]  # (V,) preprocessing flags
+
+    def rows_of(self, patient_ids: Sequence[str]) -> np.ndarray:
+        """View rows of the given patients, in view order."""
+        index = {p: i for i, p in enumerate(self.patient_ids)}
+        wanted = np.zeros(len(self.patient_ids), dtype=bool)
+        wanted[[index[p] for p in patient_ids]] = True
+        return np.flatnonzero(wanted[self.view_patient])
+
+    def network_inputs(
+        self, rows: np.ndarray, mean: Sequence[float], std: Sequence[float]
+    ) -> np.ndarray:
+        """float32 (n, 3, H, W) inputs of `rows` normalised with a backbone's mean/std."""
+        from thyrocad.preprocess.config import OutputConfig
+        from thyrocad.preprocess.steps import to_network_input
+
+        h, w = self.images8.shape[1:]
+        cfg = OutputConfig(size=(h, w), mean=tuple(mean), std=tuple(std))
+        return np.stack([to_network_input(self.images8[r], cfg) for r in rows])
+
+
+def _image8_from_input(network_input: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Invert the pipeline's last step: the 8-bit image behind channel 0 of a network input."""
+    unit = network_input[0].astype(np.float64) * std + mean
+    return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=2)
+def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
+    """Preprocess every view of the cohort (through the disk cache) and keep the 8-bit images."""
+    from thyrocad.cohort import load_cohort
+    from thyrocad.preprocess import Pipeline, PipelineConfig, PreprocessCache
+
+    cohort = load_cohort(cohort_dir, read=False)
+    config = PipelineConfig.from_json(pipeline_json)
+    pipeline, cache = Pipeline(config), PreprocessCache()
+    mean, std = config.output.mean[0], config.output.std[0]
+    view_patient, views, images, flags = [], [], [], []
+    for i, patient in enumerate(cohort.patients):
+        study = patient.load_study()
+        for image in study.images:
+            out = cache.get_or_compute(pipeline, image.counts, study.pixel_spacing_mm)
+            view_patient.append(i)
+            views.append(image.view.value)
+            images.append(_image8_from_input(out.network_input, mean, std))
+            flags.append(tuple(out.flags))
+    logger.info("preprocessed %d views of %d patients", len(views), len(cohort.patients))
+    return CohortInputs(
+        patient_ids=tuple(cohort.patient_ids),
+        labels=cohort.labels,
+        view_patient=np.asarray(view_patient),
+        views=tuple(views),
+        images8=np.stack(images),
+        flags=tuple(flags),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def baseline_scores(cohort_dir: str, name: str) -> tuple[dict[str, int], dict[str, float]]:
+    """(label, score) of every patient under baseline `name`, computed once per process.
+
+    A baseline's score does not depend on training data; only its threshold is fitted per split.
+    """
+    from thyrocad.baselines import UptakeRatioObserver
+    from thyrocad.cohort import load_cohort
+
+    if name != "uptake_ratio":
+        raise ExperimentError(f"unknown baseline {name!r}; known: {list(BASELINES)}")
+    cohort = load_cohort(cohort_dir, read=False)
+    observer = UptakeRatioObserver()
+    scores = {p.patient_id: float(observer.score([p.load_study()])[0]) for p in cohort.patients}
+    labels = {p.patient_id: int(p.label) for p in cohort.patients}
+    return labels, scores
+
+
+def feature_cache():
+    """This process's backbone-feature cache (memory + disk under $THYROCAD_HOME)."""
+    from thyrocad.preprocess.cache import thyrocad_home
+
+    return _feature_cache_at(str(thyrocad_home() / "cache" / "features"))
+
+
+@functools.lru_cache(maxsize=2)
+def _feature_cache_at(directory: str):
+    from thyrocad.training import FeatureCache
+
+    return FeatureCache(Path(directory))
+
+
+def cached_features(backbone, model: str, fingerprint: str, images, cfg) -> Any:
+    """Backbone features of `images` through this process's cache, keyed as the engine keys
+    them (model, frozen-weights fingerprint, device, precision), so both share entries."""
+    from thyrocad.training.feature_cache import backbone_key
+    from thyrocad.training.runtime import resolve_device
+
+    device = resolve_device(cfg.device)
+    key = backbone_key(model, fingerprint, device, cfg.bf16)
+    return feature_cache().features(
+        backbone.to(device), images, key, device, cfg.batch_size, cfg.bf16
+    )
+
+
+def predict_proba(fitted, x: np.ndarray) -> np.ndarray:
+    """P(residual) of each image under a `TrainResult`'s model (cached features in head mode)."""
+    import torch
+
+    from thyrocad.models import split_model
+
+    cfg, model = fitted.config, fitted.model.eval()
+    images = torch.from_numpy(x)
+    parts = split_model(model)
+    with torch.no_grad():
+        if cfg.mode == "head" and cfg.cache_features:
+            feats = cached_features(
+                parts.backbone, cfg.model, fitted.backbone_fingerprint, images, cfg
+            )
+            logits = parts.head.cpu()(feats)
+        else:
+            logits = torch.cat([model(b) for b in images.split(cfg.batch_size)])
+    return logits.softmax(1)[:, 1].numpy()
+
+
+def _history_series(history) -> dict[str, list[float]]:
+    """Per-epoch series (train/val loss and accuracy) from the engine's `EpochRecord`s."""
+    out = {}
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        values = [getattr(r, key) for r in history]
+        if values and all(v is not None for v in values):
+            out[key] = [float(v) for v in values]
+    return out
+
+
+def fuse_views(
+    view_prob: np.ndarray, view_patient: np.ndarray, views: Sequence[str], fusion: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-patient probabilities from per-view ones: (patient indices ascending, probabilities)."""
+    patients = np.unique(view_patient)
+    out = np.empty(len(patients))
+    for k, p in enumerate(patients):
+        mine = view_patient == p
+        if fusion in ("anterior", "posterior"):
+            mine &= np.asarray(views) == fusion
+            if mine.sum() != 1:
+                raise ExperimentError(
+                    f"view fusion {fusion!r} needs exactly one {fusion} view per patient; "
+                    "use --view-fusion mean"
+                )
+        values = view_prob[mine]
+        out[k] = values.max() if fusion == "max" else values.mean()
+    return patients, out
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+def _run_seed(seed: int, split: int) -> int:
+    """The training seed of a split: shared by every model on that split."""
+    return int(np.random.SeedSequence([seed, split]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class ExperimentRun:
+    """The picklable run function `RunSpec -> RunResult` of one experiment."""
+
+    cohort_dir: str
+    pipeline_json: str
+    config: ExperimentConfig
+    splits: tuple[Split, ...]
+    inits: dict[str, str] = field(default_factory=dict)  # model -> "imagenet" | "scratch"
+    cache_home: str = ""  # the driver's $THYROCAD_HOME, so workers share its caches
+
+    def __call__(self, spec: RunSpec) -> RunResult:
+        if self.cache_home:
+            os.environ["THYROCAD_HOME"] = self.cache_home
+        start = time.perf_counter()
+        split = self.splits[spec.split]
+        if spec.kind == "baseline":
+            result = self._baseline(spec, split)
+        else:
+            result = self._model(spec, split)
+        result.info["n_train_patients"] = len(split.train)
+        result.wall_s = time.perf_counter() - start
+        return result
+
+    def _model(self, spec: RunSpec, split: Split) -> RunResult:
+        from thyrocad.metrics import choose_threshold
+        from thyrocad.models import architecture
+        from thyrocad.training import TrainData, train
+
+        data = load_inputs(self.cohort_dir, self.pipeline_json)
+        arch = architecture(spec.model).spec
+        train_rows, test_rows = data.rows_of(split.train), data.rows_of(split.test)
+        cfg = self.train_config(spec.model, spec.split)
+        train_data = TrainData.build(
+            data.network_inputs(train_rows, arch.mean, arch.std),
+            data.labels[data.view_patient[train_rows]],
+            [data.patient_ids[p] for p in data.view_patient[train_rows]],
+        )
+        fitted = train(train_data, cfg, cache=feature_cache())
+        x_test = data.network_inputs(test_rows, arch.mean, arch.std)
+        patients, prob = self._fuse(data, test_rows, predict_proba(fitted, x_test))
+        train_patients, train_prob = self._fuse(data, train_rows, fitted.train_prob)
+        threshold = choose_threshold(data.labels[train_patients], train_prob).threshold
+        return RunResult(
+            model=spec.model,
+            kind=spec.kind,
+            split=spec.split,
+            patient_ids=[data.patient_ids[p] for p in patients],
+            labels=[int(data.labels[p]) for p in patients],
+            probabilities=[float(v) for v in prob],
+            history=_history_series(fitted.history),
+            info={
+                "threshold": float(threshold),
+                "threshold_rule": THRESHOLD_RULE,
+                "seed": cfg.seed,
+            },
+        )
+
+    def train_config(self, model: str, split: int):
+        """The engine's TrainConfig of one run."""
+        from thyrocad.training import TrainConfig
+
+        return TrainConfig(
+            model=model,
+            weights=self._weights(model),
+            mode=self.config.mode,
+            epochs=self.config.epochs,
+            lr=self.config.lr,
+            weight_decay=self.config.weight_decay,
+            batch_size=self.config.batch_size,
+            seed=_run_seed(self.config.seed, split),
+            device=self.config.device,
+        )
+
+    def warm_features(self, model: str) -> None:
+        """Pass every view through `model`'s frozen backbone once ('head' mode), so that
+        runs in worker processes read the features from the disk cache instead of each
+        computing them."""
+        import torch
+
+        from thyrocad.models import architecture, create_model, split_model, state_fingerprint
+
+        cfg = self.train_config(model, 0)
+        if not (cfg.mode == "head" and cfg.cache_features):
+            return
+        data = load_inputs(self.cohort_dir, self.pipeline_json)
+        spec = architecture(model).spec
+        net = create_model(model, weights=cfg.weights).eval()
+        fingerprint = state_fingerprint(net, exclude_prefix=spec.head_prefix)
+        rows = np.arange(len(data.views))
+        images = torch.from_numpy(data.network_inputs(rows, spec.mean, spec.std))
+        with torch.no_grad():
+            cached_features(split_model(net).backbone, model, fingerprint, images, cfg)
+
+    def _weights(self, model: str) -> str:
+        """TrainConfig.weights: "imagenet", or the fixed random initialisation file (scratch)."""
+        init = self.inits.get(model, "imagenet")
+        if init == "scratch":
+            return str(scratch_weights(model, self.config.seed))
+        return init
+
+    def _fuse(
+        self, data: CohortInputs, rows: np.ndarray, view_prob: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return fuse_views(
+            np.asarray(view_prob, dtype=np.float64),
+            data.view_patient[rows],
+            [data.views[r] for r in rows],
+            self.config.view_fusion,
+        )
+
+    def _baseline(self, spec: RunSpec, split: Split) -> RunResult:
+        from thyrocad.baselines.uptake_ratio import youden_threshold
+
+        labels, scores = baseline_scores(self.cohort_dir, spec.model)
+        y_train = np.array([labels[p] for p in split.train])
+        threshold = youden_threshold(np.array([scores[p] for p in split.train]), y_train)
+        return RunResult(
+            model=spec.model,
+            kind=spec.kind,
+            split=spec.split,
+            patient_ids=list(split.test),
+            labels=[labels[p] for p in split.test],
+            probabilities=[scores[p] for p in split.test],
+            info={"threshold": float(threshold), "threshold_rule": BASELINE_THRESHOLD_RULE},
+        )
+
+
+# --- planning and running the whole experiment -------------------------------------------------
+
+
+@dataclass
+class ExperimentPlan:
+    """What will run, decided before anything is trained."""
+
+    cohort_dir: Path
+    config: ExperimentConfig
+    data_hash: str
+    pipeline_json: str
+    splits: tuple[Split, ...]
+    entries: list  # list[thyrocad.report.ModelEntry]
+    inits: dict[str, str]
+    settings: dict[str, Any]
+
+    @property
+    def specs(self) -> list[RunSpec]:
+        """Runs grouped by model (warm caches), then by split."""
+        return [
+            RunSpec(e.name, e.kind, s.index) for e in self.entries if e.ran for s in self.splits
+        ]
+
+    def run_function(self) -> ExperimentRun:
+        from thyrocad.preprocess.cache import thyrocad_home
+
+        return ExperimentRun(
+            str(self.cohort_dir),
+            self.pipeline_json,
+            self.config,
+            self.splits,
+            self.inits,
+            str(thyrocad_home().absolute()),
+        )
+
+
+def scratch_weights(model: str, seed: int) -> Path:
+    """A random initialisation of `model` drawn once with `seed`, saved under $THYROCAD_HOME.
+
+    Every split of an experiment starts from this same file, so a frozen random backbone
+    ('head' mode) gives the same features on every split and its feature cache is reused.
+    """
+    import torch
+
+    from thyrocad.models import create_model
+    from thyrocad.preprocess.cache import thyrocad_home
+
+    path = thyrocad_home() / "cache" / "init" / f"{model}-seed{seed}-torch{torch.__version__}.pt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            state = create_model(model, weights="none").state_dict()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def _resolve_model(name: str, init: str, mode: str, seed: int):
+    """(ModelEntry, init) of a backbone, init "imagenet" or "scratch"; loads its weights once."""
+    from thyrocad.models import create_model, model_info
+    from thyrocad.report import ModelEntry
+
+    scratch = f"scratch (random initialisation, seed {seed})"
+    if init == "scratch":
+        return ModelEntry(name, "model", scratch, mode), "scratch"
+    try:
+        source = model_info(create_model(name, weights="imagenet")).weights
+    except WeightsError as exc:
+        if init == "imagenet-or-scratch":
+            label = f"{scratch}, ImageNet weights unavailable"
+            return ModelEntry(name, "model", label, mode, reason=str(exc)), "scratch"
+        return ModelEntry(name, "model", "ImageNet", mode, "unavailable", str(exc)), "imagenet"
+    return ModelEntry(name, "model", f"ImageNet ({source.kind})", mode), "imagenet"
+
+
+def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> ExperimentPlan:
+    """Validate the cohort, draw the splits, resolve each model's weights, fix the settings."""
+    from thyrocad.cohort import load_cohort
+    from thyrocad.models.registry import architecture
+    from thyrocad.preprocess import preset
+    from thyrocad.report import ModelEntry
+
+    for name in config.models:
+        architecture(name)  # unknown names fail here, with the list of known ones
+    cohort = load_cohort(cohort_dir)
+    splits = tuple(
+        stratified_splits(
+            cohort.patient_ids, cohort.labels, config.n_splits, config.test_fraction, config.seed
+        )
+    )
+    pipeline_config = preset(config.preprocess)
+    entries, inits = [], {}
+    for name in config.models:
+        entry, inits[name] = _resolve_model(name, config.init, config.mode, config.seed)
+        entries.append(entry)
+    for name in config.baselines:
+        entries.append(ModelEntry(name, "baseline", "n/a (no network)", "n/a"))
+    settings = {
+        "settings_version": SETTINGS_VERSION,
+        "thyrocad_version": thyrocad.__version__,
+        "cohort_data_hash": cohort.data_hash(),
+        "preprocess": pipeline_config.to_dict(),
+        "experiment": dataclasses.asdict(config),
+        "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
+        "inits": inits,
+        "splits": [{"index": s.index, "seed": s.seed, "test": list(s.test)} for s in splits],
+    }
+    return ExperimentPlan(
+        cohort_dir=Path(cohort_dir).absolute(),
+        config=config,
+        data_hash=cohort.data_hash(),
+        pipeline_json=pipeline_config.to_json(),
+        splits=splits,
+        entries=entries,
+        inits=inits,
+        settings=settings,
+    )
+
+
+@dataclass
+class ExperimentOutcome:
+    """What `run_experiment` produced."""
+
+    out_dir: Path
+    settings_hash: str
+    aggregate: Any  # thyrocad.report.Aggregate
+    table_markdown: str
+    n_runs: int
+    n_resumed: int
+    wall_s: float
+
+
+def write_splits(path: Path, splits: Sequence[Split]) -> None:
+    """splits.json: seed and sorted train/test patient lists of every split."""
+    data = [dataclasses.asdict(s) for s in splits]
+    write_atomic(path, json.dumps(data, indent=1))
+
+
+def run_experiment(
+    cohort_dir: Path | str,
+    out_dir: Path | str,
+    config: ExperimentConfig,
+    backend: Backend | None = None,
+    command: str = "",
+    on_plan: Callable[[ExperimentPlan, int], None] | None = None,
+    on_start: Callable[[RunSpec], None] | None = None,
+    on_done: Callable[[RunResult], None] | None = None,
+) -> ExperimentOutcome:
+    """Run (or resume) the experiment and write every output into `out_dir`.
+
+    `on_plan(plan, n_already_done)` is called once the runs are known, before any training.
+    """
+    from thyrocad.provenance import library_versions, machine_description
+    from thyrocad.report import ReportContext, table_markdown, write_outputs
+
+    start = time.perf_counter()
+    backend = backend or Backend()
+    out = Path(out_dir)
+    plan = plan_experiment(cohort_dir, config)
+    registry = RunRegistry(out, plan.settings)
+    specs = plan.specs
+    n_done = len(specs) - len(registry.pending(specs))
+    write_splits(out / "splits.json", plan.splits)
+    if on_plan:
+        on_plan(plan, n_done)
+    run_fn = plan.run_function()
+    for model in dict.fromkeys(s.model for s in registry.pending(specs) if s.kind == "model"):
+        run_fn.warm_features(model)  # also preprocesses the cohort (disk-cached) on first use
+    execute_runs(specs, run_fn, registry, backend, on_start, on_done)
+    results = [registry.load(s) for s in specs]
+    wall = {"this invocation (s)": time.perf_counter() - start}
+    for entry in plan.entries:
+        if entry.ran:
+            wall[f"{entry.name}: sum of run times (s)"] = sum(
+                r.wall_s for r in results if r.model == entry.name
+            )
+    context = ReportContext(
+        command=command,
+        settings=plan.settings,
+        settings_hash=registry.hash,
+        data_hash=plan.data_hash,
+        versions=library_versions(),
+        machine=machine_description(),
+        backend=backend.describe(),
+        wall_times=wall,
+        created_utc=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    )
+    agg = write_outputs(out, results, plan.entries, config.reference, context)
+    logger.info("experiment %s: %d runs (%d resumed)", registry.hash, len(specs), n_done)
+    return ExperimentOutcome(
+        out_dir=out,
+        settings_hash=registry.hash,
+        aggregate=agg,
+        table_markdown=table_markdown(agg),
+        n_runs=len(specs),
+        n_resumed=n_done,
+        wall_s=wall["this invocation (s)"],
+    )
+
+
+def experiment_command(
+    cohort_dir: Path | str, out_dir: Path | str, config: ExperimentConfig
+) -> str:
+    """The `thyrocad experiment` command line that reproduces `config` (every setting explicit)."""
+    args = [
+        "thyrocad",
+        "experiment",
+        str(Path(cohort_dir).absolute()),
+        "--out",
+        str(Path(out_dir).absolute()),
+        "--models",
+        ",".join(config.models) or "none",
+        "--baselines",
+        ",".join(config.baselines) or "none",
+        "--splits",
+        str(config.n_splits),
+        "--test-fraction",
+        repr(config.test_fraction),
+        "--epochs",
+        str(config.epochs),
+        "--mode",
+        config.mode,
+        "--reference",
+        config.reference,
+        "--seed",
+        str(config.seed),
+        "--view-fusion",
+        config.view_fusion,
+        "--init",
+        config.init,
+        "--preprocess",
+        config.preprocess,
+        "--batch-size",
+        str(config.batch_size),
+        "--lr",
+        repr(config.lr),
+        "--weight-decay",
+        repr(config.weight_decay),
+        "--device",
+        config.device,
+    ]
+    return shlex.join(args)

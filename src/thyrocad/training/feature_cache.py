@@ -1,0 +1,94 @@
+"""Backbone features computed once per preprocessed image, kept in memory and on disk.
+
+Key: sha256 of the image array (dtype, shape, bytes) within a folder named for the model, its
+frozen weights (`state_fingerprint` without the head), the torch version, the device type and
+the precision. Disk entries are `.npy` files written atomically (temp file + `os.replace`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from thyrocad.training.atomic import atomic_writer
+from thyrocad.training.runtime import autocast
+
+logger = logging.getLogger(__name__)
+
+
+def image_key(image: torch.Tensor) -> str:
+    """sha256 of one image's dtype, shape and bytes."""
+    arr = image.detach().cpu().contiguous().numpy()
+    digest = hashlib.sha256(f"{arr.dtype}|{arr.shape}|".encode())
+    digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def backbone_key(model_name: str, fingerprint: str, device: torch.device, bf16: bool) -> str:
+    """Folder name identifying how features were made."""
+    precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
+    return f"{model_name}-{fingerprint[:16]}-torch{torch.__version__}-{device.type}-{precision}"
+
+
+class FeatureCache:
+    """Memory (and optional disk, under `directory`) cache of backbone outputs per image."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[tuple[str, str], torch.Tensor] = {}
+        self.computed = 0  # images run through a backbone by this cache (for tests/benchmarks)
+
+    def features(
+        self,
+        backbone: nn.Module,
+        images: torch.Tensor,
+        key: str,
+        device: torch.device,
+        batch_size: int,
+        bf16: bool = False,
+    ) -> torch.Tensor:
+        """Features of every image (float32, on CPU), computing only those not cached.
+
+        `backbone` must be in eval mode (frozen BatchNorm, no dropout), as in training.
+        """
+        keys = [image_key(img) for img in images]
+        missing = [i for i, k in enumerate(keys) if self._lookup(key, k) is None]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            batch = images[chunk].to(device)
+            with torch.no_grad(), autocast(device, bf16):
+                out = backbone(batch).float().cpu()
+            for i, feat in zip(chunk, out, strict=True):
+                self._store(key, keys[i], feat.clone())
+            self.computed += len(chunk)
+        if missing:
+            logger.info("feature cache %s: computed %d of %d images", key, len(missing), len(keys))
+        return torch.stack([self._memory[(key, k)] for k in keys])
+
+    def _lookup(self, key: str, image: str) -> torch.Tensor | None:
+        hit = self._memory.get((key, image))
+        if hit is None and self.directory is not None:
+            path = self.directory / key / f"{image}.npy"
+            if path.is_file():
+                try:
+                    hit = torch.from_numpy(np.load(path, allow_pickle=False))
+                except (OSError, ValueError) as exc:
+                    logger.warning("feature cache: ignoring unreadable %s (%s)", path.name, exc)
+                    return None
+                self._memory[(key, image)] = hit
+        return hit
+
+    def _store(self, key: str, image: str, feat: torch.Tensor) -> None:
+        self._memory[(key, image)] = feat
+        if self.directory is None:
+            return
+        try:
+            with atomic_writer(self.directory / key / f"{image}.npy") as fh:
+                np.save(fh, feat.numpy(), allow_pickle=False)
+        except OSError as exc:
+            logger.warning("feature cache: could not write to disk (%s); memory only", exc)

@@ -1,0 +1,299 @@
+"""The fit loop: Adam, cross-entropy, class-balanced sampling, per-epoch checkpoints, resume.
+
+Frozen parts of the model (everything but the head in 'head' mode, everything but the last
+stage and head in 'last' mode) are in eval mode: BatchNorm uses its running statistics and
+backbone dropout is off, so in 'head' mode the backbone is a fixed function and its features
+are computed once (`FeatureCache`). Dropout inside the trainable head (SqueezeNet's classifier,
+EfficientNet-Lite0's pre-classifier dropout) stays active during training in every mode and
+draws from the seeded global torch generator, the same way whether features are cached or
+recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from thyrocad.errors import CheckpointError
+from thyrocad.metrics import ThresholdChoice, choose_threshold
+from thyrocad.models import FeatureSplit, create_model, model_info, split_model, state_fingerprint
+from thyrocad.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from thyrocad.training.config import TrainConfig
+from thyrocad.training.data import TrainData, balanced_sampler, require_both_classes
+from thyrocad.training.feature_cache import FeatureCache, backbone_key
+from thyrocad.training.history import EpochRecord
+from thyrocad.training.runtime import (
+    autocast,
+    determinism,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """A trained model, its history, and the decision threshold chosen on its training data."""
+
+    model: nn.Module
+    config: TrainConfig
+    history: list[EpochRecord]
+    threshold: ThresholdChoice
+    train_prob: np.ndarray  # P(residual) of each training image, eval mode
+    backbone_fingerprint: str
+    class_counts: list[int]  # training images [non-residual, residual]
+
+
+@dataclass
+class _Run:
+    """Everything one run needs between epochs."""
+
+    config: TrainConfig
+    device: torch.device
+    model: nn.Module
+    split: FeatureSplit
+    prefixes: tuple[str, ...]
+    cached: bool
+    fingerprint: str
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+
+
+def trainable_prefixes(model: nn.Module, mode: str) -> tuple[str, ...]:
+    """State_dict prefixes of what `mode` trains ('' = everything)."""
+    spec = model_info(model).spec
+    if mode == "full":
+        return ("",)
+    if mode == "last":
+        return (*(f"{name}." for name in spec.last_stage), spec.head_prefix)
+    return (spec.head_prefix,)
+
+
+def set_train_modes(model: nn.Module, split: FeatureSplit, mode: str) -> None:
+    """Trainable parts in train mode with gradients; frozen parts in eval mode without."""
+    prefixes = trainable_prefixes(model, mode)
+    model.eval()
+    split.head.train()
+    for name, module in model.named_modules():
+        if any(f"{name}.".startswith(p) for p in prefixes):
+            module.train()
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(name.startswith(p) for p in prefixes))
+
+
+def trainable_state(model: nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The state_dict entries (parameters and buffers) under `prefixes`."""
+    return {k: v for k, v in model.state_dict().items() if any(k.startswith(p) for p in prefixes)}
+
+
+def data_sha256(data: TrainData) -> str:
+    """Identity of a training set (images, labels, groups): resume refuses other data."""
+    digest = hashlib.sha256(data.x.numpy().tobytes())
+    digest.update(data.y.numpy().tobytes())
+    digest.update("\n".join(data.groups).encode())
+    return digest.hexdigest()
+
+
+def train(
+    data: TrainData,
+    config: TrainConfig,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    val: TrainData | None = None,
+    cache: FeatureCache | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train `config.model` on `data`; checkpoint every epoch under `run_dir` when given.
+
+    With `resume=True` and a checkpoint in `run_dir`, training continues after its last
+    completed epoch and ends with the same weights as an uninterrupted run.
+    """
+    require_both_classes(data)
+    device = resolve_device(config.device)
+    with determinism(config.deterministic, device):
+        run = _setup(config, device)
+        inputs = _inputs(run, data, cache)
+        val_inputs = _inputs(run, val, cache) if val is not None and len(val) else None
+        history, start = [], 0
+        ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
+        meta = {"fingerprint": run.fingerprint}
+        if ckpt is not None:
+            meta["data_sha256"] = data_sha256(data)
+        if resume and ckpt is not None and ckpt.is_file():
+            history, start = _restore(run, ckpt, meta)
+        sampler = balanced_sampler(data.y, run.generator)
+        y = data.y.to(device)
+        for epoch in range(start, config.epochs):
+            t0 = time.perf_counter()
+            record = _epoch(run, sampler, inputs, y, epoch + 1)
+            if val_inputs is not None:
+                val_loss, val_acc = _evaluate(run, val_inputs, val.y.to(device))
+                record = EpochRecord(
+                    **{**record.to_dict(), "val_loss": val_loss, "val_acc": val_acc}
+                )
+            record = EpochRecord(**{**record.to_dict(), "seconds": time.perf_counter() - t0})
+            history.append(record)
+            logger.info(
+                "epoch %d/%d: loss %.4f, acc %.3f, drawn per class %s",
+                record.epoch, config.epochs, record.train_loss, record.train_acc,
+                list(record.sampled_counts),
+            )  # fmt: skip
+            if ckpt is not None:
+                _checkpoint(run, ckpt, epoch + 1, history, meta)
+            if on_epoch is not None:
+                on_epoch(record)
+        prob = _probabilities(run, inputs)
+    threshold = choose_threshold(
+        data.y.numpy(), prob, rule=config.threshold_rule, target=config.threshold_target
+    )
+    run.model.eval()
+    return TrainResult(
+        run.model.cpu(), config, history, threshold, prob, run.fingerprint, data.class_counts()
+    )
+
+
+def _setup(config: TrainConfig, device: torch.device) -> _Run:
+    seed_everything(config.seed)
+    model = create_model(config.model, weights=config.weights, allow_download=config.allow_download)
+    fingerprint = state_fingerprint(model, exclude_prefix=model_info(model).spec.head_prefix)
+    model.to(device)
+    if config.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    split = split_model(model)
+    set_train_modes(model, split, config.mode)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return _Run(
+        config=config,
+        device=device,
+        model=model,
+        split=split,
+        prefixes=trainable_prefixes(model, config.mode),
+        cached=config.mode == "head" and config.cache_features,
+        fingerprint=fingerprint,
+        optimizer=optimizer,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
+def _inputs(run: _Run, data: TrainData, cache: FeatureCache | None) -> torch.Tensor:
+    """Images on the device, or (cached 'head' mode) their backbone features."""
+    if not run.cached:
+        x = data.x.to(run.device)
+        if run.config.channels_last and run.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+    cache = cache if cache is not None else FeatureCache()
+    key = backbone_key(run.config.model, run.fingerprint, run.device, run.config.bf16)
+    feats = cache.features(
+        run.split.backbone, data.x, key, run.device, run.config.batch_size, run.config.bf16
+    )
+    return feats.to(run.device)
+
+
+def _logits(run: _Run, x: torch.Tensor) -> torch.Tensor:
+    with autocast(run.device, run.config.bf16):
+        if run.cached:
+            out = run.split.head(x)
+        elif run.config.mode == "head":
+            with torch.no_grad():
+                feats = run.split.backbone(x)
+            out = run.split.head(feats)
+        else:
+            out = run.split.head(run.split.backbone(x))
+    return out.float()
+
+
+def _epoch(run: _Run, sampler, inputs: torch.Tensor, y: torch.Tensor, epoch: int) -> EpochRecord:
+    order = torch.as_tensor(list(sampler), dtype=torch.int64)
+    loss_fn = nn.CrossEntropyLoss()
+    total_loss, correct = 0.0, 0
+    for batch in order.split(run.config.batch_size):
+        idx = batch.to(run.device)
+        logits = _logits(run, inputs[idx])
+        loss = loss_fn(logits, y[idx])
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        total_loss += loss.item() * len(batch)
+        correct += int((logits.argmax(1) == y[idx]).sum())
+    counts = torch.bincount(y.cpu()[order], minlength=2).tolist()
+    n = len(order)
+    return EpochRecord(epoch, total_loss / n, correct / n, None, None, tuple(counts), 0.0)
+
+
+def _eval_logits(run: _Run, inputs: torch.Tensor) -> torch.Tensor:
+    """Logits in eval mode (no dropout), batch by batch; train modes restored afterwards."""
+    run.model.eval()
+    run.split.head.eval()
+    try:
+        with torch.no_grad():
+            chunks = [_logits(run, x) for x in inputs.split(run.config.batch_size)]
+    finally:
+        set_train_modes(run.model, run.split, run.config.mode)
+    return torch.cat(chunks)
+
+
+def _evaluate(run: _Run, inputs: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    logits = _eval_logits(run, inputs)
+    loss = nn.functional.cross_entropy(logits, y).item()
+    return loss, float((logits.argmax(1) == y).float().mean())
+
+
+def _probabilities(run: _Run, inputs: torch.Tensor) -> np.ndarray:
+    return _eval_logits(run, inputs).softmax(1)[:, 1].cpu().numpy()
+
+
+def _checkpoint(run: _Run, path: Path, epoch: int, history: list[EpochRecord], meta: dict) -> None:
+    tensors, plain = rng_state(run.generator)
+    save_checkpoint(
+        path,
+        epoch,
+        trainable_state(run.model, run.prefixes),
+        run.optimizer.state_dict(),
+        tensors,
+        {
+            **meta,
+            "config": run.config.to_dict(),
+            "history": [r.to_dict() for r in history],
+            "rng": plain,
+        },
+    )
+
+
+def _restore(run: _Run, path: Path, meta: dict) -> tuple[list[EpochRecord], int]:
+    payload = load_checkpoint(path)
+    saved = payload["meta"]
+    problems = TrainConfig.from_dict(saved["config"]).differences(run.config)
+    if problems:
+        raise CheckpointError(
+            f"Checkpoint {path} was made with other settings ({', '.join(problems)}); resume "
+            "with the same settings or use another output folder."
+        )
+    for key, what in (("data_sha256", "training data"), ("fingerprint", "backbone weights")):
+        if saved.get(key) != meta[key]:
+            raise CheckpointError(
+                f"Checkpoint {path} was made with other {what}; resume with the same "
+                f"{what} or use another output folder."
+            )
+    try:
+        missing = run.model.load_state_dict(payload["trainable"], strict=False).missing_keys
+        run.optimizer.load_state_dict(payload["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"Checkpoint {path} does not fit this model ({exc}).") from exc
+    if set(trainable_state(run.model, run.prefixes)) & set(missing):
+        raise CheckpointError(f"Checkpoint {path} lacks trainable weights of this model.")
+    set_rng_state(run.generator, payload["rng"], saved["rng"])
+    logger.info("resumed after epoch %d of %d", payload["epoch"], run.config.epochs)
+    return [EpochRecord.from_dict(r) for r in saved["history"]], int(payload["epoch"])

@@ -1,0 +1,251 @@
+"""Tiny real experiments: a phantom cohort, real preprocessing, real training, real reports.
+
+The cohort has 12 patients (7 residual); with a test fraction of 0.4 each split tests 2 + 2
+patients, the least DeLong accepts. SqueezeNet 1.1 starts from a fixed random initialisation
+(no ImageNet file on this machine), EfficientNet-Lite0 from the ImageNet weights its package
+ships; the uptake-ratio observer is the baseline.
+"""
+
+import csv
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from thyrocad.cli.main import app
+from thyrocad.errors import ExperimentError
+from thyrocad.protocol.execute import Backend
+from thyrocad.protocol.experiment import (
+    ExperimentConfig,
+    experiment_command,
+    plan_experiment,
+    run_experiment,
+)
+from thyrocad.protocol.runs import RUNS_DIRNAME
+from thyrocad.report import OUTPUT_FILES
+
+CONFIG = ExperimentConfig(
+    models=("squeezenet1_1", "efficientnet_lite0"),
+    baselines=("uptake_ratio",),
+    n_splits=2,
+    test_fraction=0.4,
+    epochs=2,
+    reference="efficientnet_lite0",
+    init="imagenet-or-scratch",
+)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """A 12-patient phantom cohort, and THYROCAD_HOME pointed at a fresh cache folder."""
+    from thyrocad.phantom import PhantomConfig, generate_cohort
+
+    root = tmp_path_factory.mktemp("experiment")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("THYROCAD_HOME", str(root / "home"))
+        folder = root / "cohort"
+        generate_cohort(folder, PhantomConfig(n_patients=12, n_residual=7, seed=3), workers=1)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def first_run(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    outcome = run_experiment(cohort, out, CONFIG, Backend(threads_per_run=1), command="cmd")
+    return out, outcome
+
+
+def _predictions(out: Path) -> list[dict]:
+    with open(out / "predictions.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_real_experiment_writes_every_output(first_run, cohort):
+    out, outcome = first_run
+    for name in (*OUTPUT_FILES, "splits.json"):
+        assert (out / name).is_file(), name
+    rows = _predictions(out)
+    splits = json.loads((out / "splits.json").read_text())
+    assert len(splits) == 2 and all(len(s["test"]) == 4 for s in splits)
+    # every test patient of every run, for the 2 CNNs and the baseline
+    assert len(rows) == 3 * 2 * 4
+    for s in splits:
+        for model in ("squeezenet1_1", "efficientnet_lite0", "uptake_ratio"):
+            tested = {
+                r["patient_id"]
+                for r in rows
+                if r["model"] == model and r["split"] == str(s["index"])
+            }
+            assert tested == set(s["test"])
+    cnn = [float(r["probability"]) for r in rows if r["model"] != "uptake_ratio"]
+    assert all(0.0 <= p <= 1.0 for p in cnn)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["reference"] == "efficientnet_lite0"
+    assert set(stats["mann_whitney"]["auc"]) == {"squeezenet1_1", "uptake_ratio"}
+    assert "delong_vs_reference" in stats["per_split"]["0"]["squeezenet1_1"]
+    md = (out / "table.md").read_text()
+    assert "scratch (random initialisation, seed 0), ImageNet weights unavailable" in md
+    assert "ImageNet (package)" in md
+    run_files = list((out / RUNS_DIRNAME / outcome.settings_hash).glob("*--split*.json"))
+    assert len(run_files) == outcome.n_runs == 6
+    history = json.loads(run_files[0].read_text())["history"]
+    if json.loads(run_files[0].read_text())["kind"] == "model":
+        assert len(history["train_loss"]) == CONFIG.epochs
+
+
+def test_each_view_passes_each_frozen_backbone_once(first_run):
+    from thyrocad.protocol.experiment import feature_cache
+
+    # 12 patients x 2 views x 2 CNNs, over both splits and both train and test sets
+    assert feature_cache().computed == 12 * 2 * 2
+
+
+def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
+    out, outcome = first_run
+    table_before = (out / "table.csv").read_bytes()
+    predictions_before = (out / "predictions.csv").read_bytes()
+    run_dir = out / RUNS_DIRNAME / outcome.settings_hash
+    lost = (
+        sorted(run_dir.glob("squeezenet1_1--split*.json"))[:1]
+        + sorted(run_dir.glob("uptake_ratio--split*.json"))[:1]
+    )
+    kept = {p: p.stat().st_mtime_ns for p in run_dir.glob("*--split*.json") if p not in lost}
+    for path in lost:
+        path.unlink()
+    (run_dir / ".efficientnet_lite0--split001.json.123.tmp").write_text("torn")  # crash debris
+    again = run_experiment(cohort, out, CONFIG, Backend(threads_per_run=1))
+    assert again.n_resumed == outcome.n_runs - len(lost)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished runs were not redone
+    assert (out / "table.csv").read_bytes() == table_before
+    assert (out / "predictions.csv").read_bytes() == predictions_before
+
+
+def test_changing_a_setting_starts_a_new_results_set(first_run, cohort):
+    _, outcome = first_run
+    plan = plan_experiment(cohort, CONFIG)
+    from thyrocad.protocol.runs import settings_hash
+
+    assert settings_hash(plan.settings) == outcome.settings_hash
+    for changed in (
+        ExperimentConfig(**{**CONFIG.__dict__, "epochs": 3}),
+        ExperimentConfig(**{**CONFIG.__dict__, "seed": 1}),
+        ExperimentConfig(**{**CONFIG.__dict__, "preprocess": "paper"}),
+        ExperimentConfig(**{**CONFIG.__dict__, "models": ("efficientnet_lite0",)}),
+    ):
+        assert settings_hash(plan_experiment(cohort, changed).settings) != outcome.settings_hash
+
+
+@pytest.mark.slow
+def test_real_cli_killed_with_sigkill_then_rerun_gives_the_identical_table(
+    first_run, cohort, tmp_path
+):
+    out, outcome = first_run
+    killed = tmp_path / "killed"
+    command = shlex.split(experiment_command(cohort, killed, CONFIG))
+    exe = str(Path(sys.executable).with_name("thyrocad"))
+    proc = subprocess.Popen([exe, *command[1:], "--threads", "1"], stdout=subprocess.DEVNULL)
+    run_dir = killed / RUNS_DIRNAME / outcome.settings_hash
+    deadline = time.monotonic() + 300
+    while not list(run_dir.glob("*--split*.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "ended before any run"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_finished = len(list(run_dir.glob("*--split*.json")))
+    assert 1 <= n_finished < outcome.n_runs
+    again = run_experiment(cohort, killed, CONFIG, Backend(threads_per_run=1))
+    assert again.n_resumed == n_finished
+    assert (killed / "table.csv").read_bytes() == (out / "table.csv").read_bytes()
+    assert (killed / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_process_pool_gives_results_identical_to_sequential(first_run, cohort, tmp_path):
+    out, _ = first_run
+    pooled = tmp_path / "pooled"
+    run_experiment(cohort, pooled, CONFIG, Backend(workers=2, threads_per_run=1))
+    assert _predictions(pooled) == _predictions(out)
+    assert (pooled / "table.csv").read_bytes() == (out / "table.csv").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local 2-CPU Ray instance (reused if another test module started one)."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_small_experiment_on_a_local_ray_instance(first_run, cohort, tmp_path, ray_local):
+    out, _ = first_run
+    distributed = tmp_path / "ray"
+    run_experiment(cohort, distributed, CONFIG, Backend(ray_address=ray_local, threads_per_run=1))
+    assert _predictions(distributed) == _predictions(out)
+
+
+def test_cli_runs_the_experiment_and_reports_bad_settings(first_run, cohort):
+    out, _ = first_run
+    command = experiment_command(cohort, out, CONFIG)
+    runner = CliRunner()
+    result = runner.invoke(app, [*command.split()[1:], "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "6 runs (6 reused" in result.output
+    assert "AUC" in result.output
+    bad = runner.invoke(app, ["experiment", str(cohort), "--out", str(out), "--reference", "vgg"])
+    assert bad.exit_code == 1
+    assert "reference 'vgg' is not among the models" in bad.output
+
+
+def test_invalid_settings_are_refused_with_the_reason():
+    with pytest.raises(ExperimentError, match="view fusion"):
+        ExperimentConfig(view_fusion="median")
+    with pytest.raises(ExperimentError, match="unknown baseline"):
+        ExperimentConfig(baselines=("glow",))
+
+
+def test_inputs_rebuilt_for_a_backbone_equal_the_pipeline_output_bit_for_bit(cohort):
+    """The experiment stores 8-bit images and renormalises per backbone; this must equal
+    running the pipeline with that backbone's mean/std (EfficientNet-Lite0: 0.5/0.5)."""
+    import numpy as np
+
+    from thyrocad.cohort import load_cohort
+    from thyrocad.preprocess import Pipeline, preset
+    from thyrocad.protocol.experiment import CohortInputs, _image8_from_input
+
+    config = preset("default")
+    study = load_cohort(cohort, read=False).patients[0].load_study()
+    counts, spacing = study.images[0].counts, study.pixel_spacing_mm
+    imagenet = Pipeline(config).run(counts, spacing).network_input
+    half = Pipeline(config.with_normalisation((0.5,) * 3, (0.5,) * 3)).run(counts, spacing)
+    image8 = _image8_from_input(imagenet, config.output.mean[0], config.output.std[0])
+    inputs = CohortInputs(("p",), np.array([1]), np.array([0]), ("anterior",), image8[None], ((),))
+    rebuilt = inputs.network_inputs(np.array([0]), (0.5,) * 3, (0.5,) * 3)[0]
+    assert rebuilt.dtype == np.float32
+    assert np.array_equal(rebuilt, half.network_input)
+
+
+def test_view_fusion_rules():
+    import numpy as np
+
+    from thyrocad.protocol.experiment import fuse_views
+
+    prob = np.array([0.2, 0.6, 0.9, 0.1])
+    patient = np.array([0, 0, 1, 1])
+    views = ["anterior", "posterior", "posterior", "anterior"]
+    assert fuse_views(prob, patient, views, "mean")[1].tolist() == pytest.approx([0.4, 0.5])
+    assert fuse_views(prob, patient, views, "max")[1].tolist() == [0.6, 0.9]
+    assert fuse_views(prob, patient, views, "anterior")[1].tolist() == [0.2, 0.1]
+    assert fuse_views(prob, patient, views, "posterior")[1].tolist() == [0.6, 0.9]
+    with pytest.raises(ExperimentError, match="exactly one anterior view"):
+        fuse_views(prob, patient, ["anterior", "anterior", "posterior", "posterior"], "anterior")

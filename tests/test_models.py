@@ -1,0 +1,188 @@
+"""thyrocad.models: registry, head replacement, offline weights (file, hub cache, package)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import timm
+import torch
+from skimage import data as skdata
+from torchvision import models as tvm
+
+from test_training import one_thread  # noqa: F401  (autouse fixture)
+from thyrocad.errors import ModelError, WeightsError
+from thyrocad.models import create_model, list_models, model_info, split_model
+from thyrocad.models.torchvision_models import hub_weights
+
+TORCHVISION = {
+    "resnet18": tvm.resnet18,
+    "squeezenet1_1": tvm.squeezenet1_1,
+    "squeezenet1_0": tvm.squeezenet1_0,
+    "shufflenet_v2_x1_0": tvm.shufflenet_v2_x1_0,
+}
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub cache; any download attempt fails the test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("attempted a download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    return tmp_path / "torch"
+
+
+def _imagenet_input(image: np.ndarray, mean, std) -> torch.Tensor:
+    t = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255.0
+    t = torch.nn.functional.interpolate(t, size=(224, 224), mode="bilinear", antialias=True)
+    return (t - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+def test_registry_lists_the_five_backbones():
+    assert set(list_models()) == {
+        "resnet18",
+        "squeezenet1_1",
+        "squeezenet1_0",
+        "shufflenet_v2_x1_0",
+        "efficientnet_lite0",
+    }
+    with pytest.raises(ModelError, match="Known models"):
+        create_model("vgg16", weights="none")
+
+
+def test_lite0_package_weights_are_real_imagenet_weights():
+    model = create_model("efficientnet_lite0", num_classes=1000).eval()
+    info = model_info(model)
+    assert info.weights.kind == "package"
+    assert info.spec.mean == info.spec.std == (0.5, 0.5, 0.5)
+    cfg = timm.data.resolve_model_data_config(model)
+    assert tuple(cfg["mean"]) == info.spec.mean and tuple(cfg["std"]) == info.spec.std
+    with torch.no_grad():
+        cat = model(_imagenet_input(skdata.chelsea(), info.spec.mean, info.spec.std))
+        coffee = model(_imagenet_input(skdata.coffee(), info.spec.mean, info.spec.std))
+    assert 281 <= int(cat.argmax()) <= 285  # tabby / tiger / Persian / Siamese / Egyptian cat
+    assert int(coffee.argmax()) == 967  # espresso
+
+
+def test_lite0_two_class_head_on_pretrained_backbone():
+    pretrained = create_model("efficientnet_lite0", num_classes=1000)
+    model = create_model("efficientnet_lite0")
+    assert model.classifier.weight.shape == (2, 1280)
+    assert torch.equal(model.conv_stem.weight, pretrained.conv_stem.weight)
+    assert torch.equal(model.bn2.running_var, pretrained.bn2.running_var)
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_local_weights_file(name, tmp_path, torch_home):
+    torch.manual_seed(7)
+    source = TORCHVISION[name](weights=None)
+    path = tmp_path / f"{name}.pth"
+    torch.save(source.state_dict(), path)
+
+    model = create_model(name, weights=path)  # 2-class head, backbone from the file
+    head = model_info(model).spec.head_prefix
+    own = model.state_dict()
+    for key, value in source.state_dict().items():
+        if key.startswith(head):
+            assert own[key].shape[0] == 2
+        else:
+            assert torch.equal(own[key], value), key
+    assert model_info(model).weights.kind == "file"
+
+    full = create_model(name, weights=path, num_classes=1000)  # the file's head is kept too
+    assert all(torch.equal(full.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_hub_cache_preseeded_file_is_loaded(tmp_path, torch_home):
+    torch.manual_seed(3)
+    state = tvm.squeezenet1_1(weights=None).state_dict()
+    staging = tmp_path / "staging.pth"
+    torch.save(state, staging)
+    sha = hashlib.sha256(staging.read_bytes()).hexdigest()
+    cached = torch_home / "hub" / "checkpoints" / f"squeezenet1_1-{sha[:8]}.pth"
+    cached.parent.mkdir(parents=True)
+    staging.rename(cached)
+    fake_enum = SimpleNamespace(url=f"https://example.invalid/models/{cached.name}")
+
+    loaded, source = hub_weights("squeezenet1_1", fake_enum, allow_download=False)
+
+    assert source.kind == "hub-cache" and source.sha256 == sha
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_hub_cache_uses_torchvision_file_name_and_checks_its_hash(torch_home):
+    cached = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(tvm.resnet18(weights=None).state_dict(), cached)  # right name, wrong bytes
+    with pytest.raises(WeightsError, match="sha256"):
+        create_model("resnet18")
+
+
+def test_missing_weights_error_names_both_ways(torch_home):
+    with pytest.raises(WeightsError) as err:
+        create_model("shufflenet_v2_x1_0")
+    message = str(err.value)
+    assert "--weights" in message
+    assert "shufflenetv2_x1-5666bf0f80.pth" in message
+    assert str(torch_home / "hub" / "checkpoints") in message
+
+
+def test_wrong_architecture_weights_name_the_layers(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save(tvm.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(
+        WeightsError, match=r"squeezenet1_1.*features\.0\.weight.*not in the model: conv1\.weight"
+    ):
+        create_model("squeezenet1_1", weights=path)
+    squeeze10 = tmp_path / "squeeze10.pth"
+    torch.save(tvm.squeezenet1_0(weights=None).state_dict(), squeeze10)
+    with pytest.raises(WeightsError, match=r"shape mismatch.*features\.0\.weight"):
+        create_model("squeezenet1_1", weights=squeeze10)
+
+
+def test_corrupt_weights_file(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save(tvm.resnet18(weights=None).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match="cannot be read"):
+        create_model("resnet18", weights=path)
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0"]
+)
+def test_split_reproduces_forward(name):
+    torch.manual_seed(0)
+    model = create_model(name, weights="none").eval()
+    split = split_model(model)
+    split.head.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        direct = model(x)
+        via_split = split.head(split.backbone(x))
+    assert direct.shape == (2, 2)
+    torch.testing.assert_close(via_split, direct, rtol=1e-5, atol=1e-6)
+    assert model.get_submodule(model_info(model).spec.target_layer) is not None
+
+
+def test_squeezenet_head_has_no_relu():
+    torch.manual_seed(0)
+    model = create_model("squeezenet1_1", weights="none").eval()
+    assert isinstance(model.classifier[2], torch.nn.Identity)
+    assert model.classifier[1].out_channels == 2
+    with torch.no_grad():
+        logits = model(torch.randn(16, 3, 64, 64))
+    assert (logits < 0).any()  # a ReLU would clip these to zero
+
+
+def test_random_initialisation_only_on_request():
+    model = create_model("resnet18", weights="none")
+    assert model_info(model).weights.kind == "none"
+    assert model.fc.out_features == 2

@@ -1,0 +1,155 @@
+"""Round trip with a real PACS: Debian's Orthanc, started here on unusual loopback ports with its
+own config (authentication on, remote access off, the CAD node registered as modality 'cad').
+
+A phantom study goes into Orthanc by REST, Orthanc pushes it to the node by C-STORE, the node
+diagnoses it and C-STOREs the SR and SC back; both must appear in the same Orthanc study with
+the diagnosis the model gives for that file. scripts/ci_services.sh installs Orthanc in CI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom import dcmread
+from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
+
+from server_fixtures import bundle_dir, free_port, phantom_files
+from thyrocad.dicom_node import CadNode, PacsTarget
+from thyrocad.reader import read_study
+from thyrocad.server.analysis import Analyzer
+
+pytestmark = pytest.mark.slow
+ORTHANC = Path("/usr/sbin/Orthanc")
+DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+PACS_AET, NODE_AET = "ORTHANCTEST", "THYROCAD"
+AUTH = ("tester", "orthanc-test-password")
+
+
+class Orthanc:
+    """Orthanc as a child process, configured by one JSON file; stopped by its PID."""
+
+    def __init__(self, folder: Path, node_port: int) -> None:
+        self.http_port, self.dicom_port = free_port(), free_port()
+        config = {
+            "Name": "thyrocad-test",
+            "StorageDirectory": str(folder / "storage"),
+            "IndexDirectory": str(folder / "index"),
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": True,
+            "RegisteredUsers": {AUTH[0]: AUTH[1]},
+            "DicomAet": PACS_AET,
+            "DicomPort": self.dicom_port,
+            "DicomCheckCalledAet": True,
+            "DicomCheckModalityHost": True,
+            "DicomModalities": {"cad": {"AET": NODE_AET, "Host": "127.0.0.1", "Port": node_port}},
+            "Plugins": [str(DICOMWEB)] if DICOMWEB.is_file() else [],
+        }
+        path = folder / "orthanc.json"
+        path.write_text(json.dumps(config, indent=2))
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.proc = subprocess.Popen(
+            [str(ORTHANC), "--no-jobs", f"--logfile={folder / 'orthanc.log'}", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.client = httpx.Client(base_url=self.url, auth=AUTH, timeout=60)
+        self._wait(folder)
+
+    def _wait(self, folder: Path, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if self.client.get("/system").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        log = folder / "orthanc.log"
+        raise RuntimeError(
+            f"Orthanc did not start: {log.read_text()[-2000:] if log.exists() else ''}"
+        )
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def content_items(items) -> list:
+    """Every content item of an SR tree, depth first."""
+    found = []
+    for item in items:
+        found.append(item)
+        found += content_items(item.get("ContentSequence", []))
+    return found
+
+
+@pytest.fixture
+def orthanc_and_node(tmp_path):
+    if not ORTHANC.is_file():
+        pytest.skip("Orthanc is not installed (scripts/ci_services.sh installs it)")
+    node_port = free_port()
+    orthanc = Orthanc(tmp_path, node_port)
+    analyzer = Analyzer.from_bundle(bundle_dir())
+    node = CadNode(
+        aet=NODE_AET,
+        port=node_port,
+        work_dir=tmp_path / "node",
+        on_study=lambda folder: analyzer.dicom_results(folder, tmp_path / "node" / "results"),
+        pacs=PacsTarget("127.0.0.1", orthanc.dicom_port, PACS_AET),
+        allow=[PACS_AET],
+        quiet_s=1.0,
+    )
+    node.start()
+    yield orthanc, node, analyzer
+    node.stop()
+    orthanc.stop()
+
+
+def test_orthanc_round_trip(orthanc_and_node):
+    orthanc, node, analyzer = orthanc_and_node
+    assert httpx.get(f"{orthanc.url}/system").status_code == 401  # authentication is on
+    source = phantom_files()[0]
+    posted = orthanc.client.post("/instances", content=source.read_bytes())
+    assert posted.status_code == 200, posted.text
+    study_id = posted.json()["ParentStudy"]
+
+    pushed = orthanc.client.post("/modalities/cad/store", content=study_id)
+    assert pushed.status_code == 200, pushed.text
+
+    deadline = time.monotonic() + 120
+    instances = []
+    while time.monotonic() < deadline and len(instances) < 4 and not node.failed:
+        time.sleep(0.5)
+        instances = orthanc.client.get(f"/studies/{study_id}/instances").json()
+    assert len(instances) == 4, f"node failures: {node.failed}"  # NM + SR + 2 SC (one per view)
+
+    files = [dcmread(io.BytesIO(orthanc.client.get(f"/instances/{i['ID']}/file").content))
+             for i in instances]  # fmt: skip
+    src = dcmread(source)
+    assert {ds.StudyInstanceUID for ds in files} == {src.StudyInstanceUID}
+    assert {ds.PatientID for ds in files} == {src.PatientID}
+    (sr,) = [ds for ds in files if ds.SOPClassUID == ComprehensiveSRStorage]
+    scs = [ds for ds in files if ds.SOPClassUID == SecondaryCaptureImageStorage]
+    assert len(scs) == 2
+
+    expected = analyzer.predictor.predict(read_study(source))
+    numbers = [
+        float(item.MeasuredValueSequence[0].NumericValue)
+        for item in content_items(sr.ContentSequence)
+        if item.ValueType == "NUM" and item.get("MeasuredValueSequence")
+    ]
+    assert any(abs(n - expected.probability) < 1e-3 for n in numbers), numbers
+    for sc in scs:
+        assert sc.pixel_array.shape == (*src.pixel_array.shape[1:], 3)  # RGB of the view
+    assert node.failed == []

@@ -1,0 +1,329 @@
+"""The JSON API against a real `thyrocad serve` process (Uvicorn on a free loopback port)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom import dcmread
+from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
+
+import dicom_factory as factory
+from server_fixtures import (
+    PASSWORD,
+    THYROCAD,
+    ServerProcess,
+    bundle_dir,
+    new_db,
+    phantom_files,
+    png_file,
+    tmp_uploads,
+)
+
+pytestmark = pytest.mark.slow
+MAX_UPLOAD_MB = 4
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = new_db(tmp_path_factory.mktemp("api"), users=("alice", "bob"))
+    proc = ServerProcess(db, "--max-upload-mb", str(MAX_UPLOAD_MB))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    with server.client() as client:
+        yield client
+
+
+def upload(api: httpx.Client, content: bytes, name: str = "study.dcm") -> httpx.Response:
+    return api.post("/api/v1/diagnoses", files={"file": (name, content)})
+
+
+def assert_healthy(server: ServerProcess) -> None:
+    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+    assert tmp_uploads(server.db) == []
+
+
+def test_health_needs_no_login(server):
+    r = httpx.get(f"{server.url}/health")
+    assert r.status_code == 200
+    assert r.json()["model_version"].startswith("squeezenet1_1-")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/model"),
+        ("GET", "/api/v1/diagnoses"),
+        ("GET", "/api/v1/diagnoses/x"),
+        ("POST", "/api/v1/diagnoses"),
+        ("PUT", "/api/v1/diagnoses/x/review"),
+        ("GET", "/api/v1/diagnoses/x/files/report.png"),
+        ("GET", "/api/openapi.json"),
+        ("DELETE", "/api/v1/token"),
+    ],
+)
+def test_api_needs_a_token(server, method, path):
+    r = httpx.request(method, f"{server.url}{path}")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    bad = httpx.request(method, f"{server.url}{path}", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/", "/history", "/diagnoses/x"])
+def test_pages_redirect_to_login(server, path):
+    r = httpx.get(f"{server.url}{path}")
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_login_is_rate_limited(server):
+    url = f"{server.url}/api/v1/token"
+    codes = [
+        httpx.post(url, json={"username": "bob", "password": f"wrong{i}"}).status_code
+        for i in range(6)
+    ]
+    assert codes == [401] * 5 + [429]
+    # Even the right password is refused while the user is locked out.
+    locked = httpx.post(url, json={"username": "bob", "password": PASSWORD})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    # Other users from the same address still get in.
+    assert server.token("alice")
+
+
+def test_token_revocation(server):
+    token = server.token()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server.url}/api/v1/model", headers=headers).status_code == 200
+    assert httpx.delete(f"{server.url}/api/v1/token", headers=headers).status_code == 204
+    assert httpx.get(f"{server.url}/api/v1/model", headers=headers).status_code == 401
+
+
+def test_model_card_states_synthetic_training(api):
+    card = api.get("/api/v1/model").json()
+    manifest = json.loads((bundle_dir() / "bundle.json").read_text())
+    assert card["model"] == "squeezenet1_1"
+    assert card["synthetic"] is True
+    assert any("synthetic" in limit for limit in card["limits"])
+    assert f"{manifest['threshold']['value']:.3f}" in card["operating_point"]
+
+
+def test_dicom_diagnosis_round_trip(server, api):
+    source = phantom_files()[0]
+    content = source.read_bytes()
+    r = upload(api, content, name="../../etc/passwd")
+    assert r.status_code == 201, r.text
+    d = r.json()
+    manifest = json.loads((bundle_dir() / "bundle.json").read_text())
+    assert d["input_sha256"] == hashlib.sha256(content).hexdigest()
+    assert d["input_kind"] == "DICOM"
+    assert d["user"] == "alice"
+    assert d["patient"] is None
+    result = d["result"]
+    assert result["verdict"] == d["verdict"] in ("residual", "non_residual")
+    assert result["operating_point"]["threshold"] == pytest.approx(manifest["threshold"]["value"])
+    assert d["verdict"] == ("residual" if d["probability"] >= result["operating_point"]["threshold"]
+                            else "non_residual")  # fmt: skip
+    views = {v["view"]: v["probability"] for v in result["views"]}
+    assert set(views) == {"anterior", "posterior"}
+    assert d["probability"] == pytest.approx(np.mean(list(views.values())))
+    assert api.get(f"/api/v1/diagnoses/{d['id']}").json() == d
+
+    files = result["files"]
+    for key in ("views", "stages", "overlay", "report_png"):
+        png = api.get(f"/api/v1/diagnoses/{d['id']}/files/{files[key]}")
+        assert png.status_code == 200
+        assert Image.open(io.BytesIO(png.content)).size[0] > 100
+    pdf = api.get(f"/api/v1/diagnoses/{d['id']}/files/{files['report_pdf']}")
+    assert pdf.content.startswith(b"%PDF")
+    src = dcmread(source)
+    sr = dcmread(io.BytesIO(api.get(f"/api/v1/diagnoses/{d['id']}/files/{files['sr']}").content))
+    sc_name = files["sc_anterior"]
+    sc = dcmread(io.BytesIO(api.get(f"/api/v1/diagnoses/{d['id']}/files/{sc_name}").content))
+    assert {k for k in files if k.startswith("sc_")} == {"sc_anterior", "sc_posterior"}
+    assert sr.SOPClassUID == ComprehensiveSRStorage
+    assert sc.SOPClassUID == SecondaryCaptureImageStorage
+    assert sr.StudyInstanceUID == sc.StudyInstanceUID == src.StudyInstanceUID
+    # A file name that is not one of the record's is refused, traversal included.
+    assert api.get(f"/api/v1/diagnoses/{d['id']}/files/..%2Fthyrocad.db").status_code == 404
+    assert_healthy(server)
+
+
+def test_png_diagnosis(server, api):
+    r = upload(api, png_file().read_bytes(), name="view.png")
+    assert r.status_code == 201, r.text
+    d = r.json()
+    assert d["input_kind"] == "PNG"
+    assert [v["view"] for v in d["result"]["views"]] == ["unknown"]
+    assert "sr" not in d["result"]["files"]  # no DICOM source to reference
+    assert_healthy(server)
+
+
+def test_review(api):
+    d = upload(api, phantom_files()[1].read_bytes()).json()
+    r = api.put(f"/api/v1/diagnoses/{d['id']}/review", json={"agree": False, "comment": "FP"})
+    assert r.status_code == 200
+    review = api.get(f"/api/v1/diagnoses/{d['id']}").json()["review"]
+    assert review["agree"] is False and review["comment"] == "FP" and review["user"] == "alice"
+    missing = api.put("/api/v1/diagnoses/nope/review", json={"agree": True})
+    assert missing.status_code == 404
+
+
+def test_no_patient_identity_is_stored(server, api):
+    ds = factory.nm_dataset(frames=[factory.counts_image(128, 128, seed=s) for s in (1, 2)])
+    r = upload(api, factory.dicom_bytes(ds))
+    assert r.status_code == 201, r.text
+    for path in server.db.parent.rglob("*"):
+        if path.is_file() and path.suffix != ".dcm":  # SR/SC copy the source's patient module
+            data = path.read_bytes()
+            assert factory.SENTINEL_NAME.encode() not in data, path
+            assert factory.SENTINEL_ID.encode() not in data, path
+
+
+def test_malformed_multipart(server, api):
+    multipart = {"Content-Type": "multipart/form-data; boundary=XX"}
+    nameless = b"--XX\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--XX--\r\n"
+    r = api.post("/api/v1/diagnoses", content=nameless, headers=multipart)
+    assert r.status_code == 400 and "malformed multipart" in r.json()["detail"].lower()
+    truncated = b'--XX\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc'
+    r = api.post("/api/v1/diagnoses", content=truncated, headers=multipart)
+    assert r.status_code == 422 and "'file'" in r.json()["detail"]
+    no_boundary = api.post(
+        "/api/v1/diagnoses", content=b"abc", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert no_boundary.status_code == 400
+    no_file = api.post("/api/v1/diagnoses", data={"other": "x"})
+    assert no_file.status_code == 422 and "'file'" in no_file.json()["detail"]
+    assert_healthy(server)
+
+
+def test_oversized_body_is_cut_while_streaming(server, api):
+    limit = MAX_UPLOAD_MB << 20
+
+    def chunks():  # chunked transfer: no Content-Length to trust
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+        for _ in range(limit // (1 << 20) + 2):
+            yield b"\0" * (1 << 20)
+        yield b"\r\n--B--\r\n"
+
+    r = api.post(
+        "/api/v1/diagnoses",
+        content=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert r.status_code == 413 and str(limit) in r.json()["detail"]
+    declared = upload(api, b"\0" * (limit + 10))
+    assert declared.status_code == 413
+    assert_healthy(server)
+
+
+def test_non_dicom_payload(server, api):
+    r = upload(api, b"MZ\x90\x00 this is an executable, not a scan" * 20, name="scan.dcm")
+    assert r.status_code == 415 and "neither DICOM" in r.json()["detail"]
+    assert_healthy(server)
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "frames"),
+    [(60000, 60000, 2), (2048, 2048, 200), (256, 256, 65000)],
+)
+def test_dicom_bomb(server, api, rows, columns, frames):
+    ds = factory.nm_dataset()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
+    ds.DetectorVector = [1, 2] * (frames // 2)
+    ds.EnergyWindowVector = [1] * frames
+    r = upload(api, factory.dicom_bytes(ds))
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "unusable input" in detail and "/tmp" not in detail and "upload-" not in detail
+    assert_healthy(server)
+
+
+def test_not_a_planar_study(server, api):
+    ds = factory.nm_dataset(modality="CT", sop_class="1.2.840.10008.5.1.4.1.1.2")
+    r = upload(api, factory.dicom_bytes(ds))
+    assert r.status_code == 422 and "unusable input" in r.json()["detail"]
+    assert_healthy(server)
+
+
+def test_concurrent_uploads_keep_the_store_consistent(server, api):
+    before = len(api.get("/api/v1/diagnoses", params={"limit": 1000}).json())
+    contents = [p.read_bytes() for p in phantom_files()] * 2
+
+    with ThreadPoolExecutor(max_workers=len(contents)) as pool:
+        responses = list(pool.map(lambda c: upload(api, c), contents))
+    assert [r.status_code for r in responses] == [201] * len(contents)
+    listed = api.get("/api/v1/diagnoses", params={"limit": 1000}).json()
+    assert len(listed) == before + len(contents)
+    ids = {r.json()["id"] for r in responses}
+    assert ids <= {d["id"] for d in listed}
+    # Same input, same model: the same probability every time.
+    by_hash: dict[str, set[float]] = {}
+    for r in responses:
+        by_hash.setdefault(r.json()["input_sha256"], set()).add(round(r.json()["probability"], 6))
+    assert all(len(p) == 1 for p in by_hash.values())
+    with sqlite3.connect(server.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_restart_keeps_every_record(tmp_path):
+    db = new_db(tmp_path)
+    first = ServerProcess(db)
+    try:
+        with first.client() as api:
+            ids = [upload(api, p.read_bytes()).json()["id"] for p in phantom_files()[:2]]
+            api.put(f"/api/v1/diagnoses/{ids[0]}/review", json={"agree": True, "comment": "ok"})
+    finally:
+        first.stop()
+    second = ServerProcess(db)
+    try:
+        with second.client() as api:
+            listed = {d["id"]: d for d in api.get("/api/v1/diagnoses").json()}
+            assert set(ids) <= set(listed)
+            assert listed[ids[0]]["review"]["comment"] == "ok"
+    finally:
+        second.stop()
+
+
+def test_openapi_lists_the_operations(api):
+    spec = api.get("/api/openapi.json").json()
+    assert {"/api/v1/diagnoses", "/api/v1/diagnoses/{diagnosis_id}", "/api/v1/token",
+            "/api/v1/diagnoses/{diagnosis_id}/review", "/api/v1/model",
+            "/api/v1/diagnoses/{diagnosis_id}/files/{name}"} <= set(spec["paths"])  # fmt: skip
+    assert (
+        "multipart/form-data"
+        in spec["paths"]["/api/v1/diagnoses"]["post"]["requestBody"]["content"]
+    )
+
+
+def test_users_cli(tmp_path):
+    db = tmp_path / "u.db"
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        cmd = [str(THYROCAD), "users", *args, "--db", str(db)]
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
+
+    assert cli("add", "carol", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    short = cli("add", "dave", "--password-stdin", stdin="short\n")
+    assert short.returncode == 1 and "10 to" in short.stderr
+    duplicate = cli("add", "carol", "--password-stdin", stdin=PASSWORD + "\n")
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    assert "carol" in cli("list").stdout
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert cli("remove", "carol").returncode == 0
+    assert "carol" not in cli("list").stdout
+    assert cli("remove", "carol").returncode == 1

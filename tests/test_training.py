@@ -1,0 +1,167 @@
+"""thyrocad.training: real small training runs (reproducibility, feature cache, bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from thyrocad.errors import TrainingDataError
+from thyrocad.models import create_model
+from thyrocad.training import (
+    FeatureCache,
+    TrainConfig,
+    TrainData,
+    patient_holdout,
+    read_bundle,
+    train,
+    write_bundle,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: much faster on a loaded shared machine; child processes use it too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_data(n: int = 24, size: int = 48, seed: int = 0, residual_share: float = 0.75) -> TrainData:
+    """Two patients' views per ID; residual images carry a bright central blob."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) < round(n * residual_share)).astype(int)
+    x = rng.normal(0.0, 1.0, size=(n, 3, size, size)).astype(np.float32)
+    c = slice(size // 3, 2 * size // 3)
+    x[y == 1, :, c, c] += 2.0
+    return TrainData.build(x, y, [f"p{i // 2:03d}" for i in range(n)])
+
+
+def small(**kw) -> TrainConfig:
+    base = dict(model="squeezenet1_1", weights="none", epochs=3, lr=1e-3, batch_size=8, seed=5)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_same_seed_gives_bit_identical_weights():
+    data = toy_data()
+    first = train(data, small(mode="full"))
+    second = train(data, small(mode="full"))
+    for (k, a), b in zip(
+        first.model.state_dict().items(), second.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    other = train(data, small(mode="full", seed=6))
+    assert not torch.equal(other.model.classifier[1].weight, first.model.classifier[1].weight)
+
+
+@pytest.mark.parametrize("name", ["squeezenet1_1", "efficientnet_lite0"])
+def test_cached_head_training_equals_recomputing_features(name):
+    data = toy_data(n=20, size=64)
+    weights = "imagenet" if name == "efficientnet_lite0" else "none"
+    cfg = small(model=name, weights=weights, mode="head", epochs=4)
+    cache = FeatureCache()
+    cached = train(data, cfg, cache=cache)
+    recomputed = train(data, TrainConfig(**{**cfg.to_dict(), "cache_features": False}))
+    assert cache.computed == len(data)
+    for k, a in cached.model.state_dict().items():
+        torch.testing.assert_close(a, recomputed.model.state_dict()[k], rtol=1e-4, atol=1e-6)
+    for a, b in zip(cached.history, recomputed.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+        assert a.sampled_counts == b.sampled_counts
+
+
+def test_head_mode_trains_only_the_head():
+    data = toy_data()
+    result = train(data, small(mode="head", epochs=2))
+    torch.manual_seed(5)
+    untouched = create_model("squeezenet1_1", weights="none")  # train() seeds before building
+    for k, v in result.model.state_dict().items():
+        if k.startswith("features."):
+            assert torch.equal(v, untouched.state_dict()[k]), k
+    assert not torch.equal(result.model.classifier[1].weight, untouched.classifier[1].weight)
+
+
+def test_last_mode_trains_last_stage_and_head_only():
+    data = toy_data()
+    result = train(data, small(mode="last", epochs=2))
+    torch.manual_seed(5)
+    init = create_model("squeezenet1_1", weights="none").state_dict()
+    state = result.model.state_dict()
+    assert torch.equal(state["features.0.weight"], init["features.0.weight"])
+    assert not torch.equal(state["features.12.squeeze.weight"], init["features.12.squeeze.weight"])
+
+
+def test_feature_cache_on_disk_is_reused(tmp_path):
+    data = toy_data(n=16)
+    cfg = small(mode="head", epochs=1)
+    first = FeatureCache(tmp_path / "features")
+    train(data, cfg, cache=first)
+    assert first.computed == 16
+    files = list((tmp_path / "features").rglob("*.npy"))
+    assert len(files) == 16
+    second = FeatureCache(tmp_path / "features")
+    train(data, cfg, cache=second)
+    assert second.computed == 0
+    third = FeatureCache(tmp_path / "features")
+    train(data, small(mode="head", epochs=1, seed=9), cache=third)  # other random backbone
+    assert third.computed == 16
+
+
+def test_sampler_balances_classes_and_history_is_complete():
+    data = toy_data(n=32, residual_share=0.8)
+    result = train(data, small(mode="head", epochs=6))
+    assert [r.epoch for r in result.history] == list(range(1, 7))
+    drawn = np.array([r.sampled_counts for r in result.history]).sum(axis=0)
+    assert sum(drawn) == 6 * 32
+    assert abs(drawn[0] - drawn[1]) < 0.25 * sum(drawn)  # 20 % non-residual in the data
+    assert all(r.val_loss is None for r in result.history)
+
+
+def test_validation_holdout_is_by_patient():
+    data = toy_data(n=40)
+    fit_part, val_part = patient_holdout(data, 0.25, seed=1)
+    assert not set(fit_part.groups) & set(val_part.groups)
+    assert len(fit_part) + len(val_part) == 40
+    result = train(fit_part, small(mode="head", epochs=2), val=val_part)
+    assert all(r.val_loss is not None and 0 <= r.val_acc <= 1 for r in result.history)
+
+
+def test_one_class_only_is_a_clear_error():
+    data = toy_data(residual_share=1.0)
+    with pytest.raises(TrainingDataError, match="both classes"):
+        train(data, small())
+
+
+def test_fewer_images_than_batch_size_trains():
+    data = toy_data(n=6)
+    result = train(data, small(mode="full", batch_size=32, epochs=2))
+    assert len(result.history) == 2 and result.history[0].sampled_counts[0] >= 0
+
+
+def test_bad_shapes_and_settings_are_clear_errors():
+    with pytest.raises(TrainingDataError, match="N x 3 x H x W"):
+        TrainData.build(np.zeros((4, 1, 8, 8), np.float32), [0, 1, 0, 1])
+    with pytest.raises(TrainingDataError, match="differ"):
+        TrainData.build(np.zeros((4, 3, 8, 8), np.float32), [0, 1, 0])
+    with pytest.raises(TrainingDataError, match="mode"):
+        TrainConfig(mode="everything")
+
+
+def test_bundle_round_trip(tmp_path):
+    data = toy_data()
+    result = train(data, small(mode="head", epochs=3))
+    manifest_path = write_bundle(tmp_path / "bundle", result, {"preset": "test"}, "abc123")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["format_version"] == 1 and manifest["data_hash"] == "abc123"
+    assert manifest["threshold"]["rule"] == "youden"
+    assert 0 <= manifest["threshold"]["train_sensitivity"] <= 1
+    assert (tmp_path / "bundle" / "history.png").stat().st_size > 1000
+    assert len(json.loads((tmp_path / "bundle" / "history.json").read_text())) == 3
+    model, read_manifest = read_bundle(tmp_path / "bundle")
+    assert read_manifest == manifest
+    with torch.no_grad():
+        prob = model(data.x).softmax(1)[:, 1].numpy()
+    np.testing.assert_allclose(prob, result.train_prob, rtol=1e-5, atol=1e-6)

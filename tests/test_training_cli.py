@@ -1,0 +1,67 @@
+"""`thyrocad train` end to end on a tiny phantom cohort (real DICOM files, real training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from test_training import one_thread  # noqa: F401  (autouse fixture)
+from thyrocad.cli.main import app
+from thyrocad.cohort import load_cohort
+from thyrocad.training import read_bundle
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("phantom") / "cohort"
+    args = ["phantom", str(out), "--patients", "16", "--residual", "10", "--seed", "1"]
+    result = runner.invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_train_writes_a_usable_bundle(cohort, tmp_path, monkeypatch):
+    monkeypatch.setenv("THYROCAD_HOME", str(tmp_path / "home"))
+    out = tmp_path / "model"
+    args = ["train", str(cohort), "--model", "efficientnet_lite0", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--epochs", "2", "--val-fraction", "0.25", "--lr", "1e-3"])
+    assert result.exit_code == 0, result.output
+    assert "epoch   2/2" in result.output
+
+    model, manifest = read_bundle(out)
+    assert manifest["data_hash"] == load_cohort(cohort, read=False).data_hash()
+    assert manifest["model"]["name"] == "efficientnet_lite0"
+    assert manifest["model"]["mean"] == [0.5, 0.5, 0.5]
+    assert manifest["initial_weights"]["kind"] == "package"
+    assert manifest["epochs_completed"] == 2
+    assert manifest["cohort"]["n_patients"] == 16
+    assert set(manifest["threshold"]) >= {"value", "train_sensitivity", "train_specificity"}
+    assert manifest["library_versions"]["torch"]
+    preprocess = json.loads((out / "preprocess_config.json").read_text())
+    assert preprocess["output"]["mean"] == [0.5, 0.5, 0.5]  # the backbone's normalisation
+    train_cfg = json.loads((out / "train_config.json").read_text())
+    assert train_cfg["epochs"] == 2 and train_cfg["val_fraction"] == 0.25
+    history = json.loads((out / "history.json").read_text())
+    assert all(r["val_loss"] is not None for r in history)
+    assert not (out / "checkpoint").exists()
+    assert model.classifier.out_features == 2
+
+
+def test_train_reports_missing_weights_clearly(cohort, tmp_path, monkeypatch):
+    monkeypatch.setenv("THYROCAD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    args = ["train", str(cohort), "--model", "resnet18", "--out", str(tmp_path / "m")]
+    result = runner.invoke(app, [*args, "--epochs", "1"])
+    assert result.exit_code == 2
+    assert "resnet18-f37072fd.pth" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_help_has_an_example():
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0 and "Example: thyrocad train" in result.output
