@@ -22,16 +22,21 @@ def _all_foci_inside(sim, view, center_rc, cfg) -> bool:
     return True
 
 
+@pytest.fixture(scope="module")
+def residual_sims():
+    cfg = PhantomConfig(seed=21)
+    return cfg, [simulate_patient(cfg, i, residual=True) for i in range(50)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("view", [View.ANTERIOR, View.POSTERIOR])
-def test_crop_around_bed_holds_every_remnant_focus(view):
-    cfg = PhantomConfig(seed=21)
-    sims = [simulate_patient(cfg, i, residual=True) for i in range(60)]
+def test_crop_around_bed_holds_every_remnant_focus(residual_sims, view):
+    cfg, sims = residual_sims
     inside = 0
     for sim in sims:
         bed = locate_thyroid_bed(sim.counts[view], (cfg.pixel_mm, cfg.pixel_mm))
         inside += bed.found and _all_foci_inside(sim, view, bed.center_rc, cfg)
-    assert inside >= 59  # >= 98 % here; the rate on a larger cohort is in docs/phantom.md
+    assert inside >= 49  # >= 98 % here; the rate on the full cohort is in docs/phantom.md
 
 
 def test_bed_found_without_remnant_and_without_spacing():

@@ -12,6 +12,7 @@ import timm
 import torch
 from skimage import data as skdata
 from torchvision import models as tvm
+from torchvision.models import _api as tv_api
 
 from test_training import one_thread  # noqa: F401  (autouse fixture)
 from thyrocad.errors import ModelError, WeightsError
@@ -36,6 +37,7 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", no_download)
     return tmp_path / "torch"
 
 

@@ -236,7 +236,7 @@ def test_non_dicom_payload(server, api):
 
 @pytest.mark.parametrize(
     ("rows", "columns", "frames"),
-    [(60000, 60000, 2), (2048, 2048, 200), (256, 256, 65000)],
+    [(60000, 60000, 2), (2048, 2048, 200), (256, 256, 1000)],
 )
 def test_dicom_bomb(server, api, rows, columns, frames):
     ds = factory.nm_dataset()
@@ -259,7 +259,7 @@ def test_not_a_planar_study(server, api):
 
 def test_concurrent_uploads_keep_the_store_consistent(server, api):
     before = len(api.get("/api/v1/diagnoses", params={"limit": 1000}).json())
-    contents = [p.read_bytes() for p in phantom_files()] * 2
+    contents = [p.read_bytes() for p in phantom_files()[:2]] * 2
 
     with ThreadPoolExecutor(max_workers=len(contents)) as pool:
         responses = list(pool.map(lambda c: upload(api, c), contents))
@@ -276,25 +276,6 @@ def test_concurrent_uploads_keep_the_store_consistent(server, api):
     with sqlite3.connect(server.db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def test_restart_keeps_every_record(tmp_path):
-    db = new_db(tmp_path)
-    first = ServerProcess(db)
-    try:
-        with first.client() as api:
-            ids = [upload(api, p.read_bytes()).json()["id"] for p in phantom_files()[:2]]
-            api.put(f"/api/v1/diagnoses/{ids[0]}/review", json={"agree": True, "comment": "ok"})
-    finally:
-        first.stop()
-    second = ServerProcess(db)
-    try:
-        with second.client() as api:
-            listed = {d["id"]: d for d in api.get("/api/v1/diagnoses").json()}
-            assert set(ids) <= set(listed)
-            assert listed[ids[0]]["review"]["comment"] == "ok"
-    finally:
-        second.stop()
 
 
 def test_openapi_lists_the_operations(api):
@@ -327,3 +308,17 @@ def test_users_cli(tmp_path):
     assert cli("remove", "carol").returncode == 0
     assert "carol" not in cli("list").stdout
     assert cli("remove", "carol").returncode == 1
+
+
+def test_restart_keeps_every_record(server, api):
+    """Last in this module: stops the module's server and starts another on the same files."""
+    before = api.get("/api/v1/diagnoses", params={"limit": 1000}).json()
+    assert before and any(d["review"] for d in before)
+    server.stop()
+    again = ServerProcess(server.db, "--max-upload-mb", str(MAX_UPLOAD_MB))
+    try:
+        with again.client() as client:
+            after = client.get("/api/v1/diagnoses", params={"limit": 1000}).json()
+    finally:
+        again.stop()
+    assert after == before

@@ -150,6 +150,16 @@ def test_bad_shapes_and_settings_are_clear_errors():
         TrainConfig(mode="everything")
 
 
+def test_config_json_round_trip_and_cuda_without_gpu():
+    cfg = small(mode="last", val_fraction=0.2)
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    with pytest.raises(TrainingDataError, match="Unknown training settings"):
+        TrainConfig.from_dict({**cfg.to_dict(), "momentum": 0.9})
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingDataError, match="no CUDA GPU"):
+            train(toy_data(), small(device="cuda"))
+
+
 def test_bundle_round_trip(tmp_path):
     data = toy_data()
     result = train(data, small(mode="head", epochs=3))

@@ -17,9 +17,11 @@ probability is an operating point on a slightly different score; `OperatingPoint
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,26 +305,26 @@ class Predictor:
         """Diagnosis plus the preprocessed views and, with `explain`, Grad-CAM heatmaps."""
         prepared = self.prepare(study)
         used = [p for p in prepared if p.usable]
-        prob = self.probabilities(np.stack([p.result.network_input for p in used]))
-        by_view = dict(zip((id(p) for p in used), prob.tolist(), strict=True))
-        diagnosis = self._diagnosis(study, prepared, by_view)
+        prob = iter(self.probabilities(np.stack([p.result.network_input for p in used])).tolist())
+        view_prob = [next(prob) if p.usable else None for p in prepared]
+        diagnosis = self._diagnosis(study, prepared, view_prob)
         heatmaps: tuple[Heatmap, ...] = ()
         if explain:
             heatmaps = explain_views(self.model, [(p.view, p.result) for p in used])
         return Analysis(diagnosis, prepared, heatmaps)
 
     def _diagnosis(
-        self, study: Study, prepared: tuple[PreparedView, ...], by_view: dict[int, float]
+        self, study: Study, prepared: tuple[PreparedView, ...], view_prob: list[float | None]
     ) -> Diagnosis:
         views = tuple(
             ViewPrediction(
                 view=p.view.value,
-                probability=by_view.get(id(p)),
+                probability=prob,
                 used=p.usable,
                 flags=p.result.flags,
                 crop_box=p.result.crop_box.as_tuple(),
             )
-            for p in prepared
+            for p, prob in zip(prepared, view_prob, strict=True)
         )
         probability, fusion_flags = fuse([v for v in views if v.used], self.info.fusion)
         positive = probability >= self.operating_point.threshold
@@ -385,7 +387,9 @@ def _onnx_runner(model: nn.Module, info: BundleInfo, onnx_path, threads: int | N
 
     path = Path(onnx_path) if onnx_path is not None else info.path / ONNX_FILE
     if onnx_path is None and not path.is_file():
-        path = Path(tempfile.mkdtemp(prefix="thyrocad-onnx-")) / ONNX_FILE
+        folder = tempfile.mkdtemp(prefix="thyrocad-onnx-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = Path(folder) / ONNX_FILE
         logger.info("bundle has no %s: exporting one to %s", ONNX_FILE, path)
         export_onnx(model, path, info)
     return OnnxRunner(path, expected_sha256=info.weights_sha256, threads=threads)

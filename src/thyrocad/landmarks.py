@@ -31,6 +31,9 @@ NOTCH_TO_BED_MM = 62.0
 """Bed centre above the sternal notch, used when the submandibular glands are not found."""
 SUBMANDIBULAR_TO_BED_MM = 25.0
 """Bed centre below the submandibular glands, used when the shoulders are not in view."""
+_MAX_BODY_FRACTION = 0.9
+_MIN_TILT_DEG = 4.0  # smaller tilts are left alone
+_GLANDS_TO_NOTCH_MM = (55.0, 125.0)  # plausible submandibular-to-sternal-notch distances
 _BODY_LEVEL = 0.3  # outline threshold, fraction of the typical body level
 _SHOULDER_MIDPOINT_MM = 10.0  # outline half-way between neck and shoulder width this far
 # below the sternal notch
@@ -53,7 +56,11 @@ class BedLocation:
 def locate_thyroid_bed(
     counts: np.ndarray, spacing_mm: tuple[float, float] | None = None
 ) -> BedLocation:
-    """Find the thyroid bed on one planar neck view of counts (head at the top)."""
+    """Find the thyroid bed on one planar neck view of counts (head at the top).
+
+    A tilted patient (neck midline off the vertical by more than `_MIN_TILT_DEG`) is first
+    rotated upright; the result is mapped back to the original pixel grid.
+    """
     img = np.asarray(counts, dtype=np.float64)
     centre = ((img.shape[0] - 1) / 2.0, (img.shape[1] - 1) / 2.0) if img.ndim == 2 else (0.0, 0.0)
     if img.ndim != 2 or min(img.shape) < 32:
@@ -61,13 +68,33 @@ def locate_thyroid_bed(
     if not np.isfinite(img).all() or img.sum() <= 0:
         return BedLocation(centre, False, "none", "image is empty or not finite")
     mm = float(spacing_mm[0]) if spacing_mm else ASSUMED_FIELD_MM / img.shape[1]
-    smooth = ndimage.gaussian_filter(img, 6.0 / mm)
-    mask = _body_mask(smooth)
+    mask = _body_mask(ndimage.gaussian_filter(img, 6.0 / mm))
+    if mask is None:
+        return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
+    tilt = _tilt_deg(mask, mm)
+    if abs(tilt) < _MIN_TILT_DEG:
+        return _locate_upright(img, mm, centre)
+    upright = ndimage.rotate(img, tilt, reshape=False, order=1, mode="constant")
+    found = _locate_upright(np.clip(upright, 0.0, None), mm, centre)
+    if not found.found:
+        return found
+    marks = {**found.landmarks, "tilt_deg": tilt}
+    back = _rotate_point(found.center_rc, tilt, img.shape)
+    return BedLocation(back, True, found.method + "+deskew", "", found.confidence, marks)
+
+
+def _locate_upright(img: np.ndarray, mm: float, centre: tuple[float, float]) -> BedLocation:
+    """The landmark search on an upright view."""
+    mask = _body_mask(ndimage.gaussian_filter(img, 6.0 / mm))
     if mask is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     width, mid = _row_widths(mask)
     notch = _notch_row(width, mm)
     glands = _submandibular(ndimage.gaussian_filter(img, 4.0 / mm), mid, notch, mm)
+    if glands is not None and notch is not None:
+        gap_mm = (notch - glands[0]) * mm
+        if not _GLANDS_TO_NOTCH_MM[0] <= gap_mm <= _GLANDS_TO_NOTCH_MM[1]:
+            glands = None  # implausible neck length: a remnant or node pair, not the glands
     marks: dict[str, float] = {}
     if notch is not None:
         marks["notch_row"] = notch
@@ -81,20 +108,35 @@ def locate_thyroid_bed(
     elif glands is not None:
         row, method, confidence = glands[0] + SUBMANDIBULAR_TO_BED_MM / mm, "submandibular", 0.5
     else:
-        return BedLocation(
-            centre,
-            False,
-            "none",
-            "neither the shoulders nor the submandibular glands were found",
-            landmarks=marks,
-        )
+        reason = "neither the shoulders nor the submandibular glands were found"
+        return BedLocation(centre, False, "none", reason, landmarks=marks)
     row = float(np.clip(row, 0, img.shape[0] - 1))
     col = glands[1] if glands is not None else _midline_at(mid, row, mm)
     if col is None:
-        return BedLocation(
-            centre, False, method, "no neck outline at the bed level", landmarks=marks
-        )
+        reason = "no neck outline at the bed level"
+        return BedLocation(centre, False, method, reason, landmarks=marks)
     return BedLocation((row, float(col)), True, method, "", confidence, marks)
+
+
+def _tilt_deg(mask: np.ndarray, mm: float) -> float:
+    """In-plane tilt of the head and neck: angle of the outline midline from the vertical
+    (positive = head towards larger columns), fitted over the rows above the shoulders."""
+    width, mid = _row_widths(mask)
+    notch = _notch_row(width, mm)
+    last = int(notch) if notch is not None else int(mask.shape[0] * 0.55)
+    rows = np.flatnonzero(np.isfinite(mid[:last]) & (width[:last] > 20.0 / mm))
+    if rows.size < 40.0 / mm:
+        return 0.0
+    slope = np.polyfit(rows, mid[rows], 1)[0]  # columns per row, going down
+    return float(np.degrees(np.arctan(-slope)))
+
+
+def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[float, float]:
+    """Map a point of the upright image (`ndimage.rotate` by +tilt about the centre) back."""
+    cr, cc = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
+    dr, dc = rc[0] - cr, rc[1] - cc
+    a = np.radians(tilt_deg)
+    return float(cr + dr * np.cos(a) + dc * np.sin(a)), float(cc + dc * np.cos(a) - dr * np.sin(a))
 
 
 def _body_mask(smooth: np.ndarray) -> np.ndarray | None:
@@ -109,8 +151,8 @@ def _body_mask(smooth: np.ndarray) -> np.ndarray | None:
     if n == 0:
         return None
     sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
-    body = labels == (int(np.argmax(sizes)) + 1)
-    return ndimage.binary_fill_holes(body)
+    body = ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
+    return body if body.mean() < _MAX_BODY_FRACTION else None  # no outline in a flat field
 
 
 def _row_widths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

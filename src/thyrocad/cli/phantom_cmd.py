@@ -32,8 +32,9 @@ def phantom(
         bool, typer.Option("--preview", help="Also write preview.png (example views).")
     ] = False,
 ) -> None:
-    """Simulate planar I-131 anterior/posterior neck views with known remnants and write them
-    with labels.csv, ground_truth/ and cohort.json (see docs/phantom.md).
+    """Write a synthetic I-131 neck cohort (anterior + posterior views) with ground truth.
+
+    Writes images/, labels.csv, ground_truth/ and cohort.json; see docs/phantom.md.
 
     Example: thyrocad phantom data/phantom --patients 446 --residual 346 --seed 0 --preview
     """

@@ -66,41 +66,43 @@ def train_command(
     Example: thyrocad train data/phantom --model resnet18 --out models/r18 --mode head --epochs 80
     """
     from thyrocad.errors import ThyrocadError
+    from thyrocad.training import TrainConfig
 
     console = Console()
     try:
-        _train(console, cohort_dir, out, locals())
+        config = TrainConfig(
+            model=model,
+            weights=weights,
+            mode=mode,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            bf16=bf16,
+            channels_last=channels_last,
+            val_fraction=val_fraction,
+            threshold_rule="youden" if target_sensitivity is None else "sensitivity",
+            threshold_target=0.95 if target_sensitivity is None else target_sensitivity,
+            allow_download=allow_download,
+        )
+        _train(console, cohort_dir, out, config, preset_name, resume)
     except ThyrocadError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from None
 
 
-def _train(console: Console, cohort_dir: Path, out: Path, opts: dict) -> None:
+def _train(
+    console: Console, cohort_dir: Path, out: Path, config, preset_name: str, resume: bool
+) -> None:
     from thyrocad.cohort import load_cohort
     from thyrocad.preprocess import PreprocessCache, preset
     from thyrocad.preprocess.cache import thyrocad_home
-    from thyrocad.training import FeatureCache, TrainConfig, patient_holdout, train, write_bundle
+    from thyrocad.training import FeatureCache, patient_holdout, train, write_bundle
     from thyrocad.training.cohort_data import cohort_train_data, pipeline_for
 
-    target = opts["target_sensitivity"]
-    config = TrainConfig(
-        model=opts["model"],
-        weights=opts["weights"],
-        mode=opts["mode"],
-        epochs=opts["epochs"],
-        lr=opts["lr"],
-        batch_size=opts["batch_size"],
-        seed=opts["seed"],
-        device=opts["device"],
-        bf16=opts["bf16"],
-        channels_last=opts["channels_last"],
-        val_fraction=opts["val_fraction"],
-        threshold_rule="youden" if target is None else "sensitivity",
-        threshold_target=0.95 if target is None else target,
-        allow_download=opts["allow_download"],
-    )
     cohort = load_cohort(cohort_dir, read=False)
-    pipeline = pipeline_for(config.model, preset(opts["preset_name"]))
+    pipeline = pipeline_for(config.model, preset(preset_name))
     with console.status(f"preprocessing {len(cohort.patients)} patients"):
         data = cohort_train_data(cohort, pipeline, PreprocessCache())
     val = None
@@ -124,7 +126,7 @@ def _train(console: Console, cohort_dir: Path, out: Path, opts: dict) -> None:
         data,
         config,
         run_dir=out / "checkpoint",
-        resume=opts["resume"],
+        resume=resume,
         val=val,
         cache=FeatureCache(thyrocad_home() / "cache" / "features"),
         on_epoch=show,

@@ -15,7 +15,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +197,7 @@ def generate_cohort(
     if workers == 1:
         results = [_write_chunk(t) for t in tasks]
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
             results = list(pool.map(_write_chunk, tasks))
     rows = sorted((r for chunk in results for r in chunk), key=lambda r: r["path"])
     _write_labels(out / LABELS_FILE, rows)
@@ -224,6 +224,12 @@ def generate_cohort(
         workers,
     )
     return summary
+
+
+def _pool_context():
+    """Fork where available (cheap start; the workers use only numpy/scipy/pydicom, no
+    OpenCV or torch thread pools), else spawn."""
+    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
 
 
 def _write_labels(path: Path, rows: list[dict[str, str]]) -> None:

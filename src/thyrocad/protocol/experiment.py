@@ -159,6 +159,17 @@ def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def model_inputs(cohort_dir: str, pipeline_json: str, model: str) -> np.ndarray:
+    """float32 (V, 3, H, W) inputs of every view for `model` (its mean/std), once per process;
+    runs are grouped by model, so one array is kept at a time."""
+    from thyrocad.models import architecture
+
+    data = load_inputs(cohort_dir, pipeline_json)
+    spec = architecture(model).spec
+    return data.network_inputs(np.arange(len(data.views)), spec.mean, spec.std)
+
+
 @functools.lru_cache(maxsize=2)
 def baseline_scores(cohort_dir: str, name: str) -> tuple[dict[str, int], dict[str, float]]:
     """(label, score) of every patient under baseline `name`, computed once per process.
@@ -288,21 +299,19 @@ class ExperimentRun:
 
     def _model(self, spec: RunSpec, split: Split) -> RunResult:
         from thyrocad.metrics import choose_threshold
-        from thyrocad.models import architecture
         from thyrocad.training import TrainData, train
 
         data = load_inputs(self.cohort_dir, self.pipeline_json)
-        arch = architecture(spec.model).spec
+        x_all = model_inputs(self.cohort_dir, self.pipeline_json, spec.model)
         train_rows, test_rows = data.rows_of(split.train), data.rows_of(split.test)
         cfg = self.train_config(spec.model, spec.split)
         train_data = TrainData.build(
-            data.network_inputs(train_rows, arch.mean, arch.std),
+            x_all[train_rows],
             data.labels[data.view_patient[train_rows]],
             [data.patient_ids[p] for p in data.view_patient[train_rows]],
         )
         fitted = train(train_data, cfg, cache=feature_cache())
-        x_test = data.network_inputs(test_rows, arch.mean, arch.std)
-        patients, prob = self._fuse(data, test_rows, predict_proba(fitted, x_test))
+        patients, prob = self._fuse(data, test_rows, predict_proba(fitted, x_all[test_rows]))
         train_patients, train_prob = self._fuse(data, train_rows, fitted.train_prob)
         threshold = choose_threshold(data.labels[train_patients], train_prob).threshold
         return RunResult(
@@ -347,12 +356,10 @@ class ExperimentRun:
         cfg = self.train_config(model, 0)
         if not (cfg.mode == "head" and cfg.cache_features):
             return
-        data = load_inputs(self.cohort_dir, self.pipeline_json)
-        spec = architecture(model).spec
+        head_prefix = architecture(model).spec.head_prefix
         net = create_model(model, weights=cfg.weights).eval()
-        fingerprint = state_fingerprint(net, exclude_prefix=spec.head_prefix)
-        rows = np.arange(len(data.views))
-        images = torch.from_numpy(data.network_inputs(rows, spec.mean, spec.std))
+        fingerprint = state_fingerprint(net, exclude_prefix=head_prefix)
+        images = torch.from_numpy(model_inputs(self.cohort_dir, self.pipeline_json, model))
         with torch.no_grad():
             cached_features(split_model(net).backbone, model, fingerprint, images, cfg)
 

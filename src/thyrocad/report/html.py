@@ -126,9 +126,11 @@ def _per_split_table(agg: Aggregate) -> str:
                     f"{_fmt(auc.get('ci_low'))}–{_fmt(auc.get('ci_high'))}",
                     _fmt(delong.get("z")) if delong else "",
                     _fmt(delong.get("p")) if delong else "",
+                    auc.get("error") or delong.get("error") or delong.get("note") or "",
                 ]
             )
-    return _table(["split", "model", "AUC", "DeLong 95 % CI", "paired z", "paired p"], rows)
+    header = ["split", "model", "AUC", "DeLong 95 % CI", "paired z", "paired p", "note"]
+    return _table(header, rows)
 
 
 def _figure(title: str, png: bytes | None) -> str:

@@ -34,17 +34,22 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def determinism(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Turn `torch.use_deterministic_algorithms` on for the block and restore it afterwards."""
+    """Turn `torch.use_deterministic_algorithms` on for the block and restore it afterwards.
+
+    `warn_only=True`: a CUDA op without a deterministic kernel (e.g. adaptive average pooling's
+    backward) warns instead of stopping the run.
+    """
     before = torch.are_deterministic_algorithms_enabled()
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     benchmark = torch.backends.cudnn.benchmark
     if enabled and device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(enabled)
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
         torch.backends.cudnn.benchmark = benchmark
 
 

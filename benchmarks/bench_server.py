@@ -1,0 +1,164 @@
+"""Load test of the web API: POST /api/v1/diagnoses with 1, 4 and 16 concurrent clients.
+
+A real `thyrocad serve` process on a free loopback port (fresh database, one user), each client
+a thread with its own HTTP connection uploading phantom DICOM studies in a loop for
+`--duration` seconds per level. Reports requests/s, p50/p95 latency, errors (any status other
+than 201), and the server's resident memory (VmRSS) sampled every 0.5 s over the whole run:
+its value at the start and end of each level and its maximum, to see growth.
+
+Usage (issue size; the bundle default is bench_predict's cached ResNet-18):
+
+    python benchmarks/bench_server.py --duration 60 --clients 1,4,16
+    python benchmarks/bench_server.py --bundle runs/r18 --duration 5 --clients 1,4
+
+Prints a markdown table and writes benchmarks/results/bench_server.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench_predict import default_bundle
+from explain_truth import phantom
+from thyrocad.provenance import library_versions, machine_description
+from thyrocad.server.auth import add_user
+from thyrocad.server.store import Store
+
+RESULTS = Path(__file__).parent / "results" / "bench_server.json"
+PASSWORD = "benchmark password"
+THYROCAD = Path(sys.executable).parent / "thyrocad"
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(bundle: Path, folder: Path, port: int) -> subprocess.Popen:
+    db = folder / "bench.db"
+    add_user(Store(db), "bench", PASSWORD)
+    log = (folder / "server.log").open("wb")
+    cmd = [str(THYROCAD), "serve", str(bundle), "--port", str(port), "--db", str(db)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"server did not start; see {folder / 'server.log'}")
+
+
+def client_loop(url: str, token: str, studies: list[bytes], stop: threading.Event, out: list):
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+        i = 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            r = client.post(
+                "/api/v1/diagnoses", files={"file": ("s.dcm", studies[i % len(studies)])}
+            )
+            out.append((time.perf_counter() - start, r.status_code))
+            i += 1
+
+
+def run_level(url: str, token: str, studies: list[bytes], clients: int, duration: float,
+              pid: int, rss: list[tuple[float, float]]) -> dict:  # fmt: skip
+    stop = threading.Event()
+    results: list[list] = [[] for _ in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(url, token, studies, stop, results[k]))
+        for k in range(clients)
+    ]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    while time.monotonic() - t0 < duration:
+        rss.append((time.monotonic(), rss_mb(pid)))
+        time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0  # includes the requests in flight when time was up
+    done = [r for per in results for r in per]
+    latencies = np.array([s for s, _ in done])
+    level_rss = [m for t, m in rss if t >= t0]
+    return {
+        "clients": clients,
+        "requests": len(done),
+        "errors": sum(code != 201 for _, code in done),
+        "seconds": round(elapsed, 2),
+        "requests_per_s": round(len(done) / elapsed, 3),
+        "p50_s": round(float(np.percentile(latencies, 50)), 3) if done else None,
+        "p95_s": round(float(np.percentile(latencies, 95)), 3) if done else None,
+        "rss_start_mb": round(level_rss[0], 1),
+        "rss_end_mb": round(rss_mb(pid), 1),
+        "rss_max_mb": round(max(level_rss), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, help="model bundle (default: cached ResNet-18)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per level")
+    parser.add_argument("--clients", default="1,4,16", help="comma-separated levels")
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args()
+
+    bundle = args.bundle or default_bundle()
+    studies = [p.read_bytes() for p in sorted((phantom(20, seed=7) / "images").glob("*.dcm"))]
+    folder = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    proc = start_server(bundle, folder, args.port)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        r = httpx.post(f"{url}/api/v1/token", json={"username": "bench", "password": PASSWORD})
+        token = r.json()["access_token"]
+        rss: list[tuple[float, float]] = []
+        levels = [
+            run_level(url, token, studies, int(c), args.duration, proc.pid, rss)
+            for c in args.clients.split(",")
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    report = {
+        "bundle": str(bundle),
+        "duration_s_per_level": args.duration,
+        "cpu_count": os.cpu_count(),
+        "levels": levels,
+        "machine": machine_description(),
+        "library_versions": library_versions(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"bundle {bundle}, {args.duration:g} s per level, {os.cpu_count()} CPUs\n")
+    print("| clients | requests | errors | req/s | p50 (s) | p95 (s) | RSS start/end/max (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for lv in levels:
+        print(
+            f"| {lv['clients']} | {lv['requests']} | {lv['errors']} | {lv['requests_per_s']} | "
+            f"{lv['p50_s']} | {lv['p95_s']} | "
+            f"{lv['rss_start_mb']}/{lv['rss_end_mb']}/{lv['rss_max_mb']} |"
+        )
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""thyrocad.dicom_results: SR + Secondary Capture written, read back, references checked."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+
+import thyrocad
+from dicom_factory import SENTINEL_ID, SENTINEL_NAME, nm_dataset, view_code, write_dicom
+from inference_helpers import bundle, phantom_files
+from thyrocad.dicom_results import (
+    CODES,
+    SC_SERIES_DESCRIPTION,
+    SR_SERIES_DESCRIPTION,
+    ViewOverlay,
+    write_dicom_results,
+)
+from thyrocad.errors import DicomResultError
+from thyrocad.explain import overlay_original
+from thyrocad.inference import Predictor
+from thyrocad.reader import read_study
+from thyrocad.study import View
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.from_bundle(bundle("resnet18"), threads=1)
+
+
+@pytest.fixture
+def source(tmp_path):
+    """A two-view NM file with phantom counts and sentinel patient name/ID (no StudyID etc.)."""
+    study = read_study(phantom_files()[1])
+    frames = [study.image(View.ANTERIOR), study.image(View.POSTERIOR)]
+    ds = nm_dataset(
+        [f.astype(np.uint16) for f in frames],
+        (view_code(View.ANTERIOR), view_code(View.POSTERIOR)),
+        pixel_spacing=study.pixel_spacing_mm,
+    )
+    return write_dicom(ds, tmp_path / "in" / "study.dcm")
+
+
+def _results(predictor, path, out_dir):
+    study = read_study(path)
+    analysis = predictor.analyse(study, explain=True)
+    overlays = [
+        ViewOverlay(hm.view, overlay_original(study.image(hm.view), hm), study.pixel_spacing_mm)
+        for hm in analysis.heatmaps
+    ]
+    return analysis.diagnosis, overlays, write_dicom_results(path, analysis.diagnosis, overlays,
+                                                             out_dir)  # fmt: skip
+
+
+def test_sr_references_the_source_and_holds_the_diagnosis(predictor, source, tmp_path):
+    diagnosis, _, written = _results(predictor, source, tmp_path / "out")
+    assert [p.name for p in written] == [
+        "study_thyrocad_sr.dcm", "study_thyrocad_sc_anterior.dcm", "study_thyrocad_sc_posterior.dcm"
+    ]  # fmt: skip
+    src = pydicom.dcmread(source, stop_before_pixels=True)
+    sr = hd.sr.srread(written[0])
+    assert sr.StudyInstanceUID == src.StudyInstanceUID
+    assert sr.PatientID == SENTINEL_ID and str(sr.PatientName) == SENTINEL_NAME
+    assert sr.SeriesDescription == SR_SERIES_DESCRIPTION
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == src.StudyInstanceUID
+    referenced = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert referenced.ReferencedSOPInstanceUID == src.SOPInstanceUID
+    (group,) = sr.content.get_image_measurement_groups()
+    values = {m.name.value: m.value for m in group.get_measurements()}
+    assert values[CODES["probability"].value] == pytest.approx(diagnosis.probability, abs=1e-6)
+    op = diagnosis.operating_point
+    assert values[CODES["threshold"].value] == pytest.approx(op.threshold, abs=1e-6)
+    assert values[CODES["sensitivity"].value] == pytest.approx(op.train_sensitivity, abs=1e-6)
+    assert values[CODES["specificity"].value] == pytest.approx(op.train_specificity, abs=1e-6)
+    per_view = {v.view: v.probability for v in diagnosis.views}
+    assert values[CODES[View.ANTERIOR].value] == pytest.approx(per_view["anterior"], abs=1e-6)
+    (evaluation,) = group.get_qualitative_evaluations()
+    assert evaluation.name.value == CODES["evaluation"].value
+    expected = codes.SCT.Present if diagnosis.positive else codes.SCT.Absent
+    assert evaluation.value.value == expected.value
+    (image,) = group.source_images
+    assert image.referenced_sop_instance_uid == src.SOPInstanceUID
+    texts = _text_items(sr)
+    assert texts["Algorithm Name"] == {"thyrocad resnet18"}
+    (version,) = texts["Algorithm Version"]
+    assert version.startswith(thyrocad.__version__)
+    assert diagnosis.model["weights_sha256"][:16] in version
+
+
+def _text_items(ds) -> dict[str, set[str]]:
+    """Concept name meaning -> text values of every TEXT item in an SR content tree."""
+    out: dict[str, set[str]] = {}
+    for item in ds.get("ContentSequence", []):
+        if item.ValueType == "TEXT":
+            name = item.ConceptNameCodeSequence[0].CodeMeaning
+            out.setdefault(name, set()).add(str(item.TextValue))
+        for key, values in _text_items(item).items():
+            out.setdefault(key, set()).update(values)
+    return out
+
+
+def test_secondary_captures_show_each_view_in_the_source_study(predictor, source, tmp_path):
+    _, overlays, written = _results(predictor, source, tmp_path / "out")
+    src = pydicom.dcmread(source, stop_before_pixels=True)
+    for path, overlay in zip(written[1:], overlays, strict=True):
+        sc = pydicom.dcmread(path)
+        assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+        assert sc.StudyInstanceUID == src.StudyInstanceUID and sc.PatientID == SENTINEL_ID
+        assert sc.SeriesDescription == SC_SERIES_DESCRIPTION
+        assert list(sc.PatientOrientation) == (["L", "F"] if overlay.view is View.ANTERIOR
+                                               else ["R", "F"])  # fmt: skip
+        assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (256, 256, 3)
+        assert np.array_equal(sc.pixel_array, overlay.rgb)
+
+
+def test_results_are_written_next_to_the_source_by_default(predictor, source):
+    _, _, written = _results(predictor, source, None)
+    assert all(p.parent == source.parent for p in written)
+
+
+def test_source_without_uids_is_refused(predictor, source, tmp_path):
+    ds = pydicom.dcmread(source)
+    del ds.StudyInstanceUID
+    bad = tmp_path / "no-study-uid.dcm"
+    ds.save_as(bad, enforce_file_format=True)
+    diagnosis = predictor.predict(read_study(source))
+    with pytest.raises(DicomResultError, match="StudyInstanceUID"):
+        write_dicom_results(bad, diagnosis, [], tmp_path / "out")

@@ -1,0 +1,99 @@
+"""`thyrocad predict`: files and folders, bad files reported and skipped, outputs written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dicom_factory import SENTINEL_ID, SENTINEL_NAME, nm_dataset, view_code, write_dicom
+from inference_helpers import bundle, copy_bundle, phantom_files
+from thyrocad.cli.main import app
+from thyrocad.reader import read_study
+from thyrocad.study import View
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A folder with good and bad inputs of every kind the command must handle."""
+    root = tmp_path_factory.mktemp("inputs")
+    good = phantom_files()[0]
+    shutil.copy(good, root / "good.dcm")
+    study = read_study(good)
+    frames = [study.image(v).astype(np.uint16) for v in (View.ANTERIOR, View.POSTERIOR)]
+    codes = (view_code(View.ANTERIOR), view_code(View.POSTERIOR))
+    write_dicom(nm_dataset(frames, codes, pixel_spacing=(2.2, 2.2)), root / "sentinel.dcm")
+    write_dicom(nm_dataset(modality="CT", sop_class=CT_IMAGE_STORAGE), root / "ct.dcm")
+    tomo = ("ORIGINAL", "PRIMARY", "TOMO", "EMISSION")
+    write_dicom(nm_dataset(image_type=tomo), root / "spect.dcm")
+    data = (root / "good.dcm").read_bytes()
+    (root / "sub").mkdir()
+    (root / "sub" / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    image = np.clip(study.image(View.ANTERIOR) * 40, 0, 255).astype(np.uint8)
+    Image.fromarray(image).save(root / "sub" / "export.png")
+    (root / "labels.csv").write_text("not,an,image\n")  # skipped inside a folder
+    return root
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, ["predict", str(bundle("resnet18")), *args, "--threads", "1"])
+
+
+def test_folder_with_bad_files_reports_each_and_diagnoses_the_rest(inputs, tmp_path):
+    out = tmp_path / "results.json"
+    result = _invoke(
+        str(inputs), "--out", str(out), "--heatmaps", str(tmp_path / "hm"),
+        "--dicom-out", str(tmp_path / "dcm"),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("failed")]
+    assert len(failed) == 3
+    assert any("ct.dcm: NotNuclearMedicineError" in line for line in failed)
+    assert any("spect.dcm: NotPlanarError" in line for line in failed)
+    assert any("truncated.dcm: " in line for line in failed)
+    assert "3 diagnosed, 3 failed" in result.output
+    assert SENTINEL_ID not in result.output and SENTINEL_NAME.split("^")[0] not in result.output
+    rows = {r["path"].split("/")[-1]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"good.dcm", "sentinel.dcm", "export.png", "ct.dcm", "spect.dcm",
+                         "truncated.dcm"}  # fmt: skip
+    assert SENTINEL_ID not in out.read_text()
+    good = rows["good.dcm"]
+    assert good["diagnosis"]["verdict"] in ("residual", "non_residual")
+    assert len(good["diagnosis"]["views"]) == 2 and not good["error"]
+    png = rows["export.png"]["diagnosis"]
+    assert png["notes"] == ["PNG/JPEG input: no DICOM output written"]
+    assert sorted(p.name for p in (tmp_path / "dcm").iterdir()) == [
+        f"{stem}_thyrocad_{kind}.dcm" for stem in ("good", "sentinel")
+        for kind in ("sc_anterior", "sc_posterior", "sr")
+    ]  # fmt: skip
+    assert all(Path(p).is_file() for row in rows.values() for p in row["outputs"])
+    assert (tmp_path / "hm" / "good_anterior_gradcam.png").is_file()
+    assert (tmp_path / "hm" / "export_gradcam_input.png").is_file()
+
+
+def test_csv_output_and_threshold_override(tmp_path):
+    out = tmp_path / "r.csv"
+    files = [str(p) for p in phantom_files()[:2]]
+    result = _invoke(*files, "--out", str(out), "--threshold", "0")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["verdict"] for r in rows] == ["residual", "residual"]
+    assert all(r["threshold_source"] == "override" and r["threshold"] == "0.000000" for r in rows)
+    assert all(float(r["p_anterior"]) >= 0 and r["fusion"] == "mean" for r in rows)
+
+
+def test_missing_input_and_bad_bundle(tmp_path):
+    result = _invoke(str(tmp_path / "nope.dcm"))
+    assert result.exit_code == 1 and "FileAccessError" in result.output
+    broken = copy_bundle("resnet18", tmp_path / "b")
+    (broken / "weights.pt").unlink()
+    result = CliRunner().invoke(app, ["predict", str(broken), str(phantom_files()[0])])
+    assert result.exit_code == 1 and "BundleError" in result.output
