@@ -7,7 +7,7 @@ Targets (issue): default cohort, 4 backbones + uptake observer, 10 splits, 80 ep
 mode: < 5 min cold, < 1 min warm.
 
 Usage: python benchmarks/bench_experiment.py [--patients 446] [--splits 10] [--epochs 80]
-       [--workers 1]
+       [--workers CPU_CORES]
 Prints a markdown table and writes benchmarks/results/bench_experiment.json.
 """
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=446)
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)  # as the demo
     args = parser.parse_args()
 
     cohort, cohort_s = _cohort(args.patients)

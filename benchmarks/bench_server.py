@@ -98,6 +98,7 @@ def run_level(url: str, token: str, studies: list[bytes], clients: int, duration
     elapsed = time.monotonic() - t0  # includes the requests in flight when time was up
     done = [r for per in results for r in per]
     latencies = np.array([s for s, _ in done])
+    rss.append((time.monotonic(), rss_mb(pid)))
     level_rss = [m for t, m in rss if t >= t0]
     return {
         "clients": clients,
@@ -108,7 +109,7 @@ def run_level(url: str, token: str, studies: list[bytes], clients: int, duration
         "p50_s": round(float(np.percentile(latencies, 50)), 3) if done else None,
         "p95_s": round(float(np.percentile(latencies, 95)), 3) if done else None,
         "rss_start_mb": round(level_rss[0], 1),
-        "rss_end_mb": round(rss_mb(pid), 1),
+        "rss_end_mb": round(level_rss[-1], 1),
         "rss_max_mb": round(max(level_rss), 1),
     }
 

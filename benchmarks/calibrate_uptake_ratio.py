@@ -5,7 +5,8 @@ it with `UptakeRatioObserver` (anterior view), and reports over the paper's 10 s
 3:1 patient splits: test ROC AUC, and accuracy / balanced accuracy at the Youden threshold
 fitted on each training part. Also reports how often a square crop of 60/70/80 mm around
 `locate_thyroid_bed` holds every remnant focus (ground truth), over all residual views.
-Prints a markdown table; writes benchmarks/results/calibrate_uptake_ratio.json.
+Prints a markdown table; writes
+benchmarks/results/calibrate_uptake_ratio_n<patients>_difficulty<d>_<view>.json.
 
 Example:
     python benchmarks/calibrate_uptake_ratio.py --patients 446 --residual 346 --difficulty 1.0
@@ -28,7 +29,7 @@ from thyrocad.phantom import PhantomConfig, generate_cohort, parse_difficulty
 from thyrocad.provenance import library_versions, machine_description
 from thyrocad.reader import read_study
 
-RESULTS = Path(__file__).parent / "results" / "calibrate_uptake_ratio.json"
+RESULTS = Path(__file__).parent / "results"
 CROP_HALF_WIDTHS_MM = (30.0, 35.0, 40.0)
 
 
@@ -102,8 +103,10 @@ def main() -> None:
         f"\nthyroid-bed crop holds every remnant focus ({crop_rates['views']} residual views): "
         + ", ".join(f"{k} crop {v:.3f}" for k, v in crop_rates.items() if k != "views")
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    name = f"calibrate_uptake_ratio_n{len(ids)}_difficulty{config.difficulty}_{args.view}.json"
+    out = RESULTS / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps(
             {
                 "config": config.to_dict(),

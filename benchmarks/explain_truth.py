@@ -70,11 +70,18 @@ def view_hits(heatmap, truth: dict, masks: dict, radius_mm: float) -> dict:
     box = heatmap.crop_box
     rr, cc = np.mgrid[box.row0 : box.row1, box.col0 : box.col1]
     near = np.min(np.hypot(rr[..., None] - centres[:, 0], cc[..., None] - centres[:, 1]), axis=-1)
+    in_box = heatmap.original[max(box.row0, 0) : box.row1, max(box.col0, 0) : box.col1]
+    at_foci = [heatmap.original[r, c] for r, c in np.rint(centres).astype(int)]
     return {
         "inside": bool(mask[row, col]),
         "within": distance <= radius_mm,
         "distance_mm": distance,
         "chance_within": float(np.mean(near * spacing <= radius_mm)),
+        # where the peak sits in the crop box (0..1 from the top/left edge)
+        "peak_rel": [(row - box.row0) / box.shape[0], (col - box.col0) / box.shape[1]],
+        # share of crop-box pixels whose CAM is below the CAM at the best focus centre
+        "focus_cam_percentile": float(max(np.mean(in_box < v) for v in at_foci)),
+        "lateral_quarter": not 0.25 <= (col - box.col0) / box.shape[1] <= 0.75,
     }
 
 
@@ -115,6 +122,9 @@ def summary(result: dict) -> dict:
         if views else float("nan"),
         "patients_with_a_view_within_radius": float(np.mean(result["patients_any_view_within"]))
         if views else float("nan"),
+        "median_focus_cam_percentile": statistics.median(v["focus_cam_percentile"] for v in views)
+        if views else float("nan"),
+        "peaks_in_lateral_quarters": share("lateral_quarter"),
     }  # fmt: skip
 
 

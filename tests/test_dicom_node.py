@@ -4,6 +4,7 @@ diagnoses it and C-STOREs the SR and SC to a pynetdicom storage SCP standing in 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -60,6 +61,13 @@ class FakePacs:
         return self.received
 
 
+def settled(node: CadNode, timeout_s: float = 60.0) -> None:
+    """Wait until the node has finished (sent, or failed) every study it received."""
+    deadline = time.monotonic() + timeout_s
+    while (node.pending() or not (node.processed or node.failed)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def analyzer():
     return Analyzer.from_bundle(bundle_dir())
@@ -105,6 +113,7 @@ def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs):
     assert store_to(node, [source]) == [0x0000]
     received = pacs.wait_for(3)
     assert len(received) == 3, f"failed studies: {node.failed}"
+    settled(node)  # the node counts a study as done once its association is released
     classes = [ds.SOPClassUID for ds in received]
     assert sorted(classes) == sorted([ComprehensiveSRStorage] + [SecondaryCaptureImageStorage] * 2)
     src = dcmread(source)
@@ -115,7 +124,8 @@ def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs):
     assert not any((node.incoming).glob("*.work"))  # received files removed after analysis
 
 
-def test_per_view_files_are_merged_into_one_study(node, pacs, tmp_path):
+def test_per_view_files_are_merged_into_one_study(node, pacs, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
     study = dcmread(phantom_files()[1])
     frames = study.pixel_array
     paths = []
@@ -125,7 +135,12 @@ def test_per_view_files_are_merged_into_one_study(node, pacs, tmp_path):
         paths.append(factory.write_dicom(ds, tmp_path / f"view{i}.dcm"))
     assert store_to(node, paths) == [0x0000, 0x0000]
     received = pacs.wait_for(3)
+    settled(node)
     assert len(received) == 3 and len(node.processed) == 1, f"failed: {node.failed}"
+    assert {str(ds.PatientName) for ds in received} == {factory.SENTINEL_NAME}
+    # Nothing of the patient's identity or the study UID reaches the logs, even at DEBUG.
+    for secret in (factory.SENTINEL_NAME, factory.SENTINEL_ID, study.StudyInstanceUID):
+        assert secret not in caplog.text
 
 
 def test_unknown_calling_aet_is_rejected(node, pacs):

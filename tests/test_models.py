@@ -188,3 +188,17 @@ def test_random_initialisation_only_on_request():
     model = create_model("resnet18", weights="none")
     assert model_info(model).weights.kind == "none"
     assert model.fc.out_features == 2
+
+
+def test_failed_download_is_a_weights_error_naming_both_ways(torch_home, monkeypatch):
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsError) as err:
+        create_model("resnet18", weights="imagenet", allow_download=True)
+    message = str(err.value)
+    assert "the download failed" in message and "Name or service not known" in message
+    assert "--weights FILE" in message and "resnet18-f37072fd.pth" in message

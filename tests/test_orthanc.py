@@ -1,9 +1,10 @@
 """Round trip with a real PACS: Debian's Orthanc, started here on unusual loopback ports with its
 own config (authentication on, remote access off, the CAD node registered as modality 'cad').
 
-A phantom study goes into Orthanc by REST, Orthanc pushes it to the node by C-STORE, the node
-diagnoses it and C-STOREs the SR and SC back; both must appear in the same Orthanc study with
-the diagnosis the model gives for that file. scripts/ci_services.sh installs Orthanc in CI.
+A phantom study goes into Orthanc by REST, Orthanc pushes it by C-STORE to the node (a real
+`thyrocad listen` process), which diagnoses it and C-STOREs the SR and SCs back; they must
+appear in the same Orthanc study with the diagnosis the model gives for that file.
+scripts/ci_services.sh installs Orthanc in CI.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
-from server_fixtures import bundle_dir, free_port, phantom_files
-from thyrocad.dicom_node import CadNode, PacsTarget
+from server_fixtures import THYROCAD, bundle_dir, free_port, phantom_files
+from thyrocad.dicom_node import CadNode, StowTarget, stow_files
+from thyrocad.errors import DicomNodeError
+from thyrocad.inference import Predictor
 from thyrocad.reader import read_study
 from thyrocad.server.analysis import Analyzer
 
@@ -35,7 +38,7 @@ class Orthanc:
     """Orthanc as a child process, configured by one JSON file; stopped by its PID."""
 
     def __init__(self, folder: Path, node_port: int) -> None:
-        self.http_port, self.dicom_port = free_port(), free_port()
+        self.http_port, self.dicom_port, self.node_port = free_port(), free_port(), node_port
         config = {
             "Name": "thyrocad-test",
             "StorageDirectory": str(folder / "storage"),
@@ -50,6 +53,7 @@ class Orthanc:
             "DicomCheckModalityHost": True,
             "DicomModalities": {"cad": {"AET": NODE_AET, "Host": "127.0.0.1", "Port": node_port}},
             "Plugins": [str(DICOMWEB)] if DICOMWEB.is_file() else [],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         }
         path = folder / "orthanc.json"
         path.write_text(json.dumps(config, indent=2))
@@ -95,47 +99,55 @@ def content_items(items) -> list:
 
 
 @pytest.fixture
-def orthanc_and_node(tmp_path):
+def orthanc(tmp_path):
     if not ORTHANC.is_file():
         pytest.skip("Orthanc is not installed (scripts/ci_services.sh installs it)")
-    node_port = free_port()
-    orthanc = Orthanc(tmp_path, node_port)
-    analyzer = Analyzer.from_bundle(bundle_dir())
-    node = CadNode(
-        aet=NODE_AET,
-        port=node_port,
-        work_dir=tmp_path / "node",
-        on_study=lambda folder: analyzer.dicom_results(folder, tmp_path / "node" / "results"),
-        pacs=PacsTarget("127.0.0.1", orthanc.dicom_port, PACS_AET),
-        allow=[PACS_AET],
-        quiet_s=1.0,
-    )
-    node.start()
-    yield orthanc, node, analyzer
-    node.stop()
-    orthanc.stop()
+    server = Orthanc(tmp_path, node_port=free_port())
+    yield server
+    server.stop()
 
 
-def test_orthanc_round_trip(orthanc_and_node):
-    orthanc, node, analyzer = orthanc_and_node
-    assert httpx.get(f"{orthanc.url}/system").status_code == 401  # authentication is on
-    source = phantom_files()[0]
+@pytest.fixture
+def node(orthanc, tmp_path):
+    """`thyrocad listen` as a subprocess, ready once Orthanc's C-ECHO to it succeeds."""
+    log = tmp_path / "listen.log"
+    cmd = [
+        str(THYROCAD), "listen", str(bundle_dir()), "--aet", NODE_AET,
+        "--port", str(orthanc.node_port), "--pacs", f"127.0.0.1:{orthanc.dicom_port}:{PACS_AET}",
+        "--allow", PACS_AET, "--quiet-s", "1", "--work-dir", str(tmp_path / "node"),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while orthanc.client.post("/modalities/cad/echo", content="{}").status_code != 200:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    yield log
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def push_and_collect(orthanc: Orthanc, source: Path, expect: int, log) -> list:
+    """Upload `source` by REST, push its study to the node, wait for `expect` instances."""
     posted = orthanc.client.post("/instances", content=source.read_bytes())
     assert posted.status_code == 200, posted.text
     study_id = posted.json()["ParentStudy"]
-
     pushed = orthanc.client.post("/modalities/cad/store", content=study_id)
     assert pushed.status_code == 200, pushed.text
-
     deadline = time.monotonic() + 120
     instances = []
-    while time.monotonic() < deadline and len(instances) < 4 and not node.failed:
+    while time.monotonic() < deadline and len(instances) < expect:
         time.sleep(0.5)
         instances = orthanc.client.get(f"/studies/{study_id}/instances").json()
-    assert len(instances) == 4, f"node failures: {node.failed}"  # NM + SR + 2 SC (one per view)
+    assert len(instances) == expect, log()
+    return [dcmread(io.BytesIO(orthanc.client.get(f"/instances/{i['ID']}/file").content))
+            for i in instances]  # fmt: skip
 
-    files = [dcmread(io.BytesIO(orthanc.client.get(f"/instances/{i['ID']}/file").content))
-             for i in instances]  # fmt: skip
+
+def test_orthanc_round_trip(orthanc, node):
+    assert httpx.get(f"{orthanc.url}/system").status_code == 401  # authentication is on
+    source = phantom_files()[0]
+    files = push_and_collect(orthanc, source, 4, lambda: node.read_text()[-3000:])  # NM+SR+2 SC
     src = dcmread(source)
     assert {ds.StudyInstanceUID for ds in files} == {src.StudyInstanceUID}
     assert {ds.PatientID for ds in files} == {src.PatientID}
@@ -143,7 +155,7 @@ def test_orthanc_round_trip(orthanc_and_node):
     scs = [ds for ds in files if ds.SOPClassUID == SecondaryCaptureImageStorage]
     assert len(scs) == 2
 
-    expected = analyzer.predictor.predict(read_study(source))
+    expected = Predictor.from_bundle(bundle_dir()).predict(read_study(source))
     numbers = [
         float(item.MeasuredValueSequence[0].NumericValue)
         for item in content_items(sr.ContentSequence)
@@ -152,4 +164,32 @@ def test_orthanc_round_trip(orthanc_and_node):
     assert any(abs(n - expected.probability) < 1e-3 for n in numbers), numbers
     for sc in scs:
         assert sc.pixel_array.shape == (*src.pixel_array.shape[1:], 3)  # RGB of the view
-    assert node.failed == []
+    assert "failed" not in node.read_text()
+
+
+def test_results_by_stow_rs(orthanc, tmp_path):
+    if not DICOMWEB.is_file():
+        pytest.skip("orthanc-dicomweb is not installed (scripts/ci_services.sh installs it)")
+    analyzer = Analyzer.from_bundle(bundle_dir())
+    cad = CadNode(
+        aet=NODE_AET,
+        port=orthanc.node_port,
+        work_dir=tmp_path / "stow-node",
+        on_study=lambda folder: analyzer.dicom_results(folder, tmp_path / "stow-results"),
+        pacs=None,
+        stow=StowTarget(f"{orthanc.url}/dicom-web/studies", *AUTH),
+        allow=[PACS_AET],
+        quiet_s=1.0,
+    )
+    cad.start()
+    try:
+        files = push_and_collect(orthanc, phantom_files()[1], 4, lambda: str(cad.failed))
+    finally:
+        cad.stop()
+    classes = sorted(ds.SOPClassUID for ds in files)
+    assert classes.count(SecondaryCaptureImageStorage) == 2
+    assert classes.count(ComprehensiveSRStorage) == 1
+    assert cad.failed == [] and len(cad.processed) == 1
+    bad = StowTarget(f"{orthanc.url}/dicom-web/studies", "tester", "wrong")
+    with pytest.raises(DicomNodeError, match="HTTP 401"):
+        stow_files(sorted((tmp_path / "stow-results").rglob("*.dcm"))[:1], bad)

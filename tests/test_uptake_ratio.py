@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from thyrocad.baselines import UptakeRatioObserver, uptake_ratio
-from thyrocad.baselines.uptake_ratio import ObserverInputError, evaluate_on_splits
+from thyrocad.baselines.uptake_ratio import evaluate_on_splits
+from thyrocad.errors import ObserverInputError
 from thyrocad.phantom import PhantomConfig, generate_cohort, simulate_patient
 from thyrocad.reader import read_study
 from thyrocad.study import Study, View, ViewImage

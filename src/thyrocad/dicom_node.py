@@ -5,17 +5,21 @@ Receiving follows PITFALLS 8.2: the C-STORE handler only writes the raw bytes (p
 meta, dataset as received) to disk and answers 0x0000; a worker thread analyses a study once
 no instance of it has arrived for `quiet_s` seconds. Sending follows 8.3/8.4: one association
 per send, proposing exactly the SOP classes sent with their own and the uncompressed transfer
-syntaxes. Calling AE titles are checked against an allow-list.
+syntaxes. Calling AE titles are checked against an allow-list. Results can also (or instead)
+go to a DICOMweb server by STOW-RS.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -103,6 +107,50 @@ def send_files(
     logger.info("sent %d objects to %s", len(datasets), target.aet)
 
 
+@dataclass(frozen=True)
+class StowTarget:
+    """A DICOMweb STOW-RS endpoint (the `.../studies` URL) and optional basic-auth credentials."""
+
+    url: str
+    user: str | None = None
+    password: str | None = None
+
+
+def stow_files(paths: Sequence[Path], target: StowTarget, timeout_s: float = 60.0) -> None:
+    """POST `paths` (Part 10 files, preamble included) in one multipart/related STOW-RS request."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + p.read_bytes()
+        + b"\r\n"
+        for p in paths
+    ]
+    request = urllib.request.Request(
+        target.url,
+        data=b"".join(parts) + f"--{boundary}--\r\n".encode(),
+        method="POST",
+        headers={
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            "Accept": "application/dicom+json",
+        },
+    )
+    if target.user is not None:
+        credentials = f"{target.user}:{target.password or ''}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        raise DicomNodeError(f"STOW-RS to {target.url} failed: {exc}; check the URL.") from exc
+    if status not in (200, 202):
+        raise DicomNodeError(
+            f"STOW-RS to {target.url} answered HTTP {status}; check the URL and credentials."
+        )
+    logger.info("stored %d objects by STOW-RS", len(paths))
+
+
 def _contexts(datasets: Iterable) -> dict[str, list[str]]:
     """SOP class -> transfer syntaxes to propose: each object's own, then uncompressed."""
     contexts: dict[str, list[str]] = {}
@@ -123,7 +171,8 @@ class CadNode:
     """C-STORE SCP; calls `on_study(folder)` for each complete study, then sends what it returns.
 
     `on_study` gets the folder of received NM instances of one study and returns the paths of
-    the result files (DICOM) to send to `pacs`; the study folder is removed afterwards.
+    the result files (DICOM) to send to `pacs` (C-STORE) and/or `stow` (STOW-RS); the study
+    folder is removed afterwards.
     """
 
     def __init__(
@@ -134,6 +183,7 @@ class CadNode:
         work_dir: Path,
         on_study: Callable[[Path], list[Path]],
         pacs: PacsTarget | None,
+        stow: StowTarget | None = None,
         host: str = "127.0.0.1",
         allow: Sequence[str] | None = None,
         quiet_s: float = 5.0,
@@ -143,6 +193,7 @@ class CadNode:
         self.incoming = Path(work_dir) / "incoming"
         self.on_study = on_study
         self.pacs = pacs
+        self.stow = stow
         self.quiet_s = quiet_s
         self.processed: list[str] = []  # study keys, in order of completion
         self.failed: list[str] = []
@@ -244,6 +295,8 @@ class CadNode:
             results = self.on_study(folder)
             if self.pacs is not None and results:
                 send_files(results, self.pacs, self.aet)
+            if self.stow is not None and results:
+                stow_files(results, self.stow)
         except Exception:  # one bad study must not stop the node
             logger.exception("study %s failed", key)
             self.failed.append(key)

@@ -163,3 +163,7 @@ class ExportError(ThyrocadError):
 
 class DicomResultError(ThyrocadError):
     """DICOM results (SR / Secondary Capture) cannot be written for a source file."""
+
+
+class ObserverInputError(ThyrocadError):
+    """The studies or labels given to a baseline observer cannot be used."""

@@ -168,7 +168,7 @@ def _gray(image: Image.Image, path: Path) -> np.ndarray:
         return np.asarray(image.convert("L")).astype(np.float32)
     if image.mode in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr"):
         rgb = np.asarray(image.convert("RGB")).astype(np.float32)
-        logger.info("%s: colour %s export converted to gray (BT.601 luma)", path, image.mode)
+        logger.debug("colour %s export converted to gray (BT.601 luma)", image.mode)
         return rgb @ LUMA_WEIGHTS
     raise UnsupportedPixelFormatError(
         f"{path}: Pillow mode {image.mode} is not a gray or colour export; save as 8/16-bit PNG"

@@ -19,10 +19,11 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from thyrocad.errors import ThyrocadError
+from thyrocad.errors import ObserverInputError
 from thyrocad.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.metrics import choose_threshold
 from thyrocad.protocol.splits import stratified_splits
 from thyrocad.study import Study, View
 
@@ -34,10 +35,6 @@ REF_INNER_MM = 30.0
 REF_OUTER_MM = 48.0
 REF_HEIGHT_MM = 30.0
 _VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
-
-
-class ObserverInputError(ThyrocadError):
-    """The studies or labels given to a baseline observer cannot be used."""
 
 
 def _box_mean(img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float]) -> float:
@@ -117,9 +114,7 @@ class UptakeRatioObserver:
 
 def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     """The score threshold maximising sensitivity + specificity - 1 (labels: 1 = residual)."""
-    fpr, tpr, thresholds = roc_curve(labels, scores)
-    best = int(np.argmax(tpr - fpr))
-    return float(min(thresholds[best], np.max(scores)))
+    return choose_threshold(labels, scores, rule="youden").threshold
 
 
 def evaluate_on_splits(

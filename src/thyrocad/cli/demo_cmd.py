@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +40,9 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path(
         "thyrocad-demo"
     ),
-    workers: Annotated[int, typer.Option(help="Local worker processes for the runs.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
+    ] = None,
 ) -> None:
     """Generate (once, cached) the default 446-patient synthetic cohort and run the paper's
     experiment on it: ResNet-18, SqueezeNet 1.1, ShuffleNetV2 1x and EfficientNet-Lite0 in
@@ -60,7 +63,8 @@ def demo(
             folder = ensure_default_cohort()
             cohort = load_cohort(folder, read=False)
         console.print(_cohort_table(cohort.summary(), folder))
-        outcome = run_with_progress(folder, out, demo_config(), Backend(workers=workers), console)
+        backend = Backend(workers=workers or os.cpu_count() or 1)
+        outcome = run_with_progress(folder, out, demo_config(), backend, console)
     except ThyrocadError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None

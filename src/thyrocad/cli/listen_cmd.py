@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -17,8 +19,16 @@ from thyrocad.cli.app import app
 def listen(
     model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (thyrocad train).")],
     pacs: Annotated[
-        str, typer.Option("--pacs", help="Where results go: HOST:PORT:AET of the PACS.")
-    ],
+        str | None, typer.Option("--pacs", help="Where results go: HOST:PORT:AET of the PACS.")
+    ] = None,
+    stow: Annotated[
+        str | None,
+        typer.Option(
+            "--stow",
+            help="Also/instead send results by STOW-RS to this DICOMweb '.../studies' URL "
+            "(credentials from $THYROCAD_STOW_USER / $THYROCAD_STOW_PASSWORD).",
+        ),
+    ] = None,
     aet: Annotated[str, typer.Option("--aet", help="This node's AE title.")] = "THYROCAD",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 11112,
     host: Annotated[
@@ -36,18 +46,29 @@ def listen(
     ] = None,
 ) -> None:
     """Receive NM studies by C-STORE, diagnose each once it is complete (no new image for
-    --quiet-s seconds), and C-STORE a DICOM Structured Report and a Secondary Capture of the
-    result into the same study on the PACS. Ctrl-C stops it.
+    --quiet-s seconds), and send a DICOM Structured Report and one Secondary Capture per view
+    into the same study: by C-STORE to --pacs and/or by STOW-RS to --stow. Ctrl-C stops it.
 
     Example: thyrocad listen models/resnet18 --pacs pacs:104:PACS --allow PACS --port 11112
     """
-    from thyrocad.dicom_node import CadNode, PacsTarget
+    from thyrocad.dicom_node import CadNode, PacsTarget, StowTarget
     from thyrocad.errors import ThyrocadError
     from thyrocad.server.analysis import Analyzer
 
     console = Console(stderr=True)
+    if pacs is None and stow is None:
+        console.print("[red]error:[/red] give --pacs HOST:PORT:AET and/or --stow URL")
+        raise typer.Exit(2)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
-        target = PacsTarget.parse(pacs)
+        target = PacsTarget.parse(pacs) if pacs else None
+        stow_target = (
+            StowTarget(stow, os.environ.get("THYROCAD_STOW_USER"),
+                       os.environ.get("THYROCAD_STOW_PASSWORD"))
+            if stow else None
+        )  # fmt: skip
         analyzer = Analyzer.from_bundle(model_dir)
         root = work_dir or Path(tempfile.mkdtemp(prefix="thyrocad-listen-"))
         node = CadNode(
@@ -57,6 +78,7 @@ def listen(
             work_dir=root,
             on_study=lambda folder: analyzer.dicom_results(folder, root / "results"),
             pacs=target,
+            stow=stow_target,
             allow=[a.strip() for a in allow.split(",") if a.strip()] if allow else None,
             quiet_s=quiet_s,
         )
@@ -64,9 +86,11 @@ def listen(
     except ThyrocadError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
+    destinations = [f"{target.aet} at {target.host}:{target.port}"] if target else []
+    destinations += [f"STOW-RS {stow}"] if stow else []
     console.print(
-        f"{aet} listening on {host}:{port}; results go to {target.aet} at {target.host}:"
-        f"{target.port}; work folder {root}"
+        f"{aet} listening on {host}:{port}; results go to {' and '.join(destinations)}; "
+        f"work folder {root}"
     )
     try:
         threading.Event().wait()

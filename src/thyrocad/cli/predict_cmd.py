@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ CSV_COLUMNS = (
     "error",
 )  # fmt: skip
 PROGRESS_FROM = 3  # inputs from which a progress bar is shown
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -223,6 +226,9 @@ def predict(
             )
         except ThyrocadError as exc:
             row = Row(path, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug, not a bad input: report it and go on with the rest
+            logger.exception("unexpected error on %s", path)
+            row = Row(path, error=f"unexpected {type(exc).__name__}: {exc} (please report)")
         rows.append(row)
         _print_row(console, row)
     if out is not None:

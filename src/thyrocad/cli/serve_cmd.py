@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -70,6 +71,9 @@ def serve(
     from thyrocad.server.app import ServerSettings, create_app
 
     console = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = ServerSettings(
         model_dir=model_dir,
         db_path=db,

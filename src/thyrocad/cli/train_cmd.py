@@ -53,8 +53,13 @@ def train_command(
         bool, typer.Option("--channels-last", help="Channels-last memory format (CUDA only).")
     ] = False,
     allow_download: Annotated[
-        bool, typer.Option("--allow-download", help="Let torchvision download missing weights.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--allow-download/--offline",
+            help="Let torchvision download missing ImageNet weights into the hub cache "
+            "(--offline: use only local files).",
+        ),
+    ] = True,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the checkpoint in OUT/checkpoint.")
     ] = False,
@@ -96,8 +101,8 @@ def _train(
     console: Console, cohort_dir: Path, out: Path, config, preset_name: str, resume: bool
 ) -> None:
     from thyrocad.cohort import load_cohort
+    from thyrocad.paths import thyrocad_home
     from thyrocad.preprocess import PreprocessCache, preset
-    from thyrocad.preprocess.cache import thyrocad_home
     from thyrocad.training import FeatureCache, patient_holdout, train, write_bundle
     from thyrocad.training.cohort_data import cohort_train_data, pipeline_for
 

@@ -30,12 +30,16 @@ from thyrocad.models.weights import (
 def hub_weights(name: str, enum_member, allow_download: bool) -> tuple[dict, WeightsSource]:
     """ImageNet weights of a torchvision enum member from the hub cache (download if allowed)."""
     path = hub_checkpoint_path(enum_member.url)
+    why = "downloading is off"
     if not path.is_file() and allow_download:
-        enum_member.get_state_dict(progress=True, check_hash=True)  # fills the hub cache
+        try:
+            enum_member.get_state_dict(progress=False, check_hash=True)  # fills the hub cache
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; RuntimeError: bad hash
+            why = f"the download failed: {exc}"
     if not path.is_file():
         raise WeightsError(
             f"No ImageNet weights for '{name}' on this machine: {path} does not exist "
-            "(downloading is off). Either pass a local weights file (--weights FILE, or "
+            f"({why}). Either pass a local weights file (--weights FILE, or "
             f"weights=PATH), or pre-seed the torch hub cache: copy '{path.name}' (from "
             f"{enum_member.url}) to {path} (set TORCH_HOME to use another cache folder)."
         )

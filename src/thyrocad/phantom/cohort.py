@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import thyrocad
+from thyrocad.errors import ThyrocadError
+from thyrocad.paths import thyrocad_home
 from thyrocad.phantom.anatomy import BED_CENTER_Y_MM, Patient, sample_patient
 from thyrocad.phantom.config import GENERATOR_VERSION, PhantomConfig
 from thyrocad.phantom.physics import expected_counts, focus_mask, poisson_counts, to_pixel
@@ -239,11 +241,6 @@ def _write_labels(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def thyrocad_home() -> Path:
-    """`$THYROCAD_HOME`, or `~/.cache/thyrocad`."""
-    return Path(os.environ.get("THYROCAD_HOME") or Path.home() / ".cache" / "thyrocad")
-
-
 def default_cohort_dir(config: PhantomConfig | None = None, fmt: str = "multiframe") -> Path:
     """Cache folder of a cohort: `$THYROCAD_HOME/cohorts/<config-hash>[-<format>]`."""
     cfg = config or PhantomConfig()
@@ -258,6 +255,11 @@ def ensure_default_cohort(
     target = default_cohort_dir(config, fmt)
     if (target / MANIFEST_FILE).is_file():
         return target
+    if target.exists():
+        raise ThyrocadError(
+            f"{target} exists but holds no {MANIFEST_FILE}: it is not a finished cohort. "
+            "Remove that folder and run again."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

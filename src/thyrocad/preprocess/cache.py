@@ -17,15 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from thyrocad.paths import thyrocad_home
 from thyrocad.preprocess.pipeline import Pipeline, PreprocessOutput
 from thyrocad.preprocess.steps import CropBox
 
 logger = logging.getLogger(__name__)
-
-
-def thyrocad_home() -> Path:
-    """`$THYROCAD_HOME`, default `~/.cache/thyrocad`."""
-    return Path(os.environ.get("THYROCAD_HOME") or Path.home() / ".cache" / "thyrocad")
 
 
 def default_cache_dir() -> Path:

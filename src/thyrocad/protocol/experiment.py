@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -27,8 +28,14 @@ import numpy as np
 
 import thyrocad
 from thyrocad.errors import ExperimentError, WeightsError
-from thyrocad.protocol.execute import Backend, execute_runs
-from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec, write_atomic
+from thyrocad.protocol.execute import Backend, configure_threads, execute_runs
+from thyrocad.protocol.runs import (
+    RunRegistry,
+    RunResult,
+    RunSpec,
+    canonical_json,
+    write_atomic,
+)
 from thyrocad.protocol.splits import Split, stratified_splits
 
 logger = logging.getLogger(__name__)
@@ -131,12 +138,39 @@ def _image8_from_input(network_input: np.ndarray, mean: float, std: float) -> np
 
 @functools.lru_cache(maxsize=2)
 def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
-    """Preprocess every view of the cohort (through the disk cache) and keep the 8-bit images."""
+    """The preprocessed cohort, from its compact disk copy or built (and stored) on a miss.
+
+    The copy (`$THYROCAD_HOME/cache/inputs/<key>.npz`, 8-bit images, ~45 MB for 892 views) is
+    keyed by the cohort data hash, the pipeline config hash and the OpenCV and thyrocad
+    versions, so a worker process loads it in a fraction of a second.
+    """
+    import cv2
+
     from thyrocad.cohort import load_cohort
-    from thyrocad.preprocess import Pipeline, PipelineConfig, PreprocessCache
+    from thyrocad.preprocess import PipelineConfig
+    from thyrocad.preprocess.cache import thyrocad_home
 
     cohort = load_cohort(cohort_dir, read=False)
     config = PipelineConfig.from_json(pipeline_json)
+    key = canonical_json(
+        [cohort.data_hash(), config.config_hash(), cv2.__version__, thyrocad.__version__]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    path = thyrocad_home() / "cache" / "inputs" / f"{digest}.npz"
+    if path.is_file():
+        try:
+            return _read_inputs(path)
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("unreadable inputs cache %s (%s); rebuilding", path.name, exc)
+    inputs = _build_inputs(cohort, config)
+    _write_inputs(path, inputs)
+    return inputs
+
+
+def _build_inputs(cohort, config) -> CohortInputs:
+    """Every view through the pipeline (itself disk-cached per view), kept as 8-bit images."""
+    from thyrocad.preprocess import Pipeline, PreprocessCache
+
     pipeline, cache = Pipeline(config), PreprocessCache()
     mean, std = config.output.mean[0], config.output.std[0]
     view_patient, views, images, flags = [], [], [], []
@@ -157,6 +191,34 @@ def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
         images8=np.stack(images),
         flags=tuple(flags),
     )
+
+
+def _write_inputs(path: Path, inputs: CohortInputs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            patient_ids=np.array(inputs.patient_ids),
+            labels=inputs.labels,
+            view_patient=inputs.view_patient,
+            views=np.array(inputs.views),
+            images8=inputs.images8,
+            flags=np.array(json.dumps(inputs.flags)),
+        )
+    os.replace(tmp, path)
+
+
+def _read_inputs(path: Path) -> CohortInputs:
+    with np.load(path, allow_pickle=False) as data:
+        return CohortInputs(
+            patient_ids=tuple(data["patient_ids"].tolist()),
+            labels=data["labels"],
+            view_patient=data["view_patient"],
+            views=tuple(data["views"].tolist()),
+            images8=data["images8"],
+            flags=tuple(tuple(f) for f in json.loads(str(data["flags"]))),
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -556,6 +618,11 @@ def run_experiment(
 
     start = time.perf_counter()
     backend = backend or Backend()
+    if config.mode == "head" and backend.threads_per_run is None:
+        # A run then trains only a small head on cached features: tiny tensor operations, for
+        # which extra threads cost more in synchronisation than they gain. Cores are better
+        # used by running runs side by side (--workers).
+        backend = dataclasses.replace(backend, threads_per_run=1)
     out = Path(out_dir)
     plan = plan_experiment(cohort_dir, config)
     registry = RunRegistry(out, plan.settings)
@@ -565,6 +632,7 @@ def run_experiment(
     if on_plan:
         on_plan(plan, n_done)
     run_fn = plan.run_function()
+    configure_threads(os.cpu_count() or 1)  # backbone passes over the whole cohort: all cores
     for model in dict.fromkeys(s.model for s in registry.pending(specs) if s.kind == "model"):
         run_fn.warm_features(model)  # also preprocesses the cohort (disk-cached) on first use
     execute_runs(specs, run_fn, registry, backend, on_start, on_done)

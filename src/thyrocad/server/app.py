@@ -83,8 +83,8 @@ class LoginRequired(Exception):
 
 def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> FastAPI:
     """The application for `settings`; loads the model bundle unless `analyzer` is given."""
-    store = Store(settings.db_path)
     analyzer = analyzer or Analyzer.from_bundle(settings.model_dir)
+    store = Store(settings.db_path)
     limiter = anyio.CapacityLimiter(settings.inference_threads)
     login_limiter = auth.LoginLimiter()
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -223,7 +223,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
             review_user=None,
             review_utc=None,
         )
-        store.add_diagnosis(record)
+        await anyio.to_thread.run_sync(store.add_diagnosis, record)  # may wait for the write lock
         logger.info("diagnosis %s by %s: %s", diagnosis_id, user, analysis.verdict)
         return record
 
@@ -346,14 +346,15 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
     async def login(request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
         username, password = str(form.get("username", "")), str(form.get("password", ""))
-        try:
-            check_login(request, username, password)
+        try:  # argon2 verification is CPU work: keep it off the event loop
+            await anyio.to_thread.run_sync(check_login, request, username, password)
         except HTTPException as exc:
             return page(request, "login.html", status_code=exc.status_code, error=exc.detail)
         response = RedirectResponse("/", status_code=303)
+        token = await anyio.to_thread.run_sync(auth.new_session, store, username, "cookie")
         response.set_cookie(
             COOKIE,
-            auth.new_session(store, username, "cookie"),
+            token,
             max_age=int(auth.SESSION_TTL.total_seconds()),
             httponly=True,
             samesite="strict",
@@ -406,7 +407,10 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
         if agree not in ("yes", "no"):
             raise HTTPException(422, "Choose agree or disagree.")
         comment = str(form.get("comment", ""))[:2000]
-        if not store.set_review(diagnosis_id, user, agree == "yes", comment):
+        saved = await anyio.to_thread.run_sync(
+            store.set_review, diagnosis_id, user, agree == "yes", comment
+        )
+        if not saved:
             raise HTTPException(404, f"No diagnosis with id {diagnosis_id!r}.")
         return RedirectResponse(f"/diagnoses/{diagnosis_id}", status_code=303)
 
