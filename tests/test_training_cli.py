@@ -41,6 +41,8 @@ def test_train_writes_a_usable_bundle(cohort, tmp_path, monkeypatch):
     assert manifest["epochs_completed"] == 2
     assert manifest["cohort"]["n_patients"] == 16
     assert set(manifest["threshold"]) >= {"value", "train_sensitivity", "train_specificity"}
+    assert manifest["threshold"]["level"] == "patient"  # chosen on view-fused patient probabilities
+    assert manifest["view_fusion"] == "mean"
     assert manifest["library_versions"]["torch"]
     preprocess = json.loads((out / "preprocess_config.json").read_text())
     assert preprocess["output"]["mean"] == [0.5, 0.5, 0.5]  # the backbone's normalisation

@@ -11,8 +11,9 @@ of the study is preprocessed with the bundle's pipeline and all views go through
 one batch. A view whose crop is blank or flat carries no information and is left out of the
 fused probability; a study with no other view raises `NoUsableViewError`.
 
-The threshold was chosen on per-view training probabilities, so applying it to the fused
-probability is an operating point on a slightly different score; `OperatingPoint.level` says so.
+`thyrocad train` chooses the threshold on the fused per-patient training probabilities
+(manifest `threshold.level` = "patient"); a bundle whose threshold was chosen per view says
+"view", and `OperatingPoint.level` reports which.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class OperatingPoint:
     rule: str | None
     train_sensitivity: float | None  # of the bundle's threshold; None for an override
     train_specificity: float | None
-    level: str = "view"  # the training metrics are per view (see the module docstring)
+    level: str = "view"  # "patient" or "view": what the training metrics were computed on
 
 
 @dataclass(frozen=True)
@@ -376,7 +377,7 @@ def _operating_point(info: BundleInfo, override: float | None) -> OperatingPoint
     if override is None:
         return OperatingPoint(
             info.threshold, "bundle", info.threshold_rule, info.train_sensitivity,
-            info.train_specificity,
+            info.train_specificity, info.manifest["threshold"].get("level", "view"),
         )  # fmt: skip
     return OperatingPoint(float(override), "override", None, None, None)
 

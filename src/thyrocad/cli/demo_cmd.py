@@ -44,7 +44,9 @@ def demo(
         int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
     ] = None,
 ) -> None:
-    """Generate (once, cached) the default 446-patient synthetic cohort and run the paper's
+    """Run the paper's experiment on the built-in synthetic cohort (the main job).
+
+    Generate (once, cached) the default 446-patient synthetic cohort and run the paper's
     experiment on it: ResNet-18, SqueezeNet 1.1, ShuffleNetV2 1x and EfficientNet-Lite0 in
     head mode plus the uptake-ratio observer, 10 splits, 80 epochs. Prints the table and
     writes report.html into --out. Re-running reuses every finished run and all caches.

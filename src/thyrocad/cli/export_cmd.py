@@ -23,7 +23,9 @@ def export(
         ),
     ] = True,
 ) -> None:
-    """Export the bundle's classifier (with softmax) to ONNX: input `input` (N x 3 x H x W, the
+    """Export a model bundle to ONNX and check it against PyTorch.
+
+    Export the bundle's classifier (with softmax) to ONNX: input `input` (N x 3 x H x W, the
     preprocessed network input, batch dynamic), output `probabilities` (N x 2, column 1 =
     residual). Put it at MODEL_DIR/model.onnx for `thyrocad predict --onnx` to find it. With
     --check (default) the exit code is 1 when probabilities differ by more than 1e-4.

@@ -45,7 +45,9 @@ def listen(
         Path | None, typer.Option("--work-dir", help="Where received files and results go.")
     ] = None,
 ) -> None:
-    """Receive NM studies by C-STORE, diagnose each once it is complete (no new image for
+    """Run a DICOM node that diagnoses received studies and sends results to the PACS.
+
+    Receive NM studies by C-STORE, diagnose each once it is complete (no new image for
     --quiet-s seconds), and send a DICOM Structured Report and one Secondary Capture per view
     into the same study: by C-STORE to --pacs and/or by STOW-RS to --stow. Ctrl-C stops it.
 

@@ -195,7 +195,9 @@ def predict(
         int, typer.Option("--threads", min=1, help="CPU threads for the network.")
     ] = min(4, os.cpu_count() or 1),
 ) -> None:
-    """Diagnose each input study: per-view and fused probability of residual thyroid tissue and
+    """Diagnose studies (DICOM, PNG/JPG) with a model bundle.
+
+    Diagnose each input study: per-view and fused probability of residual thyroid tissue and
     the verdict at the bundle's operating point. Files that fail are reported (one line each) and
     skipped; the exit code is 1 if any failed. Patient names and IDs are never printed.
 

@@ -28,7 +28,9 @@ def preprocess(
         int | None, typer.Option("--limit", min=1, help="Only the first N files.")
     ] = None,
 ) -> None:
-    """Preprocess every image of a cohort; write one PNG strip of the stages per view and an
+    """Run the preprocessing pipeline on a cohort and write stage strips + index.html.
+
+    Preprocess every image of a cohort; write one PNG strip of the stages per view and an
     index.html listing them with their flags (the analogue of the paper's Figs. 2 and 4).
 
     Example: thyrocad preprocess data/phantom --out runs/preprocess --preset paper --limit 20

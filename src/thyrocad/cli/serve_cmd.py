@@ -60,7 +60,9 @@ def serve(
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure (behind TLS).")
     ] = False,
 ) -> None:
-    """Run the web app and JSON API (FastAPI + Uvicorn). Users log in with accounts made by
+    """Run the authenticated web app and JSON API.
+
+    Run the web app and JSON API (FastAPI + Uvicorn). Users log in with accounts made by
     `thyrocad users add`; there is no default account. API spec: /api/openapi.json.
 
     Example: thyrocad serve models/resnet18 --port 8000 --db /srv/thyrocad/thyrocad.db

@@ -64,7 +64,9 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from the checkpoint in OUT/checkpoint.")
     ] = False,
 ) -> None:
-    """Train a classifier (paper settings: Adam 1e-5, weight decay 1e-5, 80 epochs, balanced
+    """Fine-tune a backbone on a labelled cohort and write a model bundle.
+
+    Train a classifier (paper settings: Adam 1e-5, weight decay 1e-5, 80 epochs, balanced
     sampling) on every view of every patient, pick the decision threshold on the training data
     and write a model bundle (weights, configs, data hash, history + plot, threshold).
 
@@ -105,6 +107,7 @@ def _train(
     from thyrocad.preprocess import PreprocessCache, preset
     from thyrocad.training import FeatureCache, patient_holdout, train, write_bundle
     from thyrocad.training.cohort_data import cohort_train_data, pipeline_for
+    from thyrocad.training.threshold import patient_threshold
 
     cohort = load_cohort(cohort_dir, read=False)
     pipeline = pipeline_for(config.model, preset(preset_name))
@@ -136,7 +139,12 @@ def _train(
         cache=FeatureCache(thyrocad_home() / "cache" / "features"),
         on_epoch=show,
     )
-    extra = {"cohort": {"n_patients": len(cohort.patients), "n_train_views": len(data)}}
+    result.threshold = patient_threshold(result, data, config)
+    result.threshold_level = "patient"
+    extra = {
+        "cohort": {"n_patients": len(cohort.patients), "n_train_views": len(data)},
+        "view_fusion": "mean",
+    }
     write_bundle(out, result, pipeline.config.to_dict(), cohort.data_hash(), extra)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the bundle supersedes the checkpoint
     _summary(console, result, out)

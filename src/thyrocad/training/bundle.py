@@ -92,6 +92,7 @@ def write_bundle(
             "target": t.target,
             "train_sensitivity": t.sensitivity,
             "train_specificity": t.specificity,
+            "level": result.threshold_level,
         },
         "data_hash": data_hash,
         "train_class_counts": {

@@ -29,10 +29,17 @@ def image_key(image: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+# Bump when a model's backbone/head cut (thyrocad.models.split_model) changes.
+CUT_VERSION = 2
+
+
 def backbone_key(model_name: str, fingerprint: str, device: torch.device, bf16: bool) -> str:
     """Folder name identifying how features were made."""
     precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
-    return f"{model_name}-{fingerprint[:16]}-torch{torch.__version__}-{device.type}-{precision}"
+    return (
+        f"{model_name}-cut{CUT_VERSION}-{fingerprint[:16]}-torch{torch.__version__}"
+        f"-{device.type}-{precision}"
+    )
 
 
 class FeatureCache:

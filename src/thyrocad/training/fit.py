@@ -53,6 +53,7 @@ class TrainResult:
     train_prob: np.ndarray  # P(residual) of each training image, eval mode
     backbone_fingerprint: str
     class_counts: list[int]  # training images [non-residual, residual]
+    threshold_level: str = "view"  # what `threshold` was chosen on: "view" or "patient"
 
 
 @dataclass
