@@ -14,14 +14,16 @@ Prints a markdown table and writes benchmarks/results/bench_experiment.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
+from thyrocad.cli.demo_cmd import demo_config
 from thyrocad.protocol.execute import Backend
-from thyrocad.protocol.experiment import DEFAULT_MODELS, ExperimentConfig, run_experiment
+from thyrocad.protocol.experiment import run_experiment
 from thyrocad.provenance import library_versions, machine_description
 
 RESULTS = Path(__file__).parent / "results" / "bench_experiment.json"
@@ -49,13 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cohort, cohort_s = _cohort(args.patients)
-    config = ExperimentConfig(
-        models=DEFAULT_MODELS,
-        n_splits=args.splits,
-        epochs=args.epochs,
-        mode="head",
-        init="imagenet-or-scratch",
-    )
+    config = dataclasses.replace(demo_config(), n_splits=args.splits, epochs=args.epochs)
     backend = Backend(workers=args.workers)
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
     os.environ["THYROCAD_HOME"] = str(home)  # cold preprocessing and feature caches
