@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 import thyrocad
+from thyrocad.atomic import atomic_writer
 from thyrocad.errors import ExportError
 from thyrocad.inference import class_probabilities
 from thyrocad.models import model_info
@@ -90,9 +90,8 @@ def export_onnx(model: nn.Module, path: str | Path, info: BundleInfo) -> Path:
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    onnx.save_model(proto, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(path) as fh:
+        fh.write(proto.SerializeToString())
     logger.info("exported %s to ONNX (%s)", spec.name, path)
     return path
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from thyrocad.atomic import atomic_writer
 from thyrocad.paths import thyrocad_home
 from thyrocad.preprocess.pipeline import Pipeline, PreprocessOutput
 from thyrocad.preprocess.steps import CropBox
@@ -72,22 +71,13 @@ class PreprocessCache:
     def put(self, key: str, output: PreprocessOutput) -> Path:
         """Write atomically; the last of several concurrent writers of one key wins, whole."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    network_input=output.network_input,
-                    flags=np.array(json.dumps(list(output.flags))),
-                    crop_box=np.array(output.crop_box.as_tuple(), dtype=np.int64),
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(path) as fh:
+            np.savez(
+                fh,
+                network_input=output.network_input,
+                flags=np.array(json.dumps(list(output.flags))),
+                crop_box=np.array(output.crop_box.as_tuple(), dtype=np.int64),
+            )
         return path
 
     def get_or_compute(

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import thyrocad
+from thyrocad.atomic import atomic_writer
 from thyrocad.errors import ExperimentError, WeightsError
 from thyrocad.protocol.execute import Backend, configure_threads, execute_runs
 from thyrocad.protocol.runs import (
@@ -147,8 +148,8 @@ def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
     import cv2
 
     from thyrocad.cohort import load_cohort
+    from thyrocad.paths import thyrocad_home
     from thyrocad.preprocess import PipelineConfig
-    from thyrocad.preprocess.cache import thyrocad_home
 
     cohort = load_cohort(cohort_dir, read=False)
     config = PipelineConfig.from_json(pipeline_json)
@@ -194,9 +195,7 @@ def _build_inputs(cohort, config) -> CohortInputs:
 
 
 def _write_inputs(path: Path, inputs: CohortInputs) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_writer(path) as fh:
         np.savez(
             fh,
             patient_ids=np.array(inputs.patient_ids),
@@ -206,7 +205,6 @@ def _write_inputs(path: Path, inputs: CohortInputs) -> None:
             images8=inputs.images8,
             flags=np.array(json.dumps(inputs.flags)),
         )
-    os.replace(tmp, path)
 
 
 def _read_inputs(path: Path) -> CohortInputs:
@@ -252,7 +250,7 @@ def baseline_scores(cohort_dir: str, name: str) -> tuple[dict[str, int], dict[st
 
 def feature_cache():
     """This process's backbone-feature cache (memory + disk under $THYROCAD_HOME)."""
-    from thyrocad.preprocess.cache import thyrocad_home
+    from thyrocad.paths import thyrocad_home
 
     return _feature_cache_at(str(thyrocad_home() / "cache" / "features"))
 
@@ -483,7 +481,7 @@ class ExperimentPlan:
         ]
 
     def run_function(self) -> ExperimentRun:
-        from thyrocad.preprocess.cache import thyrocad_home
+        from thyrocad.paths import thyrocad_home
 
         return ExperimentRun(
             str(self.cohort_dir),
@@ -504,17 +502,15 @@ def scratch_weights(model: str, seed: int) -> Path:
     import torch
 
     from thyrocad.models import create_model
-    from thyrocad.preprocess.cache import thyrocad_home
+    from thyrocad.paths import thyrocad_home
 
     path = thyrocad_home() / "cache" / "init" / f"{model}-seed{seed}-torch{torch.__version__}.pt"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             state = create_model(model, weights="none").state_dict()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_writer(path) as fh:
+            torch.save(state, fh)
     return path
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from thyrocad.atomic import atomic_writer
 from thyrocad.errors import BundleError
 from thyrocad.models import create_model, model_info
 from thyrocad.models.weights import UNREADABLE_ERRORS, WeightsSource, file_sha256
 from thyrocad.provenance import library_versions, machine_description
-from thyrocad.training.atomic import atomic_writer
 from thyrocad.training.fit import TrainResult
 from thyrocad.training.history import plot_history
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from thyrocad.atomic import atomic_writer
 from thyrocad.errors import CheckpointError
 from thyrocad.models.weights import UNREADABLE_ERRORS
-from thyrocad.training.atomic import atomic_writer
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from thyrocad.training.atomic import atomic_writer
+from thyrocad.atomic import atomic_writer
 from thyrocad.training.runtime import autocast
 
 logger = logging.getLogger(__name__)
