@@ -129,3 +129,11 @@ def test_concurrent_writers_of_one_key_leave_one_whole_entry(tmp_path):
     np.testing.assert_array_equal(
         cached.network_input, pipeline().run(counts_image(7), SPACING).network_input
     )
+
+
+def test_key_covers_the_preprocessing_code(monkeypatch):
+    counts, config_hash = counts_image(), preset("default").config_hash()
+    before = cache_key(counts, (2.2, 2.2), config_hash)
+    assert len(cache_module.code_digest()) == 16
+    monkeypatch.setattr(cache_module, "code_digest", lambda: "another-locator")
+    assert cache_key(counts, (2.2, 2.2), config_hash) != before

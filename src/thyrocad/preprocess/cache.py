@@ -6,6 +6,7 @@ directory, then `os.replace`), so concurrent writers of one key never leave a to
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,8 +28,22 @@ def default_cache_dir() -> Path:
     return thyrocad_home() / "cache" / "preprocess"
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 prefix of the source of the modules that compute a preprocessing output, so that
+    a code change (e.g. a better bed locator) never reuses outputs of the old code."""
+    from thyrocad import landmarks
+    from thyrocad.preprocess import pipeline, steps
+
+    digest = hashlib.sha256()
+    for module in (landmarks, pipeline, steps):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(counts: np.ndarray, spacing_mm: tuple[float, float] | None, config_hash: str) -> str:
-    """sha256 over the array bytes, shape, dtype, spacing, config hash and OpenCV version."""
+    """sha256 over the array bytes, shape, dtype, spacing, config hash, OpenCV version and the
+    preprocessing code (`code_digest`)."""
     arr = np.ascontiguousarray(counts)
     digest = hashlib.sha256()
     header = {
@@ -37,6 +52,7 @@ def cache_key(counts: np.ndarray, spacing_mm: tuple[float, float] | None, config
         "spacing": None if spacing_mm is None else [float(s) for s in spacing_mm],
         "config": config_hash,
         "opencv": cv2.__version__,
+        "code": code_digest(),
     }
     digest.update(json.dumps(header, sort_keys=True).encode())
     digest.update(arr.tobytes())

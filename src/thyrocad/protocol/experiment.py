@@ -142,19 +142,26 @@ def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
     """The preprocessed cohort, from its compact disk copy or built (and stored) on a miss.
 
     The copy (`$THYROCAD_HOME/cache/inputs/<key>.npz`, 8-bit images, ~45 MB for 892 views) is
-    keyed by the cohort data hash, the pipeline config hash and the OpenCV and thyrocad
-    versions, so a worker process loads it in a fraction of a second.
+    keyed by the cohort data hash, the pipeline config hash, the OpenCV and thyrocad versions
+    and the preprocessing code digest, so a worker process loads it in a fraction of a second.
     """
     import cv2
 
     from thyrocad.cohort import load_cohort
     from thyrocad.paths import thyrocad_home
     from thyrocad.preprocess import PipelineConfig
+    from thyrocad.preprocess.cache import code_digest
 
     cohort = load_cohort(cohort_dir, read=False)
     config = PipelineConfig.from_json(pipeline_json)
     key = canonical_json(
-        [cohort.data_hash(), config.config_hash(), cv2.__version__, thyrocad.__version__]
+        [
+            cohort.data_hash(),
+            config.config_hash(),
+            cv2.__version__,
+            thyrocad.__version__,
+            code_digest(),
+        ]
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     path = thyrocad_home() / "cache" / "inputs" / f"{digest}.npz"
