@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from thyrocad.models import create_model, list_models
-from thyrocad.provenance import library_versions, machine_description
+from thyrocad.provenance import stamped
 
 RESULTS = Path(__file__).parent / "results" / "bench_models.json"
 
@@ -95,18 +95,7 @@ def main() -> None:
             f"| {r['train_img_per_s_full']} |"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "settings": vars(args),
-                "rows": rows,
-                "machine": machine_description(),
-                "versions": library_versions(),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    RESULTS.write_text(json.dumps(stamped({"settings": vars(args), "rows": rows}), indent=2) + "\n")
     print(f"\nwritten {RESULTS}")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thyrocad.provenance import library_versions, machine_description
+from thyrocad.provenance import stamped
 from thyrocad.training import FeatureCache, TrainConfig, TrainData, train
 
 RESULTS = Path(__file__).parent / "results" / "bench_train_head.json"
@@ -86,16 +86,7 @@ def main() -> None:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
-        json.dumps(
-            {
-                "settings": vars(args),
-                "results": rows,
-                "machine": machine_description(),
-                "versions": library_versions(),
-            },
-            indent=2,
-        )
-        + "\n"
+        json.dumps(stamped({"settings": vars(args), "results": rows}), indent=2) + "\n"
     )
     print(f"\nwritten {RESULTS}")
 

@@ -24,6 +24,15 @@ from thyrocad.study import View
 SENTINEL_NAME = "ZZSENTINEL^PATIENTNAME"
 SENTINEL_ID = "ZZSENTINEL-ID-4711"
 
+# Transfer syntaxes the factory can encode losslessly (round trips are bit-exact).
+LOSSLESS_SYNTAXES = (
+    uid.ExplicitVRLittleEndian,
+    uid.ImplicitVRLittleEndian,
+    uid.ExplicitVRBigEndian,
+    uid.RLELossless,
+    uid.JPEG2000Lossless,
+    uid.JPEGLSLossless,
+)
 ENERGY_WINDOW_VECTOR = 0x00540010
 DETECTOR_VECTOR = 0x00540020
 

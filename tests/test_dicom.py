@@ -20,14 +20,7 @@ from thyrocad.study import View
 
 ANT, POST = factory.view_code(View.ANTERIOR), factory.view_code(View.POSTERIOR)
 
-LOSSLESS_SYNTAXES = [
-    uid.ExplicitVRLittleEndian,
-    uid.ImplicitVRLittleEndian,
-    uid.ExplicitVRBigEndian,
-    uid.RLELossless,
-    uid.JPEG2000Lossless,
-    uid.JPEGLSLossless,
-]
+LOSSLESS_SYNTAXES = factory.LOSSLESS_SYNTAXES
 
 
 def _stored_frames(bits: int, signed: bool) -> list[np.ndarray]:

@@ -16,20 +16,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom import uid
 
 import dicom_factory as factory
 from thyrocad.errors import InputError
 from thyrocad.reader import read_study
 
-SYNTAXES = (
-    uid.ExplicitVRLittleEndian,
-    uid.ImplicitVRLittleEndian,
-    uid.ExplicitVRBigEndian,
-    uid.RLELossless,
-    uid.JPEG2000Lossless,
-    uid.JPEGLSLossless,
-)
+SYNTAXES = factory.LOSSLESS_SYNTAXES
 
 
 @cache

@@ -42,3 +42,8 @@ def machine_description() -> dict[str, str]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": str(os.cpu_count()),
     }
+
+
+def stamped(record: dict) -> dict:
+    """`record` plus the machine and library versions, as every saved result carries them."""
+    return {**record, "machine": machine_description(), "versions": library_versions()}
