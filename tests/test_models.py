@@ -16,7 +16,14 @@ from torchvision.models import _api as tv_api
 
 from test_training import one_thread  # noqa: F401  (autouse fixture)
 from thyrocad.errors import ModelError, WeightsError
-from thyrocad.models import create_model, list_models, model_info, split_model
+from thyrocad.models import (
+    channels_last,
+    create_model,
+    inference_copy,
+    list_models,
+    model_info,
+    split_model,
+)
 from thyrocad.models.torchvision_models import hub_weights
 
 TORCHVISION = {
@@ -97,6 +104,8 @@ def test_torchvision_local_weights_file(name, tmp_path, torch_home):
         else:
             assert torch.equal(own[key], value), key
     assert model_info(model).weights.kind == "file"
+    assert not any(p.is_meta for p in model.parameters())  # built on meta, then loaded
+    assert all(p.requires_grad for p in model.parameters())
 
     full = create_model(name, weights=path, num_classes=1000)  # the file's head is kept too
     assert all(torch.equal(full.state_dict()[k], v) for k, v in source.state_dict().items())
@@ -172,6 +181,27 @@ def test_split_reproduces_forward(name):
     assert direct.shape == (2, 2)
     torch.testing.assert_close(via_split, direct, rtol=1e-5, atol=1e-6)
     assert model.get_submodule(model_info(model).spec.target_layer) is not None
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_inference_copy_equals_the_original(name):
+    torch.manual_seed(0)
+    model = create_model(name, weights="none")
+    model.train()  # the copy must not depend on the original's mode, nor change it
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial statistics to fold
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    fast = inference_copy(model)
+    assert model.training
+    x = torch.randn(3, 3, 96, 96)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        got = fast(channels_last(x))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert not any(p.requires_grad for p in fast.parameters())
+    if name != "efficientnet_lite0":  # torch.fx cannot trace timm's EfficientNet: not folded
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
 
 
 def test_squeezenet_head_has_no_relu():

@@ -5,6 +5,7 @@ efficientnet_lite0 (timm tf_efficientnet_lite0). See docs/training.md for offlin
 """
 
 from thyrocad.models import efficientnet, torchvision_models  # noqa: F401  (registration)
+from thyrocad.models.inference_copy import channels_last, inference_copy
 from thyrocad.models.registry import (
     FeatureSplit,
     ModelInfo,
@@ -23,8 +24,10 @@ __all__ = [
     "ModelSpec",
     "WeightsSource",
     "architecture",
+    "channels_last",
     "create_model",
     "hub_checkpoint_path",
+    "inference_copy",
     "list_models",
     "model_info",
     "split_model",

@@ -8,11 +8,13 @@ that `head(backbone(x)) == model(x)`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from thyrocad.errors import ModelError
@@ -103,25 +105,32 @@ def create_model(
     Example: `create_model("resnet18", weights="/models/resnet18-f37072fd.pth")`.
     """
     arch = architecture(name)
-    model = arch.build()
-    if num_classes != IMAGENET_CLASSES:
+    choice = str(weights).lower() if weights is not None else None
+    random_init = choice == "none" or (choice is None and not pretrained)
+    new_head = num_classes != IMAGENET_CLASSES
+    # When every layer but the new head is loaded next, the network is built on the meta device
+    # and given uninitialised memory: no random initialisation that would be overwritten.
+    skip_init = new_head and not random_init
+    with torch.device("meta") if skip_init else contextlib.nullcontext():
+        model = arch.build()
+    if skip_init:
+        model.to_empty(device="cpu")
+    if new_head:
         arch.replace_head(model, num_classes)
-    source = _initialise(arch, model, pretrained, weights, allow_download)
+    if random_init:
+        logger.info("%s: random initialisation (no pretrained weights requested)", name)
+        source = WeightsSource(kind="none")
+    else:
+        source = _load_weights(arch, model, weights, allow_download)
     model.thyrocad_info = ModelInfo(spec=arch.spec, num_classes=num_classes, weights=source)
     return model
 
 
-def _initialise(
-    arch: Architecture,
-    model: nn.Module,
-    pretrained: bool,
-    weights: str | Path | None,
-    allow_download: bool,
+def _load_weights(
+    arch: Architecture, model: nn.Module, weights: str | Path | None, allow_download: bool
 ) -> WeightsSource:
+    """ImageNet weights (`weights` None or "imagenet") or a state_dict file, into `model`."""
     choice = str(weights).lower() if weights is not None else None
-    if choice == "none" or (choice is None and not pretrained):
-        logger.info("%s: random initialisation (no pretrained weights requested)", arch.spec.name)
-        return WeightsSource(kind="none")
     if choice in (None, "imagenet"):
         state, source = arch.imagenet_state(allow_download)
     else:

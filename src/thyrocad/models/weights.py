@@ -140,7 +140,7 @@ def load_pretrained(
     head_keys = [k for k in own if in_head(k)]
     head_fits = all(k in state and state[k].shape == own[k].shape for k in head_keys)
     merged = {k: (state[k] if (head_fits or not in_head(k)) else own[k]) for k in own}
-    model.load_state_dict(merged, strict=True)
+    model.load_state_dict(merged, strict=True, assign=True)  # assign: the model may be on meta
     if not head_fits:
         logger.info(
             "%s: new %s head initialised fresh (file head has another shape)", arch, head_prefix

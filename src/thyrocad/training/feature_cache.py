@@ -1,36 +1,39 @@
 """Backbone features computed once per preprocessed image, kept in memory and on disk.
 
-Key: sha256 of the image array (dtype, shape, bytes) within a folder named for the model, its
-frozen weights (`state_fingerprint` without the head), the torch version, the device type and
-the precision. Disk entries are `.npy` files written atomically (temp file + `os.replace`).
+Key: a 128-bit XXH3 digest of the image array (dtype, shape, bytes; ~10x faster than sha256,
+which matters when 80 epochs take a second) within a folder named for the model, its frozen
+weights (`state_fingerprint` without the head), the torch version, the device type and the
+precision. Misses are computed by a BatchNorm-folded channels-last copy of the backbone
+(`thyrocad.models.inference_copy`). Disk entries are `.npy` files written atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 import torch
+import xxhash
 from torch import nn
 
 from thyrocad.atomic import atomic_writer
+from thyrocad.models import channels_last, inference_copy
 from thyrocad.training.runtime import autocast
 
 logger = logging.getLogger(__name__)
 
 
 def image_key(image: torch.Tensor) -> str:
-    """sha256 of one image's dtype, shape and bytes."""
+    """XXH3-128 of one image's dtype, shape and bytes."""
     arr = image.detach().cpu().contiguous().numpy()
-    digest = hashlib.sha256(f"{arr.dtype}|{arr.shape}|".encode())
-    digest.update(arr.tobytes())
+    digest = xxhash.xxh3_128(f"{arr.dtype}|{arr.shape}|".encode())
+    digest.update(arr)
     return digest.hexdigest()
 
 
-# Bump when a model's backbone/head cut (thyrocad.models.split_model) changes.
-CUT_VERSION = 2
+# Bump when a model's backbone/head cut (thyrocad.models.split_model) or the key changes.
+CUT_VERSION = 3
 
 
 def backbone_key(model_name: str, fingerprint: str, device: torch.device, bf16: bool) -> str:
@@ -65,11 +68,12 @@ class FeatureCache:
         """
         keys = [image_key(img) for img in images]
         missing = [i for i, k in enumerate(keys) if self._lookup(key, k) is None]
+        fast = inference_copy(backbone).to(device) if missing else None
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
-            batch = images[chunk].to(device)
+            batch = channels_last(images[chunk].to(device))
             with torch.no_grad(), autocast(device, bf16):
-                out = backbone(batch).float().cpu()
+                out = fast(batch).float().cpu()
             for i, feat in zip(chunk, out, strict=True):
                 self._store(key, keys[i], feat.clone())
             self.computed += len(chunk)

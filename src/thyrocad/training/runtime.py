@@ -53,6 +53,18 @@ def determinism(enabled: bool, device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = benchmark
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` intra-op threads (None: unchanged); the count is restored after."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA when asked; a no-op elsewhere."""
     if bf16 and device.type == "cuda":

@@ -1,0 +1,38 @@
+"""A frozen copy of a network for fast inference on CPU: BatchNorm folded, channels-last.
+
+Folding each BatchNorm (eval mode, running statistics) into the convolution before it and
+storing activations channels-last lets oneDNN pick its fastest convolution kernels: about
+1.2-1.9x faster per image on the project's 2-core CPU (docs/benchmarks.md). Outputs equal the
+original's to float32 rounding (relative difference ~1e-6, tested for every registered model).
+Networks that torch.fx cannot trace (timm's EfficientNet) are only made channels-last.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import nn
+from torch.fx.experimental.optimization import fuse
+from torch.fx.proxy import TraceError
+
+logger = logging.getLogger(__name__)
+
+
+def inference_copy(module: nn.Module) -> nn.Module:
+    """An eval-mode, gradient-free copy of `module` with Conv+BatchNorm folded where the graph
+    can be traced, its weights in channels-last memory. The original is left untouched."""
+    frozen = copy.deepcopy(module).eval()
+    for param in frozen.parameters():
+        param.requires_grad_(False)
+    try:
+        frozen = fuse(frozen, inplace=True)
+    except (TraceError, TypeError, NotImplementedError) as exc:  # not traceable: no folding
+        logger.debug("no BatchNorm folding for %s (%s)", type(module).__name__, exc)
+    return frozen.to(memory_format=torch.channels_last)
+
+
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """A 4-D batch in channels-last memory, the layout `inference_copy` networks prefer."""
+    return images.contiguous(memory_format=torch.channels_last)
