@@ -299,6 +299,22 @@ def test_read_records_views_and_load_study_merges_them(dicom_cohort: Path):
     assert load_cohort(dicom_cohort, read=False).data_hash() == cohort.data_hash()
 
 
+def test_decoded_views_are_remembered_by_content(dicom_cohort: Path, monkeypatch):
+    first = load_cohort(dicom_cohort)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr("thyrocad.cohort.read_study", no_decoding)
+    again = load_cohort(dicom_cohort)  # same files, same reader: nothing is decoded
+    assert [p.views for p in again.patients] == [p.views for p in first.patients]
+    assert again.summary() == first.summary()
+    assert again.data_hash() == first.data_hash()
+    monkeypatch.undo()
+    _dicom(dicom_cohort / "a.dcm", (View.ANTERIOR,), 1)  # new content under the same name
+    assert load_cohort(dicom_cohort).patients[0].views == (View.ANTERIOR,)
+
+
 def test_unreadable_files_report_the_reader_error(dicom_cohort: Path):
     whole = (dicom_cohort / "a.dcm").read_bytes()
     (dicom_cohort / "a.dcm").write_bytes(whole[: len(whole) // 2])  # truncated

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from thyrocad.landmarks import locate_thyroid_bed
+from thyrocad.landmarks import _fill_holes, locate_thyroid_bed
 from thyrocad.phantom import PhantomConfig, simulate_patient
 from thyrocad.phantom.physics import to_pixel
 from thyrocad.study import View
@@ -66,3 +67,10 @@ def test_featureless_image_is_not_found():
     rng = np.random.default_rng(0)
     bed = locate_thyroid_bed(rng.poisson(2.0, (256, 256)).astype(float), (2.2, 2.2))
     assert not bed.found and bed.reason
+
+
+def test_fill_holes_equals_scipy():
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        mask = ndimage.binary_dilation(rng.random((40, 56)) < 0.3, iterations=int(i % 3))
+        np.testing.assert_array_equal(_fill_holes(mask), ndimage.binary_fill_holes(mask))

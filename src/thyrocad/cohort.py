@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.metadata
 import logging
 import os
 from collections import Counter, defaultdict
@@ -35,6 +36,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from thyrocad import result_cache
 from thyrocad.errors import CohortError, InputError
 from thyrocad.reader import read_study
 from thyrocad.study import Study, View
@@ -191,7 +193,9 @@ def load_cohort(
 
     With `read`, every file is decoded once by `thyrocad.reader.read_study` (pixels are dropped
     right after) to report unreadable files, two anterior (or posterior) views of one patient
-    and differing pixel spacings. Without it only existence, duplicates and labels are checked.
+    and differing pixel spacings; files decoded before by the same reader code (same content
+    hash) are not decoded again (`$THYROCAD_HOME/cache/cohorts-decoded`). Without `read` only
+    existence, duplicates and labels are checked.
     `require_both_classes=False` accepts a one-class cohort (for inference, not training).
 
     Example: ``cohort = load_cohort("data/cohort"); cohort.labels.mean()``
@@ -407,14 +411,19 @@ def _check_files(
     for row in rows:
         by_path[row.relpath].append(row)
     infos: dict[str, _FileInfo] = {}
+    known = _decoded_before(by_path) if read else {}
     for relpath, path_rows in by_path.items():
         if len(path_rows) > 1:
             problems.append(f"{_where(path_rows)}: the file {relpath!r} is listed more than once")
-        info, problem = _file_info(root / relpath, path_rows[0].view_hint, read=read)
+        info, problem = _file_info(
+            root / relpath, path_rows[0].view_hint, read=read, known=known.get(relpath)
+        )
         if problem:
             problems.append(f"{_where(path_rows)}: {relpath!r} {problem}")
         else:
             infos[relpath] = info
+    if read and not problems:
+        _remember_decoded(by_path, infos)
     by_hash: dict[str, list[str]] = defaultdict(list)
     for relpath, info in infos.items():
         by_hash[info.sha256].append(relpath)
@@ -428,8 +437,51 @@ def _check_files(
     return infos
 
 
-def _file_info(path: Path, view_hint: View | None, *, read: bool) -> tuple[_FileInfo, str | None]:
-    """Hash and optionally decode one file; on failure, the reason as the second value."""
+_DECODED = "cohorts-decoded"
+
+
+def _decode_key(by_path: dict[str, list[_Row]]) -> list:
+    """What the decoded views and spacings of these files depend on, besides their content."""
+    from thyrocad import dicom, reader
+
+    hints = sorted((p, str(rows[0].view_hint)) for p, rows in by_path.items())
+    return [result_cache.source_digest(reader, dicom), importlib.metadata.version("pydicom"), hints]
+
+
+def _decoded_before(by_path: dict[str, list[_Row]]) -> dict[str, _FileInfo]:
+    """Views and spacing of each file as decoded by an earlier load of the same files (by
+    content hash), from `$THYROCAD_HOME/cache/cohorts-decoded`; {} when not known."""
+    entry = result_cache.load(result_cache.entry_path(_DECODED, _decode_key(by_path)))
+    if not isinstance(entry, dict):
+        return {}
+    return {
+        relpath: _FileInfo(
+            item["sha256"],
+            tuple(View(v) for v in item["views"]),
+            tuple(item["spacing"]) if item["spacing"] is not None else None,
+        )
+        for relpath, item in entry.items()
+    }
+
+
+def _remember_decoded(by_path: dict[str, list[_Row]], infos: dict[str, _FileInfo]) -> None:
+    """Keep what `_decoded_before` reads back."""
+    entry = {
+        relpath: {
+            "sha256": info.sha256,
+            "views": [str(v) for v in info.views or ()],
+            "spacing": list(info.pixel_spacing_mm) if info.pixel_spacing_mm else None,
+        }
+        for relpath, info in infos.items()
+    }
+    result_cache.store(result_cache.entry_path(_DECODED, _decode_key(by_path)), entry)
+
+
+def _file_info(
+    path: Path, view_hint: View | None, *, read: bool, known: _FileInfo | None = None
+) -> tuple[_FileInfo, str | None]:
+    """Hash and optionally decode one file (unless `known` has the same content hash); on
+    failure, the reason as the second value."""
     if not path.exists():
         return _FileInfo(""), "does not exist"
     if not path.is_file():
@@ -441,6 +493,8 @@ def _file_info(path: Path, view_hint: View | None, *, read: bool) -> tuple[_File
         return _FileInfo(""), f"cannot be opened ({type(exc).__name__}: {exc.strerror})"
     if not read:
         return _FileInfo(digest), None
+    if known is not None and known.sha256 == digest:
+        return known, None
     try:
         study = read_study(path, view=view_hint)
     except (InputError, OSError) as exc:

@@ -73,7 +73,7 @@ def locate_thyroid_bed(
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     tilt = _tilt_deg(mask, mm)
     if abs(tilt) < _MIN_TILT_DEG:
-        return _locate_upright(img, mm, centre)
+        return _locate_upright(img, mm, centre, mask)
     upright = ndimage.rotate(img, tilt, reshape=False, order=1, mode="constant")
     found = _locate_upright(np.clip(upright, 0.0, None), mm, centre)
     if not found.found:
@@ -83,9 +83,12 @@ def locate_thyroid_bed(
     return BedLocation(back, True, found.method + "+deskew", "", found.confidence, marks)
 
 
-def _locate_upright(img: np.ndarray, mm: float, centre: tuple[float, float]) -> BedLocation:
-    """The landmark search on an upright view."""
-    mask = _body_mask(ndimage.gaussian_filter(img, 6.0 / mm))
+def _locate_upright(
+    img: np.ndarray, mm: float, centre: tuple[float, float], mask: np.ndarray | None = None
+) -> BedLocation:
+    """The landmark search on an upright view (`mask`: its body outline, if already known)."""
+    if mask is None:
+        mask = _body_mask(ndimage.gaussian_filter(img, 6.0 / mm))
     if mask is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     width, mid = _row_widths(mask)
@@ -151,8 +154,18 @@ def _body_mask(smooth: np.ndarray) -> np.ndarray | None:
     if n == 0:
         return None
     sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
-    body = ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
+    body = _fill_holes(labels == (int(np.argmax(sizes)) + 1))
     return body if body.mean() < _MAX_BODY_FRACTION else None  # no outline in a flat field
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`ndimage.binary_fill_holes` by labelling: background regions (4-connected, as there)
+    that do not touch the border are holes. Same result, about 10x faster on a 256 px view."""
+    background, _ = ndimage.label(~mask)
+    border = np.unique(
+        np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    )
+    return ~np.isin(background, border[border > 0])
 
 
 def _row_widths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

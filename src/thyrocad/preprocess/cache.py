@@ -20,6 +20,7 @@ from thyrocad.atomic import atomic_writer
 from thyrocad.paths import thyrocad_home
 from thyrocad.preprocess.pipeline import Pipeline, PreprocessOutput
 from thyrocad.preprocess.steps import CropBox
+from thyrocad.result_cache import source_digest
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,7 @@ def code_digest() -> str:
     from thyrocad import landmarks
     from thyrocad.preprocess import pipeline, steps
 
-    digest = hashlib.sha256()
-    for module in (landmarks, pipeline, steps):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    return source_digest(landmarks, pipeline, steps)
 
 
 def cache_key(counts: np.ndarray, spacing_mm: tuple[float, float] | None, config_hash: str) -> str:

@@ -239,19 +239,29 @@ def model_inputs(cohort_dir: str, pipeline_json: str, model: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def baseline_scores(cohort_dir: str, name: str) -> tuple[dict[str, int], dict[str, float]]:
-    """(label, score) of every patient under baseline `name`, computed once per process.
+    """(label, score) of every patient under baseline `name`: computed once per cohort and code
+    version (kept in `$THYROCAD_HOME/cache/baselines`), read once per process.
 
     A baseline's score does not depend on training data; only its threshold is fitted per split.
     """
+    import importlib
+
+    from thyrocad import landmarks, result_cache
     from thyrocad.baselines import UptakeRatioObserver
     from thyrocad.cohort import load_cohort
 
     if name != "uptake_ratio":
         raise ExperimentError(f"unknown baseline {name!r}; known: {list(BASELINES)}")
     cohort = load_cohort(cohort_dir, read=False)
-    observer = UptakeRatioObserver()
-    scores = {p.patient_id: float(observer.score([p.load_study()])[0]) for p in cohort.patients}
     labels = {p.patient_id: int(p.label) for p in cohort.patients}
+    observer_module = importlib.import_module("thyrocad.baselines.uptake_ratio")
+    code = result_cache.source_digest(observer_module, landmarks)
+    path = result_cache.entry_path("baselines", name, cohort.data_hash(), code)
+    scores = result_cache.load(path)
+    if not isinstance(scores, dict) or set(scores) != set(labels):
+        observer = UptakeRatioObserver()
+        scores = {p.patient_id: float(observer.score([p.load_study()])[0]) for p in cohort.patients}
+        result_cache.store(path, scores)
     return labels, scores
 
 
@@ -636,8 +646,11 @@ def run_experiment(
         on_plan(plan, n_done)
     run_fn = plan.run_function()
     configure_threads(os.cpu_count() or 1)  # backbone passes over the whole cohort: all cores
-    for model in dict.fromkeys(s.model for s in registry.pending(specs) if s.kind == "model"):
+    pending = registry.pending(specs)
+    for model in dict.fromkeys(s.model for s in pending if s.kind == "model"):
         run_fn.warm_features(model)  # also preprocesses the cohort (disk-cached) on first use
+    for name in dict.fromkeys(s.model for s in pending if s.kind == "baseline"):
+        baseline_scores(str(plan.cohort_dir), name)  # once, here, for every worker to read
     execute_runs(specs, run_fn, registry, backend, on_start, on_done)
     results = [registry.load(s) for s in specs]
     wall = {"this invocation (s)": time.perf_counter() - start}

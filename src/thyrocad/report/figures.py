@@ -20,7 +20,7 @@ FPR_GRID = np.linspace(0.0, 1.0, 201)
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)  # the figures use constrained layout already
     return buf.getvalue()
 
 
