@@ -19,6 +19,7 @@ run calibrate python benchmarks/calibrate_uptake_ratio.py --cohort "$cohort"
 run preprocess python benchmarks/bench_preprocess.py "$cohort"
 run preprocess_truth python benchmarks/preprocess_truth.py "$cohort" --presets paper default grabcut_bed
 run models python benchmarks/bench_models.py
+run engines python benchmarks/bench_engines.py
 run train_head python benchmarks/bench_train_head.py
 run predict python benchmarks/bench_predict.py --studies 100
 run experiment python benchmarks/bench_experiment.py
