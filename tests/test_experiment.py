@@ -106,6 +106,21 @@ def test_each_view_passes_each_frozen_backbone_once(first_run):
     assert feature_cache().computed == 12 * 2 * 2
 
 
+def test_baseline_scores_are_kept_per_cohort_and_code(first_run, cohort, monkeypatch):
+    from thyrocad.baselines import UptakeRatioObserver
+    from thyrocad.protocol.experiment import baseline_scores
+
+    def no_scoring(self, studies):
+        raise AssertionError("scored again")
+
+    baseline_scores.cache_clear()  # forget this process's copy: only the disk cache is left
+    monkeypatch.setattr(UptakeRatioObserver, "score", no_scoring)
+    _, scores = baseline_scores(str(cohort), "uptake_ratio")
+    rows = [r for r in _predictions(first_run[0]) if r["model"] == "uptake_ratio"]
+    assert rows and all(scores[r["patient_id"]] == float(r["probability"]) for r in rows)
+    baseline_scores.cache_clear()
+
+
 def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
     out, outcome = first_run
     table_before = (out / "table.csv").read_bytes()

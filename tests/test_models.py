@@ -25,6 +25,7 @@ from thyrocad.models import (
     split_model,
 )
 from thyrocad.models.torchvision_models import hub_weights
+from thyrocad.models.weights import weights_sha256
 
 TORCHVISION = {
     "resnet18": tvm.resnet18,
@@ -232,3 +233,11 @@ def test_failed_download_is_a_weights_error_naming_both_ways(torch_home, monkeyp
     message = str(err.value)
     assert "the download failed" in message and "Name or service not known" in message
     assert "--weights FILE" in message and "resnet18-f37072fd.pth" in message
+
+
+def test_weights_hash_is_remembered_until_the_file_changes(tmp_path):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"a" * 10)
+    assert weights_sha256(path) == hashlib.sha256(b"a" * 10).hexdigest()
+    path.write_bytes(b"b" * 11)
+    assert weights_sha256(path) == hashlib.sha256(b"b" * 11).hexdigest()

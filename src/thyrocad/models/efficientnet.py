@@ -20,7 +20,7 @@ from torch import nn
 
 from thyrocad.errors import WeightsError
 from thyrocad.models.registry import Architecture, FeatureSplit, ModelSpec, register
-from thyrocad.models.weights import WeightsSource, file_sha256, read_state_dict
+from thyrocad.models.weights import WeightsSource, read_state_dict, weights_sha256
 
 TIMM_NAME = "tf_efficientnet_lite0"
 DROP_RATE = 0.2
@@ -50,7 +50,7 @@ def _package_state(allow_download: bool) -> tuple[dict, WeightsSource]:
             "reinstall it or pass a local weights file (--weights FILE)."
         )
     return read_state_dict(path), WeightsSource(
-        kind="package", path=str(path), sha256=file_sha256(path)
+        kind="package", path=str(path), sha256=weights_sha256(path)
     )
 
 

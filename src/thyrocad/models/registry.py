@@ -18,7 +18,12 @@ import torch
 from torch import nn
 
 from thyrocad.errors import ModelError
-from thyrocad.models.weights import WeightsSource, file_sha256, load_pretrained, read_state_dict
+from thyrocad.models.weights import (
+    WeightsSource,
+    load_pretrained,
+    read_state_dict,
+    weights_sha256,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +141,7 @@ def _load_weights(
     else:
         path = Path(weights).expanduser()
         state = read_state_dict(path)
-        source = WeightsSource(kind="file", path=str(path), sha256=file_sha256(path))
+        source = WeightsSource(kind="file", path=str(path), sha256=weights_sha256(path))
     origin = source.path or source.kind
     load_pretrained(
         model, arch.adapt_state(state, model), arch.spec.head_prefix, arch.spec.name, origin

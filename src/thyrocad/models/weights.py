@@ -7,6 +7,7 @@ are never replaced silently by random ones.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import pickle
@@ -46,11 +47,22 @@ class WeightsSource:
 
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def weights_sha256(path: Path) -> str:
+    """`file_sha256` of a weights file, remembered per process while its size and modification
+    time (ns) stay the same: every training run reads its weights file, and provenance needs
+    the hash each time. Integrity checks of bundles use `file_sha256`."""
+    stat = Path(path).stat()
+    return _remembered_sha256(str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _remembered_sha256(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns  # part of the cache key only
+    return file_sha256(Path(path))
 
 
 def hub_checkpoint_path(url: str) -> Path:
@@ -64,7 +76,7 @@ def check_hash_prefix(path: Path) -> str:
     torch hub checks the hash only when it downloads; a pre-seeded, truncated or swapped file
     would otherwise load unchecked (PITFALLS 4.3). Returns the full sha256.
     """
-    sha = file_sha256(path)
+    sha = weights_sha256(path)
     prefix = path.stem.rsplit("-", 1)[-1]
     if not sha.startswith(prefix):
         raise WeightsError(
