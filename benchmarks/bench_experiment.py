@@ -42,6 +42,36 @@ def _cohort(patients: int) -> tuple[Path, float]:
     return folder, time.perf_counter() - start
 
 
+def timed_experiment(cohort: Path, out: Path, config, backend: Backend):
+    """run_experiment, with the wall time of its phases (from its callbacks) and the mean wall
+    time of one run per model (measured inside the worker)."""
+    marks: dict[str, float] = {"start": time.perf_counter()}
+    runs: dict[str, list[float]] = {}
+
+    def done(result) -> None:
+        marks["last run done"] = time.perf_counter()
+        runs.setdefault(result.model, []).append(result.wall_s)
+
+    outcome = run_experiment(
+        cohort, out, config, backend,
+        on_plan=lambda plan, n_done: marks.setdefault("planned", time.perf_counter()),
+        on_start=lambda spec: marks.setdefault("first run started", time.perf_counter()),
+        on_done=done,
+    )  # fmt: skip
+    end = time.perf_counter()
+    phases = {
+        "plan (validate cohort, splits, weights)": marks["planned"] - marks["start"],
+        "preprocess + frozen features + baseline scores": (
+            marks["first run started"] - marks["planned"]
+        ),
+        "runs (workers start, train, predict)": (
+            marks["last run done"] - marks["first run started"]
+        ),
+        "statistics, figures, report": end - marks["last run done"],
+    }
+    return outcome, phases, {m: sum(v) / len(v) for m, v in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=446)
@@ -55,11 +85,11 @@ def main() -> None:
     backend = Backend(workers=args.workers)
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
     os.environ["THYROCAD_HOME"] = str(home)  # cold preprocessing and feature caches
-    timings = {}
+    timings, phases, run_s = {}, {}, {}
     for phase in ("cold", "warm"):
         out = home / f"results-{phase}"
         start = time.perf_counter()
-        outcome = run_experiment(cohort, out, config, backend)
+        outcome, phases[phase], run_s[phase] = timed_experiment(cohort, out, config, backend)
         timings[phase] = time.perf_counter() - start
     record = {
         "benchmark": "experiment",
@@ -71,6 +101,8 @@ def main() -> None:
         "cohort_generation_s": cohort_s,
         "cold_s": timings["cold"],
         "warm_s": timings["warm"],
+        "phases_s": phases,
+        "mean_run_s": run_s,
         "models": [e.__dict__ for e in outcome.aggregate.entries],
         "versions": library_versions(),
         "machine": machine_description(),
@@ -83,6 +115,12 @@ def main() -> None:
         f"| {args.patients} | {args.splits} | {args.epochs} | {args.workers} | {outcome.n_runs} "
         f"| {cohort_s:.1f} | {timings['cold']:.1f} | {timings['warm']:.1f} |"
     )
+    print("\n| phase | cold (s) | warm (s) |\n|---|---|---|")
+    for name in phases["cold"]:
+        print(f"| {name} | {phases['cold'][name]:.1f} | {phases['warm'][name]:.1f} |")
+    print("\n| model | mean run, cold (s) | mean run, warm (s) |\n|---|---|---|")
+    for name in run_s["cold"]:
+        print(f"| {name} | {run_s['cold'][name]:.2f} | {run_s['warm'][name]:.2f} |")
     print()
     print(outcome.table_markdown)
 

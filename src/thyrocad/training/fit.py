@@ -145,23 +145,12 @@ def train(
             history, start = _restore(run, ckpt, meta)
         sampler = balanced_sampler(data.y, run.generator)
         y = data.y.to(device)
+        val_y = val.y.to(device) if val_inputs is not None else None
         # Cached head epochs are tiny tensor operations: extra threads only synchronise.
         with torch_threads(1 if run.cached and device.type == "cpu" else None):
             for epoch in range(start, config.epochs):
-                t0 = time.perf_counter()
-                record = _epoch(run, sampler, inputs, y, epoch + 1)
-                if val_inputs is not None:
-                    val_loss, val_acc = _evaluate(run, val_inputs, val.y.to(device))
-                    record = EpochRecord(
-                        **{**record.to_dict(), "val_loss": val_loss, "val_acc": val_acc}
-                    )
-                record = EpochRecord(**{**record.to_dict(), "seconds": time.perf_counter() - t0})
+                record = _epoch_record(run, sampler, inputs, y, val_inputs, val_y, epoch + 1)
                 history.append(record)
-                logger.info(
-                    "epoch %d/%d: loss %.4f, acc %.3f, drawn per class %s",
-                    record.epoch, config.epochs, record.train_loss, record.train_acc,
-                    list(record.sampled_counts),
-                )  # fmt: skip
                 if ckpt is not None:
                     _checkpoint(run, ckpt, epoch + 1, history, meta)
                 if on_epoch is not None:
@@ -233,6 +222,30 @@ def _logits(run: _Run, x: torch.Tensor) -> torch.Tensor:
         else:
             out = run.split.head(run.split.backbone(x))
     return out.float()
+
+
+def _epoch_record(
+    run: _Run,
+    sampler,
+    inputs: torch.Tensor,
+    y: torch.Tensor,
+    val_inputs: torch.Tensor | None,
+    val_y: torch.Tensor | None,
+    epoch: int,
+) -> EpochRecord:
+    """One training epoch, then the validation loss/accuracy when validation data is given."""
+    t0 = time.perf_counter()
+    record = _epoch(run, sampler, inputs, y, epoch)
+    if val_inputs is not None:
+        val_loss, val_acc = _evaluate(run, val_inputs, val_y)
+        record = EpochRecord(**{**record.to_dict(), "val_loss": val_loss, "val_acc": val_acc})
+    record = EpochRecord(**{**record.to_dict(), "seconds": time.perf_counter() - t0})
+    logger.info(
+        "epoch %d/%d: loss %.4f, acc %.3f, drawn per class %s",
+        record.epoch, run.config.epochs, record.train_loss, record.train_acc,
+        list(record.sampled_counts),
+    )  # fmt: skip
+    return record
 
 
 def _epoch(run: _Run, sampler, inputs: torch.Tensor, y: torch.Tensor, epoch: int) -> EpochRecord:
