@@ -16,6 +16,7 @@ from thyrocad import errors
 from thyrocad.cli.main import app
 from thyrocad.cohort import load_cohort, parse_label
 from thyrocad.errors import CohortError
+from thyrocad.paths import thyrocad_home
 from thyrocad.study import View
 
 
@@ -312,6 +313,9 @@ def test_decoded_views_are_remembered_by_content(dicom_cohort: Path, monkeypatch
     assert again.data_hash() == first.data_hash()
     monkeypatch.undo()
     _dicom(dicom_cohort / "a.dcm", (View.ANTERIOR,), 1)  # new content under the same name
+    assert load_cohort(dicom_cohort).patients[0].views == (View.ANTERIOR,)
+    for entry in (thyrocad_home() / "cache" / "cohorts-decoded").glob("*.json"):
+        entry.write_text("{not json")  # a damaged cache entry is only a miss
     assert load_cohort(dicom_cohort).patients[0].views == (View.ANTERIOR,)
 
 

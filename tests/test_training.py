@@ -73,6 +73,12 @@ def test_cached_head_training_equals_recomputing_features(name):
         assert a.sampled_counts == b.sampled_counts
 
 
+def test_cached_head_epochs_leave_the_thread_count_as_it_was():
+    torch.set_num_threads(2)
+    train(toy_data(n=12, size=32), small(mode="head", epochs=1), cache=FeatureCache())
+    assert torch.get_num_threads() == 2
+
+
 def test_head_mode_trains_only_the_head():
     data = toy_data()
     result = train(data, small(mode="head", epochs=2))
