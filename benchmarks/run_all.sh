@@ -17,6 +17,7 @@ lscpu | grep -E "Model name|^CPU\(s\)" > "$out/machine.txt"
 run phantom python benchmarks/bench_phantom.py
 run calibrate python benchmarks/calibrate_uptake_ratio.py --cohort "$cohort"
 run preprocess python benchmarks/bench_preprocess.py "$cohort"
+run locator python benchmarks/bench_locator.py --files 446
 run preprocess_truth python benchmarks/preprocess_truth.py "$cohort" --presets paper default grabcut_bed
 run models python benchmarks/bench_models.py
 run engines python benchmarks/bench_engines.py

@@ -160,7 +160,7 @@ def _body_mask(smooth: np.ndarray) -> np.ndarray | None:
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """`ndimage.binary_fill_holes` by labelling: background regions (4-connected, as there)
-    that do not touch the border are holes. Same result, about 10x faster on a 256 px view."""
+    that do not touch the border are holes. Same result, much faster (no iterated dilation)."""
     background, _ = ndimage.label(~mask)
     border = np.unique(
         np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])

@@ -40,7 +40,7 @@ class TrainData:
             problems.append(f"{len(x)} images, {len(y)} labels, {len(groups)} groups differ")
         if len(y) and not bool(((y == 0) | (y == 1)).all()):
             problems.append("labels must be 0 (non-residual) or 1 (residual)")
-        if x.numel() and not np.isfinite(x.detach().cpu().numpy()).all():  # numpy: 10x faster here
+        if x.numel() and not np.isfinite(x.detach().cpu().numpy()).all():  # numpy: faster
             problems.append("images contain NaN or infinite values")
         if problems:
             raise TrainingDataError("Unusable training data: " + "; ".join(problems) + ".")

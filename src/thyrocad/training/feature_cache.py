@@ -1,7 +1,7 @@
 """Backbone features computed once per preprocessed image, kept in memory and on disk.
 
-Key: a 128-bit XXH3 digest of the image array (dtype, shape, bytes; ~10x faster than sha256,
-which matters when 80 epochs take a second) within a folder named for the model, its frozen
+Key: a 128-bit XXH3 digest of the image array (dtype, shape, bytes; much faster than sha256,
+which matters when 80 epochs take under a second) within a folder named for the model, its frozen
 weights (`state_fingerprint` without the head), the torch version, the device type and the
 precision. Misses are computed by a BatchNorm-folded channels-last copy of the backbone
 (`thyrocad.models.inference_copy`). Disk entries are `.npy` files written atomically.
