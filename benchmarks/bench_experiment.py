@@ -42,15 +42,17 @@ def _cohort(patients: int) -> tuple[Path, float]:
     return folder, time.perf_counter() - start
 
 
-def timed_experiment(cohort: Path, out: Path, config, backend: Backend):
+def timed_experiment(cohort: Path, out: Path, config, backend: Backend, progress: bool = False):
     """run_experiment, with the wall time of its phases (from its callbacks) and the mean wall
-    time of one run per model (measured inside the worker)."""
+    time of one run per model (measured inside the worker); `progress` prints each run's."""
     marks: dict[str, float] = {"start": time.perf_counter()}
     runs: dict[str, list[float]] = {}
 
     def done(result) -> None:
         marks["last run done"] = time.perf_counter()
         runs.setdefault(result.model, []).append(result.wall_s)
+        if progress:
+            print(f"{result.model} split {result.split}: {result.wall_s:.1f} s", flush=True)
 
     outcome = run_experiment(
         cohort, out, config, backend,

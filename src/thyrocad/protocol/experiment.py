@@ -647,8 +647,10 @@ def run_experiment(
     run_fn = plan.run_function()
     configure_threads(os.cpu_count() or 1)  # backbone passes over the whole cohort: all cores
     pending = registry.pending(specs)
+    if any(s.kind == "model" for s in pending):
+        load_inputs(run_fn.cohort_dir, run_fn.pipeline_json)  # here, not in each worker at once
     for model in dict.fromkeys(s.model for s in pending if s.kind == "model"):
-        run_fn.warm_features(model)  # also preprocesses the cohort (disk-cached) on first use
+        run_fn.warm_features(model)  # 'head' mode: frozen features, computed once
     for name in dict.fromkeys(s.model for s in pending if s.kind == "baseline"):
         baseline_scores(str(plan.cohort_dir), name)  # once, here, for every worker to read
     execute_runs(specs, run_fn, registry, backend, on_start, on_done)

@@ -1,0 +1,157 @@
+"""The paper's experiment on one GPU: its three models in full mode (every layer trains), timed.
+
+Runs `thyrocad experiment` (through `run_experiment`) on the default cohort with
+`--mode full --device cuda`, the paper's learning rate 1e-5, 10 splits and 80 epochs, and says
+where the time goes: the experiment's phases, the mean wall time of one run per model, and a
+per-step profile of each model (forward, backward, optimizer step; fp32 as the experiment
+trains, and bf16 autocast + channels-last for comparison) at the experiment's batch size.
+
+Usage: python benchmarks/bench_experiment_gpu.py [--splits 10] [--epochs 80] [--workers 3]
+       [--json benchmarks/results/bench_experiment_gpu.json]
+Needs a CUDA GPU. Prints markdown tables and writes the JSON record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_experiment import timed_experiment  # noqa: E402
+
+from thyrocad.protocol.execute import Backend  # noqa: E402
+from thyrocad.protocol.experiment import ExperimentConfig, run_experiment  # noqa: E402
+from thyrocad.provenance import library_versions, machine_description  # noqa: E402
+
+PAPER_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0")
+RESULTS = Path(__file__).parent / "results" / "bench_experiment_gpu.json"
+
+
+def _ms(fn, repeats: int, device: torch.device) -> float:
+    """Mean milliseconds of `fn()` (the GPU synchronised before and after)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - start) * 1000 / repeats
+
+
+def step_profile(
+    model_name: str, batch: int, bf16: bool, device: torch.device, repeats: int
+) -> dict[str, float]:
+    """ms per training step of a full-mode model: forward alone, forward+backward, and the
+    whole step with Adam (fused); random inputs, the experiment's batch size."""
+    from thyrocad.models import create_model
+
+    net = create_model(model_name, weights="none").to(device).train()
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    x = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 2, (batch,), device=device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-5, fused=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def forward():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return loss_fn(net(x).float(), y)
+
+    def forward_backward():
+        opt.zero_grad(set_to_none=True)
+        forward().backward()
+
+    def step():
+        forward_backward()
+        opt.step()
+
+    for fn in (forward, forward_backward, step):
+        fn()  # warm-up: cuDNN algorithm choice, allocator
+    return {
+        "forward_ms": _ms(forward, repeats, device),
+        "forward_backward_ms": _ms(forward_backward, repeats, device),
+        "step_ms": _ms(step, repeats, device),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--repeats", type=int, default=30, help="steps timed per profile row")
+    parser.add_argument("--device", default="cuda", help="cpu only to try the script out")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_experiment_gpu needs a CUDA GPU")
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none (CPU try-out)"
+    print(f"GPU: {gpu}; torch {torch.__version__}; {os.cpu_count()} CPUs", flush=True)
+    os.environ["THYROCAD_HOME"] = tempfile.mkdtemp(prefix="bench-gpu-home-")
+
+    from thyrocad.phantom import ensure_default_cohort
+
+    start = time.perf_counter()
+    cohort = ensure_default_cohort()
+    cohort_s = time.perf_counter() - start
+    print(f"default cohort generated in {cohort_s:.1f} s", flush=True)
+
+    profile = {
+        f"{name} {precision}": step_profile(name, 32, precision == "bf16", device, args.repeats)
+        for name in PAPER_MODELS
+        for precision in ("fp32", "bf16")
+    }
+    print("\n| model, precision | forward (ms) | forward+backward (ms) | whole step (ms) |")
+    print("|---|---|---|---|")
+    for key, row in profile.items():
+        print(f"| {key} | {row['forward_ms']:.2f} | {row['forward_backward_ms']:.2f} "
+              f"| {row['step_ms']:.2f} |", flush=True)  # fmt: skip
+
+    config = ExperimentConfig(
+        models=PAPER_MODELS, baselines=(), mode="full", n_splits=args.splits,
+        epochs=args.epochs, lr=1e-5, init="imagenet-or-scratch", device=device.type,
+    )  # fmt: skip
+    backend = Backend(workers=args.workers)
+    out = Path(os.environ["THYROCAD_HOME"]) / "results"
+    start = time.perf_counter()
+    outcome, phases, run_s = timed_experiment(cohort, out, config, backend, progress=True)
+    total = time.perf_counter() - start
+    record = {
+        "benchmark": "experiment_gpu",
+        "gpu": gpu,
+        "splits": args.splits,
+        "epochs": args.epochs,
+        "workers": args.workers,
+        "runs": outcome.n_runs,
+        "cohort_generation_s": cohort_s,
+        "experiment_s": total,
+        "phases_s": phases,
+        "mean_run_s": run_s,
+        "step_profile_ms": profile,
+        "models": [e.__dict__ for e in outcome.aggregate.entries],
+        "versions": library_versions(),
+        "machine": machine_description(),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=1))
+    print(f"\nexperiment: {outcome.n_runs} runs in {total:.1f} s ({args.workers} workers)")
+    print("\n| phase | s |\n|---|---|")
+    for name, seconds in phases.items():
+        print(f"| {name} | {seconds:.1f} |")
+    print("\n| model | mean run (s) |\n|---|---|")
+    for name, seconds in run_s.items():
+        print(f"| {name} | {seconds:.2f} |")
+    print()
+    print(outcome.table_markdown)
+
+
+if __name__ == "__main__":
+    main()
