@@ -16,19 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_experiment import timed_experiment  # noqa: E402
-
-from thyrocad.protocol.execute import Backend  # noqa: E402
-from thyrocad.protocol.experiment import ExperimentConfig, run_experiment  # noqa: E402
-from thyrocad.provenance import library_versions, machine_description  # noqa: E402
+from bench_experiment import timed_experiment  # benchmarks/ is the script's folder
+from thyrocad.protocol.execute import Backend
+from thyrocad.protocol.experiment import ExperimentConfig
+from thyrocad.provenance import library_versions, machine_description
 
 PAPER_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0")
 RESULTS = Path(__file__).parent / "results" / "bench_experiment_gpu.json"
