@@ -156,6 +156,24 @@ def test_changing_a_setting_starts_a_new_results_set(first_run, cohort):
         assert settings_hash(plan_experiment(cohort, changed).settings) != outcome.settings_hash
 
 
+def test_head_mode_runs_of_a_model_train_together_as_the_engine_trains_each(cohort):
+    """ResNet-18's head has no dropout, so its runs trained together (one task, head_group)
+    give the probabilities that the training engine gives run by run."""
+    import numpy as np
+
+    config = ExperimentConfig(
+        **{**CONFIG.__dict__, "models": ("resnet18",), "baselines": (), "reference": "resnet18"}
+    )
+    plan = plan_experiment(cohort, config)
+    assert plan.tasks == [tuple(plan.specs)] and len(plan.specs) == 2
+    run_fn = plan.run_function()
+    for together in run_fn(plan.tasks[0]):
+        alone = run_fn._model(together.spec)
+        assert together.patient_ids == alone.patient_ids
+        np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-5)
+        assert together.info["threshold"] == pytest.approx(alone.info["threshold"], abs=1e-5)
+
+
 @pytest.mark.slow
 def test_real_cli_killed_with_sigkill_then_rerun_gives_the_identical_table(
     first_run, cohort, tmp_path

@@ -1,7 +1,8 @@
 """The executor backends and crash-resume, with a small deterministic fake run function.
 
 The fake computes its probabilities with numpy from the run's identity, sleeps a little and
-logs every call to a file, so the tests can count which runs were (re)computed.
+logs every call to a file, so the tests can count which runs were (re)computed. Runs are given
+as tasks of one run, except where a test groups them.
 """
 
 import os
@@ -22,6 +23,7 @@ from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec
 
 SETTINGS = {"cohort": "fake", "models": ["m1", "m2"], "n_splits": 4}
 SPECS = [RunSpec(m, "model", s) for m in ("m1", "m2") for s in range(4)]
+TASKS = [(spec,) for spec in SPECS]
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,10 @@ class FakeRun:
     log: str
     delay_s: float = 0.0
 
-    def __call__(self, spec: RunSpec) -> RunResult:
+    def __call__(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
+        return [self.one(spec) for spec in task]
+
+    def one(self, spec: RunSpec) -> RunResult:
         with open(self.log, "a") as fh:
             fh.write(spec.run_id + "\n")
         time.sleep(self.delay_s)
@@ -75,7 +80,7 @@ def test_sequential_records_every_run_and_reports_progress(tmp_path):
     reg = RunRegistry(tmp_path / "out", SETTINGS)
     started, finished = [], []
     execute_runs(
-        SPECS,
+        TASKS,
         FakeRun(str(tmp_path / "log")),
         reg,
         on_start=started.append,
@@ -84,15 +89,15 @@ def test_sequential_records_every_run_and_reports_progress(tmp_path):
     assert started == SPECS and finished == SPECS
     assert reg.pending(SPECS) == []
     # a second call does nothing
-    execute_runs(SPECS, FakeRun(str(tmp_path / "log")), reg)
+    execute_runs(TASKS, FakeRun(str(tmp_path / "log")), reg)
     assert len(_calls(tmp_path / "log")) == len(SPECS)
 
 
 def test_process_pool_gives_the_same_results_as_sequential(tmp_path):
     seq = RunRegistry(tmp_path / "seq", SETTINGS)
-    execute_runs(SPECS, FakeRun(str(tmp_path / "log_seq")), seq)
+    execute_runs(TASKS, FakeRun(str(tmp_path / "log_seq")), seq)
     pool = RunRegistry(tmp_path / "pool", SETTINGS)
-    execute_runs(SPECS, FakeRun(str(tmp_path / "log_pool")), pool, Backend(workers=2))
+    execute_runs(TASKS, FakeRun(str(tmp_path / "log_pool")), pool, Backend(workers=2))
     assert _loaded(pool) == _loaded(seq)
     pids = {pool.load(s).info["pid"] for s in SPECS}
     assert os.getpid() not in pids  # really ran in worker processes
@@ -101,14 +106,14 @@ def test_process_pool_gives_the_same_results_as_sequential(tmp_path):
 def test_failing_run_propagates_and_keeps_finished_runs(tmp_path):
     @dataclass(frozen=True)
     class Failing(FakeRun):
-        def __call__(self, spec):
+        def one(self, spec):
             if spec.split == 2:
                 raise RuntimeError("boom")
-            return super().__call__(spec)
+            return super().one(spec)
 
     reg = RunRegistry(tmp_path / "out", SETTINGS)
     with pytest.raises(RuntimeError, match="boom"):
-        execute_runs(SPECS, Failing(str(tmp_path / "log")), reg)
+        execute_runs(TASKS, Failing(str(tmp_path / "log")), reg)
     assert [s.split for s in SPECS if reg.is_done(s)] == [0, 1]
 
 
@@ -118,10 +123,10 @@ def test_sigkill_mid_experiment_then_resume_skips_finished_runs(tmp_path):
         f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_protocol_execute import SETTINGS, SPECS, FakeRun
+        from test_protocol_execute import SETTINGS, TASKS, FakeRun
         from thyrocad.protocol.execute import execute_runs
         from thyrocad.protocol.runs import RunRegistry
-        execute_runs(SPECS, FakeRun({str(log)!r}, delay_s=0.4), RunRegistry({str(out)!r}, SETTINGS))
+        execute_runs(TASKS, FakeRun({str(log)!r}, delay_s=0.4), RunRegistry({str(out)!r}, SETTINGS))
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -136,25 +141,45 @@ def test_sigkill_mid_experiment_then_resume_skips_finished_runs(tmp_path):
     assert 3 <= len(done_before) < len(SPECS)
     calls_before = _calls(log)
 
-    execute_runs(SPECS, FakeRun(str(log)), reg)
+    execute_runs(TASKS, FakeRun(str(log)), reg)
     resumed_calls = _calls(log)[len(calls_before) :]
     assert set(resumed_calls) == {s.run_id for s in SPECS if s not in done_before}
     assert not list(reg.root.glob("*.tmp"))
 
     clean = RunRegistry(tmp_path / "clean", SETTINGS)
-    execute_runs(SPECS, FakeRun(str(tmp_path / "log_clean")), clean)
+    execute_runs(TASKS, FakeRun(str(tmp_path / "log_clean")), clean)
     assert _loaded(reg) == _loaded(clean)
 
 
 @pytest.mark.slow
 def test_ray_backend_gives_the_same_results_as_sequential(tmp_path, ray_local):
     seq = RunRegistry(tmp_path / "seq", SETTINGS)
-    execute_runs(SPECS, FakeRun(str(tmp_path / "log_seq")), seq)
+    execute_runs(TASKS, FakeRun(str(tmp_path / "log_seq")), seq)
     distributed = RunRegistry(tmp_path / "ray", SETTINGS)
     execute_runs(
-        SPECS,
+        TASKS,
         FakeRun(str(tmp_path / "log_ray")),
         distributed,
         Backend(ray_address=ray_local, threads_per_run=1),
     )
     assert _loaded(distributed) == _loaded(seq)
+
+
+def test_a_task_of_several_runs_is_redone_whole_but_records_only_missing_runs(tmp_path):
+    reg = RunRegistry(tmp_path / "out", SETTINGS)
+    groups = [tuple(s for s in SPECS if s.model == m) for m in ("m1", "m2")]
+    execute_runs(groups, FakeRun(str(tmp_path / "log")), reg)
+    assert reg.pending(SPECS) == []
+    lost = reg.path(SPECS[1])
+    kept = {s: reg.path(s).stat().st_mtime_ns for s in SPECS if s != SPECS[1]}
+    before = _loaded(reg)
+    lost.unlink()
+    started, finished = [], []
+    execute_runs(
+        groups, FakeRun(str(tmp_path / "log2")), reg, on_start=started.append,
+        on_done=lambda r: finished.append(r.spec),
+    )  # fmt: skip
+    assert _calls(tmp_path / "log2") == [s.run_id for s in groups[0]]  # only m1's task, whole
+    assert started == list(groups[0]) and finished == [SPECS[1]]
+    assert {s: reg.path(s).stat().st_mtime_ns for s in kept} == kept
+    assert _loaded(reg) == before

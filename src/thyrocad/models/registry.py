@@ -58,6 +58,7 @@ class ModelInfo:
     spec: ModelSpec
     num_classes: int
     weights: WeightsSource
+    head_from_weights: bool = False  # the head came with the weights (else freshly initialised)
 
 
 @dataclass(frozen=True)
@@ -124,17 +125,18 @@ def create_model(
         arch.replace_head(model, num_classes)
     if random_init:
         logger.info("%s: random initialisation (no pretrained weights requested)", name)
-        source = WeightsSource(kind="none")
+        source, head_loaded = WeightsSource(kind="none"), False
     else:
-        source = _load_weights(arch, model, weights, allow_download)
-    model.thyrocad_info = ModelInfo(spec=arch.spec, num_classes=num_classes, weights=source)
+        source, head_loaded = _load_weights(arch, model, weights, allow_download)
+    model.thyrocad_info = ModelInfo(arch.spec, num_classes, source, head_loaded)
     return model
 
 
 def _load_weights(
     arch: Architecture, model: nn.Module, weights: str | Path | None, allow_download: bool
-) -> WeightsSource:
-    """ImageNet weights (`weights` None or "imagenet") or a state_dict file, into `model`."""
+) -> tuple[WeightsSource, bool]:
+    """ImageNet weights (`weights` None or "imagenet") or a state_dict file, into `model`;
+    also whether the head was among them."""
     choice = str(weights).lower() if weights is not None else None
     if choice in (None, "imagenet"):
         state, source = arch.imagenet_state(allow_download)
@@ -143,11 +145,11 @@ def _load_weights(
         state = read_state_dict(path)
         source = WeightsSource(kind="file", path=str(path), sha256=weights_sha256(path))
     origin = source.path or source.kind
-    load_pretrained(
+    head_loaded = load_pretrained(
         model, arch.adapt_state(state, model), arch.spec.head_prefix, arch.spec.name, origin
     )
     logger.info("%s: weights loaded from %s", arch.spec.name, origin)
-    return source
+    return source, head_loaded
 
 
 def model_info(model: nn.Module) -> ModelInfo:

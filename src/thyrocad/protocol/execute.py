@@ -1,11 +1,14 @@
 """Execution of independent runs: sequential, a local process pool, or a Ray cluster.
 
-Whatever the backend, every finished run is recorded by the driver process through the
-`RunRegistry` as soon as it arrives, so an interrupted experiment loses only the runs in flight.
-A run function is any picklable callable `RunSpec -> RunResult` (a module-level function or an
-instance of a module-level class). Workers are started with the `spawn` method and each sets its
-torch / OpenCV thread counts explicitly (fork-unsafe OpenCV thread pool; Ray's per-task
-`OMP_NUM_THREADS`).
+The unit of work is a task: one run, or several runs that the run function computes together
+(an experiment's head-mode runs of one model, `thyrocad.training.head_group`). Whatever the
+backend, the results of every finished task are recorded by the driver process through the
+`RunRegistry` as soon as they arrive, so an interrupted experiment loses only the tasks in
+flight. A task is done again if any of its runs is unrecorded, and only those runs are recorded
+then. A run function is any picklable callable `tuple[RunSpec, ...] -> list[RunResult]` (a
+module-level function or an instance of a module-level class). Workers are started with the
+`spawn` method and each sets its torch / OpenCV thread counts explicitly (fork-unsafe OpenCV
+thread pool; Ray's per-task `OMP_NUM_THREADS`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec
 
 logger = logging.getLogger(__name__)
 
-RunFn = Callable[[RunSpec], RunResult]
+Task = tuple[RunSpec, ...]
+RunFn = Callable[[Task], list[RunResult]]
 Callback = Callable[[RunSpec], None]
 DoneCallback = Callable[[RunResult], None]
 
@@ -60,34 +64,38 @@ def configure_threads(n_threads: int) -> None:
     cv2.setNumThreads(0 if n_threads == 1 else n_threads)
 
 
-def _run_in_worker(run_fn: RunFn, spec: RunSpec, n_threads: int) -> RunResult:
+def _run_in_worker(run_fn: RunFn, task: Task, n_threads: int) -> list[RunResult]:
     configure_threads(n_threads)
-    return run_fn(spec)
+    return run_fn(task)
 
 
 def execute_runs(
-    specs: Sequence[RunSpec],
+    tasks: Sequence[Task],
     run_fn: RunFn,
     registry: RunRegistry,
     backend: Backend | None = None,
     on_start: Callback | None = None,
     on_done: DoneCallback | None = None,
 ) -> None:
-    """Run every spec not yet in `registry`, recording each result as soon as it finishes.
+    """Do every task with a run not yet in `registry`, recording its results as it finishes.
 
-    `on_start` is called when a run is handed to a worker, `on_done` after its result is saved.
-    A failing run stops the experiment (its exception propagates); finished runs stay recorded.
+    `on_start` is called for each run of a task handed to a worker, `on_done` after a result is
+    saved. A failing task stops the experiment (its exception propagates); finished runs stay
+    recorded.
     """
     backend = backend or Backend()
-    pending = registry.pending(specs)
-    logger.info("%d of %d runs to do (%s)", len(pending), len(specs), backend.describe())
+    pending = [task for task in tasks if registry.pending(task)]
+    logger.info("%d of %d tasks to do (%s)", len(pending), len(tasks), backend.describe())
     if not pending:
         return
 
-    def record(result: RunResult) -> None:
-        registry.save(result)
-        if on_done:
-            on_done(result)
+    def record(results: list[RunResult]) -> None:
+        for result in results:
+            if registry.is_done(result.spec):
+                continue  # recorded by an earlier invocation; recomputed with its task
+            registry.save(result)
+            if on_done:
+                on_done(result)
 
     if backend.ray_address:
         _execute_ray(pending, run_fn, backend, on_start, record)
@@ -95,18 +103,22 @@ def execute_runs(
         _execute_pool(pending, run_fn, backend, on_start, record)
     else:
         configure_threads(backend.threads())
-        for spec in pending:
-            if on_start:
-                on_start(spec)
-            record(run_fn(spec))
+        for task in pending:
+            _started(task, on_start)
+            record(run_fn(task))
+
+
+def _started(task: Task, on_start: Callback | None) -> None:
+    for spec in task if on_start else ():
+        on_start(spec)
 
 
 def _execute_pool(
-    pending: Sequence[RunSpec],
+    pending: Sequence[Task],
     run_fn: RunFn,
     backend: Backend,
     on_start: Callback | None,
-    record: DoneCallback,
+    record: Callable[[list[RunResult]], None],
 ) -> None:
     context = multiprocessing.get_context("spawn")
     queue = list(pending)
@@ -114,10 +126,9 @@ def _execute_pool(
         running = {}
 
         def submit() -> None:
-            spec = queue.pop(0)
-            running[pool.submit(_run_in_worker, run_fn, spec, backend.threads())] = spec
-            if on_start:
-                on_start(spec)
+            task = queue.pop(0)
+            running[pool.submit(_run_in_worker, run_fn, task, backend.threads())] = task
+            _started(task, on_start)
 
         while queue and len(running) < backend.workers:
             submit()
@@ -136,11 +147,11 @@ def _execute_pool(
 
 
 def _execute_ray(
-    pending: Sequence[RunSpec],
+    pending: Sequence[Task],
     run_fn: RunFn,
     backend: Backend,
     on_start: Callback | None,
-    record: DoneCallback,
+    record: Callable[[list[RunResult]], None],
 ) -> None:
     try:
         import ray
@@ -158,10 +169,9 @@ def _execute_ray(
     task = ray.remote(num_cpus=n_threads, max_retries=0)(_run_in_worker)
     fn_ref = ray.put(run_fn)
     refs = {}
-    for spec in pending:
-        refs[task.remote(fn_ref, spec, n_threads)] = spec
-        if on_start:
-            on_start(spec)
+    for unit in pending:
+        refs[task.remote(fn_ref, unit, n_threads)] = unit
+        _started(unit, on_start)
     try:
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)

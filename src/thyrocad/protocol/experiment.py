@@ -48,7 +48,7 @@ MODES = ("head", "full", "last")
 INITS = ("imagenet", "scratch", "imagenet-or-scratch")
 THRESHOLD_RULE = "Youden on the training patients (fused training-image probabilities)"
 BASELINE_THRESHOLD_RULE = "Youden on the training patients' scores (the observer's own rule)"
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2  # 2: head-mode runs of a model train together (head_group)
 
 
 @dataclass(frozen=True)
@@ -345,6 +345,15 @@ def fuse_views(
 # --- one run -----------------------------------------------------------------------------------
 
 
+def _same_size_groups(runs) -> list[list[int]]:
+    """Indices of `runs` grouped by their number of training rows, in order of first
+    appearance (runs of one group train together)."""
+    groups: dict[int, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(len(run.rows), []).append(i)
+    return list(groups.values())
+
+
 def _run_seed(seed: int, split: int) -> int:
     """The training seed of a split: shared by every model on that split."""
     return int(np.random.SeedSequence([seed, split]).generate_state(1)[0])
@@ -361,25 +370,32 @@ class ExperimentRun:
     inits: dict[str, str] = field(default_factory=dict)  # model -> "imagenet" | "scratch"
     cache_home: str = ""  # the driver's $THYROCAD_HOME, so workers share its caches
 
-    def __call__(self, spec: RunSpec) -> RunResult:
+    def __call__(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
+        """The results of a task: one run, or in 'head' mode every split of one CNN at once.
+
+        A run's `wall_s` is its task's wall time divided by the task's runs."""
         if self.cache_home:
             os.environ["THYROCAD_HOME"] = self.cache_home
         start = time.perf_counter()
-        split = self.splits[spec.split]
-        if spec.kind == "baseline":
-            result = self._baseline(spec, split)
+        if task[0].kind == "model" and self.config.mode == "head":
+            results = self._head_group(task)
+        elif task[0].kind == "model":
+            results = [self._model(spec) for spec in task]
         else:
-            result = self._model(spec, split)
-        result.info["n_train_patients"] = len(split.train)
-        result.wall_s = time.perf_counter() - start
-        return result
+            results = [self._baseline(spec) for spec in task]
+        share = (time.perf_counter() - start) / len(results)
+        for result in results:
+            result.info["n_train_patients"] = len(self.splits[result.split].train)
+            result.wall_s = share
+        return results
 
-    def _model(self, spec: RunSpec, split: Split) -> RunResult:
-        from thyrocad.metrics import choose_threshold
+    def _model(self, spec: RunSpec) -> RunResult:
+        """One run through the training engine (`thyrocad.training.train`)."""
         from thyrocad.training import TrainData, train
 
         data = load_inputs(self.cohort_dir, self.pipeline_json)
         x_all = model_inputs(self.cohort_dir, self.pipeline_json, spec.model)
+        split = self.splits[spec.split]
         train_rows, test_rows = data.rows_of(split.train), data.rows_of(split.test)
         cfg = self.train_config(spec.model, spec.split)
         train_data = TrainData.build(
@@ -388,9 +404,63 @@ class ExperimentRun:
             [data.patient_ids[p] for p in data.view_patient[train_rows]],
         )
         fitted = train(train_data, cfg, cache=feature_cache())
-        patients, prob = self._fuse(data, test_rows, predict_proba(fitted, x_all[test_rows]))
-        train_patients, train_prob = self._fuse(data, train_rows, fitted.train_prob)
-        threshold = choose_threshold(data.labels[train_patients], train_prob).threshold
+        test_prob = predict_proba(fitted, x_all[test_rows])
+        return self._result(spec, data, fitted.train_prob, test_prob, fitted.history, cfg.seed)
+
+    def _head_group(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
+        """Every split of one CNN in 'head' mode: the heads trained together on the cached
+        features (`thyrocad.training.head_group`), each from the head `train` would start
+        from (the weights' own head, or a new one drawn after seeding with the run's seed).
+        A head that is not dropout + one affine map is trained split by split instead."""
+        import torch
+
+        from thyrocad.models import architecture, model_info, split_model
+        from thyrocad.training.head_group import HeadRun, affine_head, train_heads
+
+        model = task[0].model
+        net, feats = self._frozen_features(model)
+        data = load_inputs(self.cohort_dir, self.pipeline_json)
+        runs = []
+        for spec in task:
+            seed = self.train_config(model, spec.split).seed
+            if not model_info(net).head_from_weights:
+                with torch.random.fork_rng():
+                    torch.manual_seed(seed)
+                    architecture(model).replace_head(net, model_info(net).num_classes)
+            head = affine_head(split_model(net).head, feats.shape[1:])
+            if head is None:
+                return [self._model(spec) for spec in task]
+            runs.append(HeadRun(data.rows_of(self.splits[spec.split].train), seed, head))
+        labels = torch.as_tensor(data.labels[data.view_patient], dtype=torch.int64)
+        fits = {}
+        for members in _same_size_groups(runs):
+            trained = train_heads(
+                feats, labels, [runs[i] for i in members], epochs=self.config.epochs,
+                batch_size=self.config.batch_size, lr=self.config.lr,
+                weight_decay=self.config.weight_decay,
+            )  # fmt: skip
+            fits.update(zip(members, trained, strict=True))
+        results = []
+        for i, (spec, run) in enumerate(zip(task, runs, strict=True)):
+            test_rows = data.rows_of(self.splits[spec.split].test)
+            train_prob = fits[i].probabilities(feats[run.rows])
+            test_prob = fits[i].probabilities(feats[test_rows])
+            results.append(
+                self._result(spec, data, train_prob, test_prob, fits[i].history, run.seed)
+            )
+        return results
+
+    def _result(
+        self, spec: RunSpec, data: CohortInputs, train_prob, test_prob, history, seed: int
+    ) -> RunResult:
+        """A CNN run's result from its view probabilities: fused per patient, thresholded
+        on its training patients."""
+        from thyrocad.metrics import choose_threshold
+
+        split = self.splits[spec.split]
+        patients, prob = self._fuse(data, data.rows_of(split.test), test_prob)
+        train_patients, train_fused = self._fuse(data, data.rows_of(split.train), train_prob)
+        threshold = choose_threshold(data.labels[train_patients], train_fused).threshold
         return RunResult(
             model=spec.model,
             kind=spec.kind,
@@ -398,12 +468,8 @@ class ExperimentRun:
             patient_ids=[data.patient_ids[p] for p in patients],
             labels=[int(data.labels[p]) for p in patients],
             probabilities=[float(v) for v in prob],
-            history=_history_series(fitted.history),
-            info={
-                "threshold": float(threshold),
-                "threshold_rule": THRESHOLD_RULE,
-                "seed": cfg.seed,
-            },
+            history=_history_series(history),
+            info={"threshold": float(threshold), "threshold_rule": THRESHOLD_RULE, "seed": seed},
         )
 
     def train_config(self, model: str, split: int):
@@ -426,19 +492,23 @@ class ExperimentRun:
         """Pass every view through `model`'s frozen backbone once ('head' mode), so that
         runs in worker processes read the features from the disk cache instead of each
         computing them."""
+        cfg = self.train_config(model, 0)
+        if cfg.mode == "head" and cfg.cache_features:
+            self._frozen_features(model)
+
+    def _frozen_features(self, model: str):
+        """(network, backbone features of every view) of `model` with its initial weights,
+        through the feature cache, keyed as the training engine keys them."""
         import torch
 
         from thyrocad.models import architecture, create_model, split_model, state_fingerprint
 
         cfg = self.train_config(model, 0)
-        if not (cfg.mode == "head" and cfg.cache_features):
-            return
-        head_prefix = architecture(model).spec.head_prefix
         net = create_model(model, weights=cfg.weights).eval()
-        fingerprint = state_fingerprint(net, exclude_prefix=head_prefix)
+        fingerprint = state_fingerprint(net, exclude_prefix=architecture(model).spec.head_prefix)
         images = torch.from_numpy(model_inputs(self.cohort_dir, self.pipeline_json, model))
         with torch.no_grad():
-            cached_features(split_model(net).backbone, model, fingerprint, images, cfg)
+            return net, cached_features(split_model(net).backbone, model, fingerprint, images, cfg)
 
     def _weights(self, model: str) -> str:
         """TrainConfig.weights: "imagenet", or the fixed random initialisation file (scratch)."""
@@ -457,9 +527,10 @@ class ExperimentRun:
             self.config.view_fusion,
         )
 
-    def _baseline(self, spec: RunSpec, split: Split) -> RunResult:
+    def _baseline(self, spec: RunSpec) -> RunResult:
         from thyrocad.baselines.uptake_ratio import youden_threshold
 
+        split = self.splits[spec.split]
         labels, scores = baseline_scores(self.cohort_dir, spec.model)
         y_train = np.array([labels[p] for p in split.train])
         threshold = youden_threshold(np.array([scores[p] for p in split.train]), y_train)
@@ -493,9 +564,21 @@ class ExperimentPlan:
     @property
     def specs(self) -> list[RunSpec]:
         """Runs grouped by model (warm caches), then by split."""
-        return [
-            RunSpec(e.name, e.kind, s.index) for e in self.entries if e.ran for s in self.splits
-        ]
+        return [spec for task in self.tasks for spec in task]
+
+    @property
+    def tasks(self) -> list[tuple[RunSpec, ...]]:
+        """Units of work: in 'head' mode all splits of a CNN form one task (their heads train
+        together); every other run is a task of its own. Always the same tasks for the same
+        settings, so a resumed experiment recomputes a task exactly as before."""
+        tasks: list[tuple[RunSpec, ...]] = []
+        for e in (e for e in self.entries if e.ran):
+            specs = tuple(RunSpec(e.name, e.kind, s.index) for s in self.splits)
+            if e.kind == "model" and self.config.mode == "head":
+                tasks.append(specs)
+            else:
+                tasks.extend((spec,) for spec in specs)
+        return tasks
 
     def run_function(self) -> ExperimentRun:
         from thyrocad.paths import thyrocad_home
@@ -653,7 +736,7 @@ def run_experiment(
         run_fn.warm_features(model)  # 'head' mode: frozen features, computed once
     for name in dict.fromkeys(s.model for s in pending if s.kind == "baseline"):
         baseline_scores(str(plan.cohort_dir), name)  # once, here, for every worker to read
-    execute_runs(specs, run_fn, registry, backend, on_start, on_done)
+    execute_runs(plan.tasks, run_fn, registry, backend, on_start, on_done)
     results = [registry.load(s) for s in specs]
     wall = {"this invocation (s)": time.perf_counter() - start}
     for entry in plan.entries:
