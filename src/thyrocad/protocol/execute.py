@@ -79,15 +79,19 @@ def execute_runs(
 ) -> None:
     """Do every task with a run not yet in `registry`, recording its results as it finishes.
 
-    `on_start` is called for each run of a task handed to a worker, `on_done` after a result is
-    saved. A failing task stops the experiment (its exception propagates); finished runs stay
-    recorded.
+    `on_start` is called for each unrecorded run of a task handed to a worker, `on_done` after
+    a result is saved. A failing task stops the experiment (its exception propagates);
+    finished runs stay recorded.
     """
     backend = backend or Backend()
     pending = [task for task in tasks if registry.pending(task)]
     logger.info("%d of %d tasks to do (%s)", len(pending), len(tasks), backend.describe())
     if not pending:
         return
+
+    def started(task: Task) -> None:
+        for spec in registry.pending(task) if on_start else ():
+            on_start(spec)
 
     def record(results: list[RunResult]) -> None:
         for result in results:
@@ -98,26 +102,21 @@ def execute_runs(
                 on_done(result)
 
     if backend.ray_address:
-        _execute_ray(pending, run_fn, backend, on_start, record)
+        _execute_ray(pending, run_fn, backend, started, record)
     elif backend.workers > 1:
-        _execute_pool(pending, run_fn, backend, on_start, record)
+        _execute_pool(pending, run_fn, backend, started, record)
     else:
         configure_threads(backend.threads())
         for task in pending:
-            _started(task, on_start)
+            started(task)
             record(run_fn(task))
-
-
-def _started(task: Task, on_start: Callback | None) -> None:
-    for spec in task if on_start else ():
-        on_start(spec)
 
 
 def _execute_pool(
     pending: Sequence[Task],
     run_fn: RunFn,
     backend: Backend,
-    on_start: Callback | None,
+    started: Callable[[Task], None],
     record: Callable[[list[RunResult]], None],
 ) -> None:
     context = multiprocessing.get_context("spawn")
@@ -128,7 +127,7 @@ def _execute_pool(
         def submit() -> None:
             task = queue.pop(0)
             running[pool.submit(_run_in_worker, run_fn, task, backend.threads())] = task
-            _started(task, on_start)
+            started(task)
 
         while queue and len(running) < backend.workers:
             submit()
@@ -150,7 +149,7 @@ def _execute_ray(
     pending: Sequence[Task],
     run_fn: RunFn,
     backend: Backend,
-    on_start: Callback | None,
+    started: Callable[[Task], None],
     record: Callable[[list[RunResult]], None],
 ) -> None:
     try:
@@ -171,7 +170,7 @@ def _execute_ray(
     refs = {}
     for unit in pending:
         refs[task.remote(fn_ref, unit, n_threads)] = unit
-        _started(unit, on_start)
+        started(unit)
     try:
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
