@@ -282,3 +282,13 @@ def test_view_fusion_rules():
     assert fuse_views(prob, patient, views, "posterior")[1].tolist() == [0.6, 0.9]
     with pytest.raises(ExperimentError, match="exactly one anterior view"):
         fuse_views(prob, patient, ["anterior", "anterior", "posterior", "posterior"], "anterior")
+
+
+def test_runs_are_grouped_by_their_number_of_training_rows():
+    import numpy as np
+
+    from thyrocad.protocol.experiment import _same_size_groups
+    from thyrocad.training.head_group import HeadRun
+
+    runs = [HeadRun(np.arange(n), seed=0, init=None) for n in (6, 5, 6, 4, 5)]
+    assert _same_size_groups(runs) == [[0, 2], [1, 4], [3]]
