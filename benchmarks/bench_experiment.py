@@ -21,16 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from thyrocad.cli.demo_cmd import demo_config
-from thyrocad.protocol.execute import Backend
-from thyrocad.protocol.experiment import run_experiment
+from thyrocad.experiment.execute import Backend
+from thyrocad.experiment.presets import preset
+from thyrocad.experiment.run import run_experiment
 from thyrocad.provenance import library_versions, machine_description
 
 RESULTS = Path(__file__).parent / "results" / "bench_experiment.json"
 
 
 def _cohort(patients: int) -> tuple[Path, float]:
-    from thyrocad.phantom import PhantomConfig, ensure_default_cohort, generate_cohort
+    from thyrocad.data.phantom import PhantomConfig, ensure_default_cohort, generate_cohort
 
     start = time.perf_counter()
     if patients == 446:
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cohort, cohort_s = _cohort(args.patients)
-    config = dataclasses.replace(demo_config(), n_splits=args.splits, epochs=args.epochs)
+    config = dataclasses.replace(preset("demo"), n_splits=args.splits, epochs=args.epochs)
     backend = Backend(workers=args.workers)
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
     os.environ["THYROCAD_HOME"] = str(home)  # cold preprocessing and feature caches

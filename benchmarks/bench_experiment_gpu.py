@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from bench_experiment import timed_experiment  # benchmarks/ is the script's folder
-from thyrocad.protocol.execute import Backend
-from thyrocad.protocol.experiment import ExperimentConfig
+from thyrocad.experiment.config import ExperimentConfig
+from thyrocad.experiment.execute import Backend
 from thyrocad.provenance import library_versions, machine_description
 
 PAPER_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0")
@@ -94,7 +94,7 @@ def main() -> None:
     print(f"GPU: {gpu}; torch {torch.__version__}; {os.cpu_count()} CPUs", flush=True)
     os.environ["THYROCAD_HOME"] = tempfile.mkdtemp(prefix="bench-gpu-home-")
 
-    from thyrocad.phantom import ensure_default_cohort
+    from thyrocad.data.phantom import ensure_default_cohort
 
     start = time.perf_counter()
     cohort = ensure_default_cohort()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrocad import landmarks
-from thyrocad.phantom import ensure_default_cohort
-from thyrocad.reader import read_study
+from thyrocad.data.phantom import ensure_default_cohort
+from thyrocad.io.read import read_study
+from thyrocad.preprocess import landmarks
 
 
 def timed_locate(module, counts, spacing) -> tuple[object, float]:

@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from thyrocad.phantom import PhantomConfig, generate_cohort
+from thyrocad.data.phantom import PhantomConfig, generate_cohort
 from thyrocad.provenance import library_versions, machine_description
 
 RESULTS = Path(__file__).parent / "results" / "bench_phantom.json"

@@ -28,14 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from explain_truth import phantom, train_bundle
+from thyrocad.bundle.format import load_bundle
+from thyrocad.bundle.onnx import ONNX_FILE, export_onnx
+from thyrocad.diagnosis.explain import explain_views
+from thyrocad.diagnosis.predictor import Predictor
 from thyrocad.errors import WeightsError
-from thyrocad.explain import explain_views
-from thyrocad.export import export_onnx
-from thyrocad.inference import ONNX_FILE, Predictor, load_bundle
+from thyrocad.files import thyrocad_home
+from thyrocad.io.read import read_study
 from thyrocad.models import create_model
-from thyrocad.preprocess.cache import thyrocad_home
 from thyrocad.provenance import library_versions, machine_description
-from thyrocad.reader import read_study
 
 RESULTS = Path(__file__).parent / "results"
 WARMUP = 3

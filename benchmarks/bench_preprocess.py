@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from thyrocad.cohort import load_cohort
+from thyrocad.data.cohort import load_cohort
 from thyrocad.preprocess import Pipeline, PreprocessCache, preset
 from thyrocad.provenance import library_versions, machine_description
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrocad.baselines.uptake_ratio import UptakeRatioObserver, evaluate_on_splits
-from thyrocad.landmarks import locate_thyroid_bed
-from thyrocad.phantom import PhantomConfig, generate_cohort, parse_difficulty
+from thyrocad.data.phantom import PhantomConfig, generate_cohort, parse_difficulty
+from thyrocad.evaluation.baselines.uptake_ratio import UptakeRatioObserver, evaluate_on_splits
+from thyrocad.io.read import read_study
+from thyrocad.preprocess.landmarks import locate_thyroid_bed
 from thyrocad.provenance import library_versions, machine_description
-from thyrocad.reader import read_study
 
 RESULTS = Path(__file__).parent / "results"
 CROP_HALF_WIDTHS_MM = (30.0, 35.0, 40.0)

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrocad.cohort import load_cohort
-from thyrocad.inference import Predictor
-from thyrocad.phantom import PhantomConfig, ensure_default_cohort
-from thyrocad.preprocess import PreprocessCache, preset
-from thyrocad.preprocess.cache import thyrocad_home
+from thyrocad.data.cohort import load_cohort
+from thyrocad.data.phantom import PhantomConfig, ensure_default_cohort
+from thyrocad.diagnosis.predictor import Predictor
+from thyrocad.files import thyrocad_home
 from thyrocad.provenance import library_versions, machine_description
-from thyrocad.training import TrainConfig, train, write_bundle
-from thyrocad.training.cohort_data import cohort_train_data, pipeline_for
+from thyrocad.training import TrainConfig
+from thyrocad.training.workflow import train_bundle
 
 RESULTS = Path(__file__).parent / "results"
 RESIDUAL_SHARE = 346 / 446  # the paper's class balance
@@ -46,17 +45,13 @@ def phantom(n_patients: int, seed: int) -> Path:
                                                seed=seed))  # fmt: skip
 
 
-def train_bundle(
+def make_bundle(
     cohort_dir: Path, out: Path, model: str, weights: str, epochs: int, mode: str = "head"
 ) -> Path:
-    """Train `model` on every view of `cohort_dir` and write its bundle to `out`."""
-    pipeline = pipeline_for(model, preset("default"))
-    cohort = load_cohort(cohort_dir, read=False)
-    data = cohort_train_data(cohort, pipeline, PreprocessCache())
+    """Train `model` on every view of `cohort_dir` and write its bundle to `out`, as
+    `thyrocad train` does."""
     config = TrainConfig(model=model, weights=weights, mode=mode, epochs=epochs, device="cpu")
-    result = train(data, config)
-    write_bundle(out, result, pipeline.config.to_dict(), cohort.data_hash())
-    return out
+    return train_bundle(cohort_dir, config, out).path
 
 
 def view_hits(heatmap, truth: dict, masks: dict, radius_mm: float) -> dict:
@@ -146,7 +141,7 @@ def main() -> None:
     if bundle is None:
         name = f"explain_truth_{args.model}_{args.train_patients}p_{args.epochs}ep_s{args.seed}"
         bundle = thyrocad_home() / "bench" / name
-        train_bundle(phantom(args.train_patients, args.seed), bundle, args.model, args.weights,
+        make_bundle(phantom(args.train_patients, args.seed), bundle, args.model, args.weights,
                      args.epochs)  # fmt: skip
     test_dir = phantom(args.test_patients, args.seed + 1000)
     result = evaluate(Predictor.from_bundle(bundle), test_dir, args.radius_mm)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrocad.cohort import load_cohort
+from thyrocad.data.cohort import load_cohort
 from thyrocad.preprocess import Pipeline, PipelineConfig, preset
-from thyrocad.preprocess.evaluate import kept_fractions, points_in_box
+from thyrocad.preprocess.truth import kept_fractions, points_in_box
 from thyrocad.provenance import library_versions
 
 RESULTS = Path(__file__).parent / "results" / "preprocess_truth.json"

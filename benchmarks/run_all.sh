@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . .venv/bin/activate
 out=benchmarks/results
 mkdir -p "$out"
-cohort=$(python -c "from thyrocad.phantom import ensure_default_cohort; print(ensure_default_cohort())")
+cohort=$(python -c "from thyrocad.data.phantom import ensure_default_cohort; print(ensure_default_cohort())")
 run() {  # name, command...
     local name=$1; shift
     echo "== $name: $*" | tee "$out/$name.log"

@@ -18,7 +18,7 @@ from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from thyrocad.dicom_codes import NM_IMAGE_STORAGE, VIEW_CODES
+from thyrocad.io.dicom_codes import NM_IMAGE_STORAGE, VIEW_CODES
 from thyrocad.study import View
 
 SENTINEL_NAME = "ZZSENTINEL^PATIENTNAME"

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server_fixtures import PASSWORD, ServerProcess, new_db, phantom_files
+from server_helpers import PASSWORD, ServerProcess, new_db
+from thyrocad.diagnosis.service import VERDICT_TEXT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "browser"
 FLAGS = [
@@ -43,8 +44,8 @@ def page(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path):
-    proc = ServerProcess(new_db(tmp_path))
+def server(tmp_path, server_bundle):
+    proc = ServerProcess(server_bundle, new_db(tmp_path))
     yield proc
     proc.stop()
 
@@ -54,7 +55,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_login_upload_history_logout(page, server):
+def test_login_upload_history_logout(page, server, server_files, server_service):
     page.set_default_timeout(30_000)
     page.goto(f"{server.url}/")
     assert page.url.endswith("/login")  # redirected: not logged in
@@ -72,15 +73,17 @@ def test_login_upload_history_logout(page, server):
     assert "synthetic" in page.inner_text("#model-card")
     shot(page, "01-upload-page")
 
-    page.set_input_files("#file", str(phantom_files()[0]))
+    page.set_input_files("#file", str(server_files[0]))
     page.click("#diagnose")
     page.wait_for_url("**/diagnoses/*", timeout=180_000)  # inference on a busy CPU
+    expected = server_service.diagnose([server_files[0]]).diagnosis  # the server's model
     verdict = page.inner_text("#verdict")
-    assert "residual thyroid tissue suspected" in verdict.lower()
+    assert VERDICT_TEXT[expected.verdict] in verdict
     probability = float(page.inner_text("#probability"))
-    assert 0.0 <= probability <= 1.0
+    assert probability == pytest.approx(expected.probability, abs=5e-4)  # shown with 3 decimals
     per_view = page.inner_text("#per-view")
-    assert "anterior" in per_view and "posterior" in per_view
+    for view in expected.views:
+        assert f"{view.probability:.3f}" in per_view and view.view in per_view
     for image in ("#views", "#stages", "#heatmap"):
         loaded = page.eval_on_selector(image, "img => img.complete && img.naturalWidth > 0")
         assert loaded, f"{image} did not load"

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from dicom_factory import counts_image, nm_dataset, view_code, write_dicom
 from thyrocad import errors
 from thyrocad.cli.main import app
-from thyrocad.cohort import load_cohort, parse_label
+from thyrocad.data.cohort import load_cohort, parse_label
 from thyrocad.errors import CohortError
-from thyrocad.paths import thyrocad_home
+from thyrocad.files import thyrocad_home
 from thyrocad.study import View
 
 
@@ -230,7 +230,7 @@ def test_one_class_cohort_needs_the_explicit_flag(tmp_path: Path, caplog):
     _csv(tmp_path, "path,label,patient_id\na.png,residual,P1\nb.png,residual,P2\n")
     (problem,) = _problems(tmp_path, read=False)
     assert "all 2 patients are residual" in problem
-    with caplog.at_level(logging.WARNING, logger="thyrocad.cohort"):
+    with caplog.at_level(logging.WARNING, logger="thyrocad.data.cohort"):
         cohort = load_cohort(tmp_path, read=False, require_both_classes=False)
     assert cohort.labels.tolist() == [1, 1]
     assert "one-class cohort" in caplog.text
@@ -306,7 +306,7 @@ def test_decoded_views_are_remembered_by_content(dicom_cohort: Path, monkeypatch
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr("thyrocad.cohort.read_study", no_decoding)
+    monkeypatch.setattr("thyrocad.data.cohort.validation.read_study", no_decoding)
     again = load_cohort(dicom_cohort)  # same files, same reader: nothing is decoded
     assert [p.views for p in again.patients] == [p.views for p in first.patients]
     assert again.summary() == first.summary()
@@ -445,7 +445,7 @@ def test_patient_ids_never_logged_at_info_or_above(csv_cohort: Path, caplog):
 @pytest.fixture(scope="module")
 def phantom_cohorts(tmp_path_factory) -> dict[str, Path]:
     """The same 4 simulated patients (2 residual) in each of the generator's three formats."""
-    from thyrocad.phantom import PhantomConfig, generate_cohort
+    from thyrocad.data.phantom import PhantomConfig, generate_cohort
 
     config = PhantomConfig(n_patients=4, n_residual=2, seed=1)
     base = tmp_path_factory.mktemp("phantom")

@@ -1,4 +1,4 @@
-"""Reading synthetic NM DICOM files and PNG/JPEG exports (thyrocad.dicom, thyrocad.reader)."""
+"""Reading synthetic NM DICOM files and PNG/JPEG exports (thyrocad.io.dicom, thyrocad.io.read)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from pydicom.encaps import encapsulate, generate_frames
 
 import dicom_factory as factory
 from thyrocad import errors
-from thyrocad.dicom import METADATA_KEYS, read_dicom, view_from_code
-from thyrocad.dicom_codes import VIEW_CODES
-from thyrocad.reader import read_image_export, read_study, sniff
-from thyrocad.study import View
+from thyrocad.io.dicom import METADATA_KEYS, read_dicom, view_from_code
+from thyrocad.io.dicom_codes import VIEW_CODES
+from thyrocad.io.exports import read_image_export
+from thyrocad.io.read import merge_studies, read_study, sniff
+from thyrocad.study import Study, View, ViewImage
 
 ANT, POST = factory.view_code(View.ANTERIOR), factory.view_code(View.POSTERIOR)
 
@@ -335,7 +336,7 @@ def test_missing_file_and_folder_are_refused(tmp_path: Path) -> None:
 
 
 def test_file_too_large_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("thyrocad.dicom.MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr("thyrocad.io.dicom.MAX_FILE_BYTES", 1000)
     with pytest.raises(errors.ImageSizeError, match="bytes"):
         read_study(factory.write_dicom(factory.nm_dataset(), tmp_path / "nm.dcm"))
 
@@ -415,3 +416,50 @@ def test_huge_export_is_refused_before_decoding(tmp_path: Path) -> None:
     Image.new("L", (5000, 5000)).save(tmp_path / "big.png")
     with pytest.raises(errors.ImageSizeError, match="5000x5000"):
         read_study(tmp_path / "big.png")
+
+
+# --- merging the files of one study --------------------------------------------------------------
+
+
+def _one_view(tmp_path: Path, name: str, code, seed: int, **options) -> Study:
+    ds = factory.nm_dataset([factory.counts_image(seed=seed)], [code], **options)
+    return read_study(factory.write_dicom(ds, tmp_path / name))
+
+
+def test_merge_joins_one_file_per_view(tmp_path: Path) -> None:
+    ant = _one_view(tmp_path, "a.dcm", ANT, 1)
+    post = _one_view(tmp_path, "p.dcm", POST, 2, frame_duration_ms=300_000)
+    merged = merge_studies([ant, post])
+    assert merged.views == (View.ANTERIOR, View.POSTERIOR)
+    np.testing.assert_array_equal(merged.image(View.ANTERIOR), ant.image(View.ANTERIOR))
+    np.testing.assert_array_equal(merged.image(View.POSTERIOR), post.image(View.POSTERIOR))
+    assert merged.pixel_spacing_mm == ant.pixel_spacing_mm
+    assert merged.frame_duration_ms is None  # the files disagree: no single duration
+    assert merged.source == f"{ant.source}; {post.source}"
+    assert set(merged.metadata.items()) == set(ant.metadata.items()) & set(post.metadata.items())
+    assert merge_studies([ant]) is ant
+
+
+def test_merge_refuses_different_spacings(tmp_path: Path) -> None:
+    ant = _one_view(tmp_path, "a.dcm", ANT, 1)
+    post = _one_view(tmp_path, "p.dcm", POST, 2, pixel_spacing=(3.0, 3.0))
+    with pytest.raises(errors.StudyMergeError, match="different pixel spacings"):
+        merge_studies([ant, post])
+
+
+def test_merge_refuses_a_repeated_view(tmp_path: Path) -> None:
+    ant = _one_view(tmp_path, "a.dcm", ANT, 1)
+    again = _one_view(tmp_path, "a2.dcm", ANT, 2)
+    both = read_study(factory.write_dicom(factory.nm_dataset(), tmp_path / "both.dcm"))
+    post = _one_view(tmp_path, "p.dcm", POST, 3)
+    with pytest.raises(errors.StudyMergeError, match="give each view once"):
+        merge_studies([ant, again])
+    with pytest.raises(errors.StudyMergeError, match="anterior, posterior, posterior"):
+        merge_studies([both, post])  # a two-view file, then the posterior once more
+    assert issubclass(errors.StudyMergeError, errors.InputError)
+
+
+def test_merge_accepts_several_views_without_a_name() -> None:
+    image = ViewImage(View.UNKNOWN, np.ones((8, 8), np.float32))
+    exports = [Study((image,), None, source=f"{i}.png") for i in range(2)]
+    assert merge_studies(exports).views == (View.UNKNOWN, View.UNKNOWN)

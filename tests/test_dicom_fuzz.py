@@ -19,7 +19,7 @@ from PIL import Image
 
 import dicom_factory as factory
 from thyrocad.errors import InputError
-from thyrocad.reader import read_study
+from thyrocad.io.read import read_study
 
 SYNTAXES = factory.LOSSLESS_SYNTAXES
 

@@ -21,13 +21,13 @@ from pynetdicom.sop_class import (
 )
 
 import dicom_factory as factory
-from server_fixtures import bundle_dir, free_port, phantom_files
-from thyrocad.dicom_node import CadNode, PacsTarget, send_files
+from server_helpers import free_port
 from thyrocad.errors import DicomNodeError
-from thyrocad.server.analysis import Analyzer
+from thyrocad.node.scp import CadNode, analyse_received
+from thyrocad.node.send import PacsTarget, send_files
 from thyrocad.study import View
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 NODE_AET, PACS_AET, MODALITY_AET = "THYROCAD", "FAKEPACS", "MODALITY"
 
 
@@ -68,11 +68,6 @@ def settled(node: CadNode, timeout_s: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-    return Analyzer.from_bundle(bundle_dir())
-
-
 @pytest.fixture
 def pacs():
     fake = FakePacs()
@@ -81,12 +76,12 @@ def pacs():
 
 
 @pytest.fixture
-def node(tmp_path, analyzer, pacs):
+def node(tmp_path, server_service, pacs):
     cad = CadNode(
         aet=NODE_AET,
         port=free_port(),
         work_dir=tmp_path,
-        on_study=lambda folder: analyzer.dicom_results(folder, tmp_path / "results"),
+        on_study=lambda folder: analyse_received(server_service, folder, tmp_path / "results"),
         pacs=PacsTarget("127.0.0.1", pacs.port, PACS_AET),
         allow=[MODALITY_AET],
         quiet_s=1.0,
@@ -108,8 +103,8 @@ def store_to(node: CadNode, paths: list[Path], calling: str = MODALITY_AET) -> l
         assoc.release()
 
 
-def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs):
-    source = phantom_files()[0]
+def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs, server_files, server_service):
+    source = server_files[0]
     assert store_to(node, [source]) == [0x0000]
     received = pacs.wait_for(3)
     assert len(received) == 3, f"failed studies: {node.failed}"
@@ -120,13 +115,30 @@ def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs):
     assert {ds.StudyInstanceUID for ds in received} == {src.StudyInstanceUID}
     assert {ds.PatientID for ds in received} == {src.PatientID}
     assert set(pacs.calling) == {NODE_AET}
-    assert node.processed and not node.failed and node.pending() == 0
+    assert len(node.processed) == 1 and not node.failed and node.pending() == 0
     assert not any((node.incoming).glob("*.work"))  # received files removed after analysis
+    (sr,) = [ds for ds in received if ds.SOPClassUID == ComprehensiveSRStorage]
+    expected = server_service.diagnose([source]).diagnosis  # what the node's model says
+    numbers = [
+        float(item.MeasuredValueSequence[0].NumericValue)
+        for item in _content_items(sr.ContentSequence)
+        if item.ValueType == "NUM" and item.get("MeasuredValueSequence")
+    ]
+    assert any(abs(n - expected.probability) < 1e-4 for n in numbers), numbers
 
 
-def test_per_view_files_are_merged_into_one_study(node, pacs, tmp_path, caplog):
+def _content_items(items) -> list:
+    """Every content item of an SR tree, depth first."""
+    found = []
+    for item in items:
+        found.append(item)
+        found += _content_items(item.get("ContentSequence", []))
+    return found
+
+
+def test_per_view_files_are_merged_into_one_study(node, pacs, tmp_path, caplog, server_files):
     caplog.set_level(logging.DEBUG)
-    study = dcmread(phantom_files()[1])
+    study = dcmread(server_files[1])
     frames = study.pixel_array
     paths = []
     for i, view in enumerate((View.ANTERIOR, View.POSTERIOR)):
@@ -143,8 +155,8 @@ def test_per_view_files_are_merged_into_one_study(node, pacs, tmp_path, caplog):
         assert secret not in caplog.text
 
 
-def test_unknown_calling_aet_is_rejected(node, pacs):
-    assert store_to(node, [phantom_files()[0]], calling="INTRUDER") == []
+def test_unknown_calling_aet_is_rejected(node, pacs, server_files):
+    assert store_to(node, [server_files[0]], calling="INTRUDER") == []
     time.sleep(1.5)
     assert pacs.received == [] and node.pending() == 0
 
@@ -158,7 +170,7 @@ def test_echo(node):
     assoc.release()
 
 
-def test_bad_study_does_not_stop_the_node(node, pacs, tmp_path):
+def test_bad_study_does_not_stop_the_node(node, pacs, tmp_path, server_files):
     ds = factory.nm_dataset(frames=[factory.counts_image(64, 400)], view_codes=[None])
     bad = factory.write_dicom(ds, tmp_path / "wholebody.dcm")  # not a planar neck view
     assert store_to(node, [bad]) == [0x0000]  # received fast; analysis fails later
@@ -166,13 +178,13 @@ def test_bad_study_does_not_stop_the_node(node, pacs, tmp_path):
     while not node.failed and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(node.failed) == 1
-    assert store_to(node, [phantom_files()[2]]) == [0x0000]
+    assert store_to(node, [server_files[2]]) == [0x0000]
     assert len(pacs.wait_for(3)) == 3
 
 
-def test_send_to_a_missing_peer_fails_clearly(tmp_path):
+def test_send_to_a_missing_peer_fails_clearly(server_files):
     with pytest.raises(DicomNodeError, match="refused or did not answer"):
-        send_files([phantom_files()[0]], PacsTarget("127.0.0.1", free_port(), "NOBODY"), "X", 5)
+        send_files([server_files[0]], PacsTarget("127.0.0.1", free_port(), "NOBODY"), "X", 5)
 
 
 @pytest.mark.parametrize("text", ["host:104", "host:port:AET", ":104:AET", "h:104:" + "A" * 17])

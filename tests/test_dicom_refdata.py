@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from thyrocad import errors
-from thyrocad.dicom import read_dicom
-from thyrocad.reader import read_study
+from thyrocad.io.dicom import read_dicom
+from thyrocad.io.read import read_study
 from thyrocad.study import View
 
 REFDATA = Path(__file__).resolve().parents[1].parent / "shared" / "refdata" / "nm-dicom"

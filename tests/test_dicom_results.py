@@ -1,4 +1,4 @@
-"""thyrocad.dicom_results: SR + Secondary Capture written, read back, references checked."""
+"""thyrocad.diagnosis.dicom_sr: SR + Secondary Capture written, read back, references checked."""
 
 from __future__ import annotations
 
@@ -10,30 +10,31 @@ from pydicom.sr.codedict import codes
 
 import thyrocad
 from dicom_factory import SENTINEL_ID, SENTINEL_NAME, nm_dataset, view_code, write_dicom
-from inference_helpers import bundle, phantom_files
-from thyrocad.dicom_results import (
+from thyrocad.diagnosis.dicom_sr import (
     CODES,
     SC_SERIES_DESCRIPTION,
     SR_SERIES_DESCRIPTION,
     ViewOverlay,
     write_dicom_results,
 )
+from thyrocad.diagnosis.explain import overlay_original
+from thyrocad.diagnosis.predictor import Predictor
 from thyrocad.errors import DicomResultError
-from thyrocad.explain import overlay_original
-from thyrocad.inference import Predictor
-from thyrocad.reader import read_study
+from thyrocad.io.read import read_study
 from thyrocad.study import View
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor.from_bundle(bundle("resnet18"), threads=1)
+def predictor(inference_bundle) -> Predictor:
+    return Predictor.from_bundle(inference_bundle, threads=1)
 
 
 @pytest.fixture
-def source(tmp_path):
+def source(tmp_path, inference_files):
     """A two-view NM file with phantom counts and sentinel patient name/ID (no StudyID etc.)."""
-    study = read_study(phantom_files()[1])
+    study = read_study(inference_files[1])
     frames = [study.image(View.ANTERIOR), study.image(View.POSTERIOR)]
     ds = nm_dataset(
         [f.astype(np.uint16) for f in frames],
@@ -43,24 +44,27 @@ def source(tmp_path):
     return write_dicom(ds, tmp_path / "in" / "study.dcm")
 
 
-def _results(predictor, path, out_dir):
+def _results(predictor, path, out_dir, stem=""):
     study = read_study(path)
     analysis = predictor.analyse(study, explain=True)
     overlays = [
         ViewOverlay(hm.view, overlay_original(study.image(hm.view), hm), study.pixel_spacing_mm)
         for hm in analysis.heatmaps
     ]
-    return analysis.diagnosis, overlays, write_dicom_results(path, analysis.diagnosis, overlays,
-                                                             out_dir)  # fmt: skip
+    written = write_dicom_results(path, analysis.diagnosis, overlays, out_dir, stem)
+    return analysis.diagnosis, overlays, written
 
 
 def test_sr_references_the_source_and_holds_the_diagnosis(predictor, source, tmp_path):
     diagnosis, _, written = _results(predictor, source, tmp_path / "out")
-    assert [p.name for p in written] == [
-        "study_thyrocad_sr.dcm", "study_thyrocad_sc_anterior.dcm", "study_thyrocad_sc_posterior.dcm"
-    ]  # fmt: skip
+    assert {key: p.name for key, p in written.items()} == {
+        "sr": "thyrocad_sr.dcm",
+        "sc_anterior": "thyrocad_sc_anterior.dcm",
+        "sc_posterior": "thyrocad_sc_posterior.dcm",
+    }
+    assert all(p.parent == tmp_path / "out" for p in written.values())
     src = pydicom.dcmread(source, stop_before_pixels=True)
-    sr = hd.sr.srread(written[0])
+    sr = hd.sr.srread(written["sr"])
     assert sr.StudyInstanceUID == src.StudyInstanceUID
     assert sr.PatientID == SENTINEL_ID and str(sr.PatientName) == SENTINEL_NAME
     assert sr.SeriesDescription == SR_SERIES_DESCRIPTION
@@ -77,6 +81,7 @@ def test_sr_references_the_source_and_holds_the_diagnosis(predictor, source, tmp
     assert values[CODES["specificity"].value] == pytest.approx(op.train_specificity, abs=1e-6)
     per_view = {v.view: v.probability for v in diagnosis.views}
     assert values[CODES[View.ANTERIOR].value] == pytest.approx(per_view["anterior"], abs=1e-6)
+    assert values[CODES[View.POSTERIOR].value] == pytest.approx(per_view["posterior"], abs=1e-6)
     (evaluation,) = group.get_qualitative_evaluations()
     assert evaluation.name.value == CODES["evaluation"].value
     expected = codes.SCT.Present if diagnosis.positive else codes.SCT.Absent
@@ -105,7 +110,9 @@ def _text_items(ds) -> dict[str, set[str]]:
 def test_secondary_captures_show_each_view_in_the_source_study(predictor, source, tmp_path):
     _, overlays, written = _results(predictor, source, tmp_path / "out")
     src = pydicom.dcmread(source, stop_before_pixels=True)
-    for path, overlay in zip(written[1:], overlays, strict=True):
+    assert len(overlays) == 2
+    for overlay in overlays:
+        path = written[f"sc_{overlay.view.value}"]
         sc = pydicom.dcmread(path)
         assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
         assert sc.StudyInstanceUID == src.StudyInstanceUID and sc.PatientID == SENTINEL_ID
@@ -116,9 +123,17 @@ def test_secondary_captures_show_each_view_in_the_source_study(predictor, source
         assert np.array_equal(sc.pixel_array, overlay.rgb)
 
 
-def test_results_are_written_next_to_the_source_by_default(predictor, source):
-    _, _, written = _results(predictor, source, None)
-    assert all(p.parent == source.parent for p in written)
+def test_a_stem_prefixes_every_file_name(predictor, source, tmp_path):
+    """(Results next to the input, named after it: `thyrocad predict --dicom`, tested in
+    test_inference_cli.py.)"""
+    _, _, written = _results(predictor, source, tmp_path / "out", stem="study")
+    assert sorted(p.name for p in written.values()) == [
+        "study_thyrocad_sc_anterior.dcm", "study_thyrocad_sc_posterior.dcm",
+        "study_thyrocad_sr.dcm",
+    ]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        p.name for p in written.values()
+    )
 
 
 def test_source_without_uids_is_refused(predictor, source, tmp_path):

@@ -19,16 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from thyrocad.cli.main import app
-from thyrocad.errors import ExperimentError
-from thyrocad.protocol.execute import Backend
-from thyrocad.protocol.experiment import (
-    ExperimentConfig,
-    experiment_command,
-    plan_experiment,
-    run_experiment,
-)
-from thyrocad.protocol.runs import RUNS_DIRNAME
-from thyrocad.report import OUTPUT_FILES
+from thyrocad.errors import ConfigError
+from thyrocad.experiment.command import experiment_command
+from thyrocad.experiment.config import ExperimentConfig
+from thyrocad.experiment.execute import Backend
+from thyrocad.experiment.plan import plan_experiment
+from thyrocad.experiment.report import OUTPUT_FILES
+from thyrocad.experiment.run import run_experiment
+from thyrocad.experiment.runs import RUNS_DIRNAME, SETTINGS_FILENAME
 
 CONFIG = ExperimentConfig(
     models=("squeezenet1_1", "efficientnet_lite0"),
@@ -44,7 +42,7 @@ CONFIG = ExperimentConfig(
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """A 12-patient phantom cohort, and THYROCAD_HOME pointed at a fresh cache folder."""
-    from thyrocad.phantom import PhantomConfig, generate_cohort
+    from thyrocad.data.phantom import PhantomConfig, generate_cohort
 
     root = tmp_path_factory.mktemp("experiment")
     with pytest.MonkeyPatch.context() as mp:
@@ -83,8 +81,20 @@ def test_real_experiment_writes_every_output(first_run, cohort):
                 if r["model"] == model and r["split"] == str(s["index"])
             }
             assert tested == set(s["test"])
-    cnn = [float(r["probability"]) for r in rows if r["model"] != "uptake_ratio"]
-    assert all(0.0 <= p <= 1.0 for p in cnn)
+    # each row is a recorded run's own label and probability, written exactly
+    run_dir = out / RUNS_DIRNAME / outcome.settings_hash
+    runs = [json.loads(path.read_text()) for path in run_dir.glob("*--split*.json")]
+    recorded = {
+        (run["model"], str(run["split"]), pid): (str(label), repr(prob))
+        for run in runs
+        for pid, label, prob in zip(
+            run["patient_ids"], run["labels"], run["probabilities"], strict=True
+        )
+    }
+    written = {
+        (r["model"], r["split"], r["patient_id"]): (r["label"], r["probability"]) for r in rows
+    }
+    assert written == recorded
     stats = json.loads((out / "stats.json").read_text())
     assert stats["reference"] == "efficientnet_lite0"
     assert set(stats["mann_whitney"]["auc"]) == {"squeezenet1_1", "uptake_ratio"}
@@ -92,33 +102,32 @@ def test_real_experiment_writes_every_output(first_run, cohort):
     md = (out / "table.md").read_text()
     assert "scratch (random initialisation, seed 0), ImageNet weights unavailable" in md
     assert "ImageNet (package)" in md
-    run_files = list((out / RUNS_DIRNAME / outcome.settings_hash).glob("*--split*.json"))
-    assert len(run_files) == outcome.n_runs == 6
-    history = json.loads(run_files[0].read_text())["history"]
-    if json.loads(run_files[0].read_text())["kind"] == "model":
-        assert len(history["train_loss"]) == CONFIG.epochs
+    assert len(runs) == outcome.n_runs == 6
+    models = [run for run in runs if run["kind"] == "model"]
+    assert len(models) == 4
+    assert all(len(run["history"]["train_loss"]) == CONFIG.epochs for run in models)
 
 
 def test_each_view_passes_each_frozen_backbone_once(first_run):
-    from thyrocad.protocol.experiment import feature_cache
+    from thyrocad.experiment.cnn import feature_cache
 
     # 12 patients x 2 views x 2 CNNs, over both splits and both train and test sets
     assert feature_cache().computed == 12 * 2 * 2
 
 
 def test_baseline_scores_are_kept_per_cohort_and_code(first_run, cohort, monkeypatch):
-    from thyrocad.baselines import UptakeRatioObserver
-    from thyrocad.protocol.experiment import baseline_scores
+    from thyrocad.evaluation.baselines.scores import cohort_scores
+    from thyrocad.evaluation.baselines.uptake_ratio import UptakeRatioObserver
 
     def no_scoring(self, studies):
         raise AssertionError("scored again")
 
-    baseline_scores.cache_clear()  # forget this process's copy: only the disk cache is left
+    cohort_scores.cache_clear()  # forget this process's copy: only the disk cache is left
     monkeypatch.setattr(UptakeRatioObserver, "score", no_scoring)
-    _, scores = baseline_scores(str(cohort), "uptake_ratio")
+    _, scores = cohort_scores(str(cohort), "uptake_ratio")
     rows = [r for r in _predictions(first_run[0]) if r["model"] == "uptake_ratio"]
     assert rows and all(scores[r["patient_id"]] == float(r["probability"]) for r in rows)
-    baseline_scores.cache_clear()
+    cohort_scores.cache_clear()
 
 
 def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
@@ -144,7 +153,7 @@ def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
 def test_changing_a_setting_starts_a_new_results_set(first_run, cohort):
     _, outcome = first_run
     plan = plan_experiment(cohort, CONFIG)
-    from thyrocad.protocol.runs import settings_hash
+    from thyrocad.experiment.runs import settings_hash
 
     assert settings_hash(plan.settings) == outcome.settings_hash
     for changed in (
@@ -162,7 +171,7 @@ def test_head_mode_runs_of_a_model_train_together_as_the_engine_trains_each(coho
     dropout + one affine map is trained by the engine run by run."""
     import numpy as np
 
-    from thyrocad.training import head_group
+    from thyrocad.experiment import cnn
 
     config = ExperimentConfig(
         **{**CONFIG.__dict__, "models": ("resnet18",), "baselines": (), "reference": "resnet18"}
@@ -175,8 +184,17 @@ def test_head_mode_runs_of_a_model_train_together_as_the_engine_trains_each(coho
         assert together.patient_ids == one.patient_ids
         np.testing.assert_allclose(together.probabilities, one.probabilities, atol=1e-5)
         assert together.info["threshold"] == pytest.approx(one.info["threshold"], abs=1e-5)
-    monkeypatch.setattr(head_group, "affine_head", lambda head, shape: None)
+    engine_runs = []
+    fit_one = cnn.fit_one
+
+    def counted_fit_one(*args, **kwargs):
+        engine_runs.append(1)
+        return fit_one(*args, **kwargs)
+
+    monkeypatch.setattr(cnn, "affine_head", lambda head, shape: None)
+    monkeypatch.setattr(cnn, "fit_one", counted_fit_one)
     fallback = run_fn(plan.tasks[0])
+    assert len(engine_runs) == len(plan.specs)  # each run went through the training engine
     assert [r.probabilities for r in fallback] == [r.probabilities for r in alone]
 
 
@@ -242,15 +260,29 @@ def test_cli_runs_the_experiment_and_reports_bad_settings(first_run, cohort):
     assert "6 runs (6 reused" in result.output
     assert "AUC" in result.output
     bad = runner.invoke(app, ["experiment", str(cohort), "--out", str(out), "--reference", "vgg"])
-    assert bad.exit_code == 1
-    assert "reference 'vgg' is not among the models" in bad.output
+    assert bad.exit_code == 2
+    assert "--reference vgg is not among the models" in bad.stderr
+    assert "Traceback" not in bad.output
+
+
+def test_settings_file_loads_back_into_the_config_that_made_it(first_run):
+    out, outcome = first_run
+    settings_file = out / RUNS_DIRNAME / outcome.settings_hash / SETTINGS_FILENAME
+    settings = json.loads(settings_file.read_text())
+    assert ExperimentConfig.from_dict(settings["experiment"]) == CONFIG
+    assert ExperimentConfig.from_json(json.dumps(settings["experiment"])) == CONFIG
 
 
 def test_invalid_settings_are_refused_with_the_reason():
-    with pytest.raises(ExperimentError, match="view fusion"):
+    with pytest.raises(ConfigError, match="--view-fusion must be one of"):
         ExperimentConfig(view_fusion="median")
-    with pytest.raises(ExperimentError, match="unknown baseline"):
+    with pytest.raises(ConfigError, match="unknown baseline"):
         ExperimentConfig(baselines=("glow",))
+    with pytest.raises(ConfigError, match=r"unknown model.*vgg16.*known: .*resnet18"):
+        ExperimentConfig(models=("vgg16",))
+    for fraction in (0.0, 1.0, 25.0):
+        with pytest.raises(ConfigError, match="--test-fraction"):
+            ExperimentConfig(test_fraction=fraction)
 
 
 def test_inputs_rebuilt_for_a_backbone_equal_the_pipeline_output_bit_for_bit(cohort):
@@ -258,42 +290,26 @@ def test_inputs_rebuilt_for_a_backbone_equal_the_pipeline_output_bit_for_bit(coh
     running the pipeline with that backbone's mean/std (EfficientNet-Lite0: 0.5/0.5)."""
     import numpy as np
 
-    from thyrocad.cohort import load_cohort
+    from thyrocad.data.cohort import load_cohort
+    from thyrocad.experiment.inputs import CohortInputs, image8_from_input
     from thyrocad.preprocess import Pipeline, preset
-    from thyrocad.protocol.experiment import CohortInputs, _image8_from_input
 
     config = preset("default")
     study = load_cohort(cohort, read=False).patients[0].load_study()
     counts, spacing = study.images[0].counts, study.pixel_spacing_mm
     imagenet = Pipeline(config).run(counts, spacing).network_input
     half = Pipeline(config.with_normalisation((0.5,) * 3, (0.5,) * 3)).run(counts, spacing)
-    image8 = _image8_from_input(imagenet, config.output.mean[0], config.output.std[0])
+    image8 = image8_from_input(imagenet, config.output.mean[0], config.output.std[0])
     inputs = CohortInputs(("p",), np.array([1]), np.array([0]), ("anterior",), image8[None], ((),))
     rebuilt = inputs.network_inputs(np.array([0]), (0.5,) * 3, (0.5,) * 3)[0]
     assert rebuilt.dtype == np.float32
     assert np.array_equal(rebuilt, half.network_input)
 
 
-def test_view_fusion_rules():
-    import numpy as np
-
-    from thyrocad.protocol.experiment import fuse_views
-
-    prob = np.array([0.2, 0.6, 0.9, 0.1])
-    patient = np.array([0, 0, 1, 1])
-    views = ["anterior", "posterior", "posterior", "anterior"]
-    assert fuse_views(prob, patient, views, "mean")[1].tolist() == pytest.approx([0.4, 0.5])
-    assert fuse_views(prob, patient, views, "max")[1].tolist() == [0.6, 0.9]
-    assert fuse_views(prob, patient, views, "anterior")[1].tolist() == [0.2, 0.1]
-    assert fuse_views(prob, patient, views, "posterior")[1].tolist() == [0.6, 0.9]
-    with pytest.raises(ExperimentError, match="exactly one anterior view"):
-        fuse_views(prob, patient, ["anterior", "anterior", "posterior", "posterior"], "anterior")
-
-
 def test_runs_are_grouped_by_their_number_of_training_rows():
     import numpy as np
 
-    from thyrocad.protocol.experiment import _same_size_groups
+    from thyrocad.experiment.cnn import _same_size_groups
     from thyrocad.training.head_group import HeadRun
 
     runs = [HeadRun(np.arange(n), seed=0, init=None) for n in (6, 5, 6, 4, 5)]

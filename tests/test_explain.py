@@ -1,4 +1,5 @@
-"""thyrocad.explain: Grad-CAM per backbone, mapping back to the original view, overlays."""
+"""thyrocad.diagnosis.explain: Grad-CAM per backbone, mapping back to the original view,
+overlays."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from inference_helpers import phantom_files
-from thyrocad.explain import (
+from thyrocad.diagnosis.explain import (
     explain_views,
     gradcam,
     overlay_network_input,
@@ -17,14 +17,16 @@ from thyrocad.explain import (
     target_layer,
     to_original,
 )
+from thyrocad.io.read import read_study
 from thyrocad.models import create_model, list_models
 from thyrocad.preprocess import CropBox, preset
-from thyrocad.reader import read_study
-from thyrocad.training.cohort_data import pipeline_for
+from thyrocad.training.workflow import pipeline_for
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _prepared(model_name: str):
-    study = read_study(phantom_files()[0])
+def _prepared(model_name: str, path):
+    study = read_study(path)
     pipeline = pipeline_for(model_name, preset("default"))
     return study, pipeline.run_study(study)
 
@@ -35,12 +37,12 @@ WEIGHTS = {"efficientnet_lite0": "imagenet"}
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_gradcam_per_backbone_is_non_constant_and_maps_back(name):
+def test_gradcam_per_backbone_is_non_constant_and_maps_back(name, inference_files):
     torch.manual_seed(0)
     model = create_model(name, weights=WEIGHTS.get(name, "none")).eval()
     for param in model.parameters():  # a frozen backbone, as in head-mode training
         param.requires_grad_(False)
-    study, views = _prepared(name)
+    study, views = _prepared(name, inference_files[0])
     with torch.inference_mode():  # a caller in inference mode must not break the CAM
         heatmaps = explain_views(model, views)
     assert [h.view for h in heatmaps] == list(study.views)

@@ -1,4 +1,5 @@
-"""thyrocad.inference: bundle loading, per-view + fused prediction, bad bundles, bad studies."""
+"""thyrocad.diagnosis.predictor: bundle loading, per-view + fused prediction, bad bundles and
+bad studies."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import thyrocad
-from inference_helpers import bundle, copy_bundle, phantom_files
-from thyrocad.errors import BundleError, BundleVersionError, NoUsableViewError
-from thyrocad.inference import Predictor, class_probabilities, load_bundle
-from thyrocad.reader import read_study
+from thyrocad.bundle.format import load_bundle
+from thyrocad.decision import FELL_BACK_TO_MEAN
+from thyrocad.diagnosis.predictor import Predictor
+from thyrocad.errors import BundleError, BundleVersionError, ConfigError, NoUsableViewError
+from thyrocad.io.read import read_study
+from thyrocad.models import class_probabilities
 from thyrocad.study import Study, View, ViewImage
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor.from_bundle(bundle("resnet18"), threads=1)
+def predictor(inference_bundle) -> Predictor:
+    return Predictor.from_bundle(inference_bundle, threads=1)
 
 
 def _manifest(path: Path) -> dict:
@@ -31,9 +37,11 @@ def _rewrite_manifest(path: Path, **changes) -> None:
     (path / "bundle.json").write_text(json.dumps(manifest))
 
 
-def test_predict_gives_view_and_fused_probabilities_at_the_bundle_operating_point(predictor):
-    manifest = _manifest(bundle("resnet18"))
-    for path in phantom_files():
+def test_predict_gives_view_and_fused_probabilities_at_the_bundle_operating_point(
+    predictor, inference_bundle, inference_files
+):
+    manifest = _manifest(inference_bundle)
+    for path in inference_files:
         study = read_study(path)
         diagnosis = predictor.predict(study)
         prepared = predictor.prepare(study)
@@ -47,7 +55,9 @@ def test_predict_gives_view_and_fused_probabilities_at_the_bundle_operating_poin
         op = diagnosis.operating_point
         assert op.threshold == manifest["threshold"]["value"]
         assert op.train_sensitivity == manifest["threshold"]["train_sensitivity"]
-        assert op.source == "bundle"
+        assert op.train_specificity == manifest["threshold"]["train_specificity"]
+        assert op.source == "bundle" and op.level == "patient" == manifest["threshold"]["level"]
+        assert diagnosis.fusion == "mean" and FELL_BACK_TO_MEAN not in diagnosis.flags
         assert diagnosis.positive == (diagnosis.probability >= op.threshold)
         assert diagnosis.verdict == ("residual" if diagnosis.positive else "non_residual")
         assert diagnosis.model["name"] == "resnet18"
@@ -55,31 +65,49 @@ def test_predict_gives_view_and_fused_probabilities_at_the_bundle_operating_poin
         assert json.loads(diagnosis.to_json()) == diagnosis.to_dict()
 
 
-def test_threshold_override_sets_the_verdict(predictor):
-    study = read_study(phantom_files()[0])
+def test_threshold_override_sets_the_verdict(predictor, inference_files):
+    study = read_study(inference_files[0])
     low = Predictor(predictor.model, predictor.info, threshold=0.0).predict(study)
     high = Predictor(predictor.model, predictor.info, threshold=1.0).predict(study)
     assert (low.verdict, high.verdict) == ("residual", "non_residual")
     assert low.operating_point.source == "override"
     assert low.operating_point.train_sensitivity is None
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(ConfigError, match="threshold"):
         Predictor(predictor.model, predictor.info, threshold=1.5)
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        Predictor(predictor.model, predictor.info, backend="tensorrt")
 
 
-def test_fusion_rule_comes_from_the_bundle(tmp_path):
-    path = copy_bundle("resnet18", tmp_path / "b")
+def test_predictor_leaves_the_torch_thread_count_alone(inference_bundle, inference_files):
+    torch.set_num_threads(2)  # the one_thread fixture restores it afterwards
+    predictor = Predictor.from_bundle(inference_bundle, threads=1)
+    predictor.predict(read_study(inference_files[0]))
+    assert torch.get_num_threads() == 2
+
+
+def test_fusion_rule_comes_from_the_bundle(bundle_copy, inference_files):
+    path = bundle_copy()
+    study = read_study(inference_files[1])
     _rewrite_manifest(path, view_fusion="max")
-    diagnosis = Predictor.from_bundle(path).predict(read_study(phantom_files()[1]))
+    diagnosis = Predictor.from_bundle(path).predict(study)
     assert diagnosis.fusion == "max"
     assert diagnosis.probability == max(v.probability for v in diagnosis.views)
     _rewrite_manifest(path, view_fusion="posterior")
-    diagnosis = Predictor.from_bundle(path).predict(read_study(phantom_files()[1]))
+    diagnosis = Predictor.from_bundle(path).predict(study)
     posterior = next(v.probability for v in diagnosis.views if v.view == "posterior")
-    assert diagnosis.probability == posterior
+    assert diagnosis.probability == posterior and FELL_BACK_TO_MEAN not in diagnosis.flags
+    # a study without a posterior view: the mean of its views, flagged
+    anterior_only = Study(
+        images=(ViewImage(View.ANTERIOR, study.image(View.ANTERIOR)),),
+        pixel_spacing_mm=study.pixel_spacing_mm,
+    )
+    diagnosis = Predictor.from_bundle(path).predict(anterior_only)
+    assert diagnosis.probability == diagnosis.views[0].probability
+    assert FELL_BACK_TO_MEAN in diagnosis.flags
 
 
-def test_blank_view_is_left_out_and_flagged(predictor):
-    study = read_study(phantom_files()[0])
+def test_blank_view_is_left_out_and_flagged(predictor, inference_files):
+    study = read_study(inference_files[0])
     blank = np.zeros_like(study.image(View.POSTERIOR))
     mixed = Study(
         images=(ViewImage(View.ANTERIOR, study.image(View.ANTERIOR)),
@@ -103,10 +131,10 @@ def test_study_without_usable_view_is_refused(predictor):
         predictor.predict(Study(images=(), pixel_spacing_mm=None, source="empty.dcm"))
 
 
-def test_png_study_without_spacing_is_diagnosed_with_a_flag(predictor, tmp_path):
+def test_png_study_without_spacing_is_diagnosed_with_a_flag(predictor, tmp_path, inference_files):
     from PIL import Image
 
-    counts = read_study(phantom_files()[0]).image(View.ANTERIOR)
+    counts = read_study(inference_files[0]).image(View.ANTERIOR)
     png = tmp_path / "export.png"
     Image.fromarray(np.clip(counts * 40, 0, 255).astype(np.uint8)).save(png)
     diagnosis = predictor.predict(read_study(png))
@@ -117,8 +145,8 @@ def test_png_study_without_spacing_is_diagnosed_with_a_flag(predictor, tmp_path)
 # --- damaged or incompatible bundles -------------------------------------------------------
 
 
-def test_incompatible_bundle_version_names_both_versions(tmp_path):
-    path = copy_bundle("resnet18", tmp_path / "b")
+def test_incompatible_bundle_version_names_both_versions(bundle_copy):
+    path = bundle_copy()
     manifest = _manifest(path)
     manifest["format_version"] = 99
     manifest["library_versions"]["thyrocad"] = "9.9.0"
@@ -158,17 +186,17 @@ def test_incompatible_bundle_version_names_both_versions(tmp_path):
         "bad-fusion",
     ],
 )
-def test_damaged_bundle_raises_bundle_error(tmp_path, damage, match):
-    path = copy_bundle("resnet18", tmp_path / "b")
+def test_damaged_bundle_raises_bundle_error(bundle_copy, damage, match):
+    path = bundle_copy()
     damage(path)
     with pytest.raises(BundleError, match=match):
         Predictor.from_bundle(path)
 
 
-def test_corrupt_weights_with_matching_hash_raise_bundle_error(tmp_path):
+def test_corrupt_weights_with_matching_hash_raise_bundle_error(bundle_copy):
     import hashlib
 
-    path = copy_bundle("resnet18", tmp_path / "b")
+    path = bundle_copy()
     data = (path / "weights.pt").read_bytes()
     (path / "weights.pt").write_bytes(data[: len(data) // 2])
     _rewrite_manifest(path, weights_sha256=hashlib.sha256(data[: len(data) // 2]).hexdigest())

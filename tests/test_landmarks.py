@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from thyrocad.landmarks import _fill_holes, locate_thyroid_bed
-from thyrocad.phantom import PhantomConfig, simulate_patient
-from thyrocad.phantom.physics import to_pixel
+from thyrocad.data.phantom import PhantomConfig, simulate_patient
+from thyrocad.data.phantom.physics import to_pixel
+from thyrocad.preprocess.landmarks import _fill_holes, locate_thyroid_bed
 from thyrocad.study import View
 
 HALF_CROP_MM = 40.0  # an 80 mm crop around the estimate must hold every remnant focus

@@ -1,4 +1,4 @@
-"""Per-run metrics and threshold choice, cross-checked against scikit-learn."""
+"""Per-run metrics, cross-checked against scikit-learn (threshold choice: test_decision.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
-    roc_curve,
 )
 
 from thyrocad.errors import StatisticsError
-from thyrocad.metrics import binary_metrics, choose_threshold
+from thyrocad.evaluation.metrics import binary_metrics
 
 NAN = float("nan")
 
@@ -122,58 +121,3 @@ def test_zero_denominators_give_nan_with_reasons():
 def test_bad_metric_input_raises(y, prob, threshold, match):
     with pytest.raises(StatisticsError, match=match):
         binary_metrics(y, prob, threshold)
-
-
-# ---- threshold choice ------------------------------------------------------------------------
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    st.integers(2, 50).flatmap(
-        lambda n: st.tuples(
-            st.lists(st.integers(0, 1), min_size=n, max_size=n).filter(lambda y: 0 < sum(y) < n),
-            st.lists(st.integers(0, 20).map(lambda k: k / 20), min_size=n, max_size=n),
-        )
-    )
-)
-def test_youden_matches_sklearn_roc_curve_and_reproduces(data):
-    y, prob = data
-    choice = choose_threshold(y, prob, rule="youden")
-    fpr, tpr, _ = roc_curve(y, prob)
-    assert choice.sensitivity + choice.specificity - 1 == pytest.approx(
-        np.max(tpr - fpr), abs=1e-12
-    )
-    again = binary_metrics(y, prob, choice.threshold)
-    assert (again["sen"], again["spe"]) == pytest.approx(
-        (choice.sensitivity, choice.specificity), abs=1e-12
-    )
-
-
-def test_youden_tie_goes_to_higher_sensitivity():
-    # Candidates .1, .15, .25, .35 give J = 0, .5, 0, .5: the tie .15 / .35 goes to .15 (sen 1).
-    choice = choose_threshold([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4])
-    assert (choice.threshold, choice.sensitivity, choice.specificity) == pytest.approx(
-        (0.15, 1, 0.5)
-    )
-    assert choice.rule == "youden" and choice.target is None
-
-
-def test_sensitivity_rule_takes_the_most_specific_threshold_reaching_target():
-    y = [0, 0, 0, 0, 1, 0, 1, 1, 1, 1]
-    prob = [0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.8, 0.9]
-    c = choose_threshold(y, prob, rule="sensitivity", target=0.8)
-    # sen >= .8 needs 4 of 5 positives called: threshold (.4 + .6)/2 = .5 calls .6-.9 (sen .8,
-    # spe 5/5); .35 is then left out.
-    assert (c.threshold, c.sensitivity, c.specificity, c.target) == (0.5, 0.8, 1.0, 0.8)
-    c = choose_threshold(y, prob, rule="sensitivity", target=0.95)
-    # all 5 positives: threshold (.3 + .35)/2 = .325 (spe 4/5)
-    assert (c.threshold, c.sensitivity, c.specificity) == pytest.approx((0.325, 1.0, 0.8))
-
-
-def test_choose_threshold_refuses_bad_input():
-    with pytest.raises(StatisticsError, match="both classes"):
-        choose_threshold([1, 1], [0.2, 0.3])
-    with pytest.raises(StatisticsError, match="rule must be"):
-        choose_threshold([1, 0], [0.2, 0.3], rule="f1")
-    with pytest.raises(StatisticsError, match="target sensitivity"):
-        choose_threshold([1, 0], [0.2, 0.3], rule="sensitivity", target=0.0)

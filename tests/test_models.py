@@ -14,7 +14,6 @@ from skimage import data as skdata
 from torchvision import models as tvm
 from torchvision.models import _api as tv_api
 
-from test_training import one_thread  # noqa: F401  (autouse fixture)
 from thyrocad.errors import ModelError, WeightsError
 from thyrocad.models import (
     channels_last,
@@ -26,6 +25,8 @@ from thyrocad.models import (
 )
 from thyrocad.models.torchvision_models import hub_weights
 from thyrocad.models.weights import weights_sha256
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TORCHVISION = {
     "resnet18": tvm.resnet18,
@@ -181,7 +182,14 @@ def test_split_reproduces_forward(name):
         via_split = split.head(split.backbone(x))
     assert direct.shape == (2, 2)
     torch.testing.assert_close(via_split, direct, rtol=1e-5, atol=1e-6)
-    assert model.get_submodule(model_info(model).spec.target_layer) is not None
+    # Grad-CAM's target layer gives spatial feature maps on the way to the output
+    maps = []
+    layer = model.get_submodule(model_info(model).spec.target_layer)
+    handle = layer.register_forward_hook(lambda module, args, out: maps.append(out))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    assert len(maps) == 1 and maps[0].ndim == 4 and maps[0].shape[0] == 2
 
 
 @pytest.mark.parametrize("name", list_models())

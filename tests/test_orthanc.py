@@ -20,14 +20,12 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
-from server_fixtures import THYROCAD, bundle_dir, free_port, phantom_files
-from thyrocad.dicom_node import CadNode, StowTarget, stow_files
+from server_helpers import THYROCAD, free_port
 from thyrocad.errors import DicomNodeError
-from thyrocad.inference import Predictor
-from thyrocad.reader import read_study
-from thyrocad.server.analysis import Analyzer
+from thyrocad.node.scp import CadNode, analyse_received
+from thyrocad.node.send import StowTarget, stow_files
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 PACS_AET, NODE_AET = "ORTHANCTEST", "THYROCAD"
@@ -108,11 +106,11 @@ def orthanc(tmp_path):
 
 
 @pytest.fixture
-def node(orthanc, tmp_path):
+def node(orthanc, tmp_path, server_bundle):
     """`thyrocad listen` as a subprocess, ready once Orthanc's C-ECHO to it succeeds."""
     log = tmp_path / "listen.log"
     cmd = [
-        str(THYROCAD), "listen", str(bundle_dir()), "--aet", NODE_AET,
+        str(THYROCAD), "listen", str(server_bundle), "--aet", NODE_AET,
         "--port", str(orthanc.node_port), "--pacs", f"127.0.0.1:{orthanc.dicom_port}:{PACS_AET}",
         "--allow", PACS_AET, "--quiet-s", "1", "--work-dir", str(tmp_path / "node"),
     ]  # fmt: skip
@@ -144,9 +142,9 @@ def push_and_collect(orthanc: Orthanc, source: Path, expect: int, log) -> list:
             for i in instances]  # fmt: skip
 
 
-def test_orthanc_round_trip(orthanc, node):
+def test_orthanc_round_trip(orthanc, node, server_files, server_service):
     assert httpx.get(f"{orthanc.url}/system").status_code == 401  # authentication is on
-    source = phantom_files()[0]
+    source = server_files[0]
     files = push_and_collect(orthanc, source, 4, lambda: node.read_text()[-3000:])  # NM+SR+2 SC
     src = dcmread(source)
     assert {ds.StudyInstanceUID for ds in files} == {src.StudyInstanceUID}
@@ -155,7 +153,7 @@ def test_orthanc_round_trip(orthanc, node):
     scs = [ds for ds in files if ds.SOPClassUID == SecondaryCaptureImageStorage]
     assert len(scs) == 2
 
-    expected = Predictor.from_bundle(bundle_dir()).predict(read_study(source))
+    expected = server_service.diagnose([source]).diagnosis
     numbers = [
         float(item.MeasuredValueSequence[0].NumericValue)
         for item in content_items(sr.ContentSequence)
@@ -167,15 +165,15 @@ def test_orthanc_round_trip(orthanc, node):
     assert "failed" not in node.read_text()
 
 
-def test_results_by_stow_rs(orthanc, tmp_path):
+def test_results_by_stow_rs(orthanc, tmp_path, server_files, server_service):
     if not DICOMWEB.is_file():
         pytest.skip("orthanc-dicomweb is not installed (scripts/ci_services.sh installs it)")
-    analyzer = Analyzer.from_bundle(bundle_dir())
+    results = tmp_path / "stow-results"
     cad = CadNode(
         aet=NODE_AET,
         port=orthanc.node_port,
         work_dir=tmp_path / "stow-node",
-        on_study=lambda folder: analyzer.dicom_results(folder, tmp_path / "stow-results"),
+        on_study=lambda folder: analyse_received(server_service, folder, results),
         pacs=None,
         stow=StowTarget(f"{orthanc.url}/dicom-web/studies", *AUTH),
         allow=[PACS_AET],
@@ -183,13 +181,13 @@ def test_results_by_stow_rs(orthanc, tmp_path):
     )
     cad.start()
     try:
-        files = push_and_collect(orthanc, phantom_files()[1], 4, lambda: str(cad.failed))
+        files = push_and_collect(orthanc, server_files[1], 4, lambda: str(cad.failed))
     finally:
         cad.stop()
     classes = sorted(ds.SOPClassUID for ds in files)
     assert classes.count(SecondaryCaptureImageStorage) == 2
     assert classes.count(ComprehensiveSRStorage) == 1
-    assert cad.failed == [] and len(cad.processed) == 1
+    assert list(cad.failed) == [] and len(cad.processed) == 1
     bad = StowTarget(f"{orthanc.url}/dicom-web/studies", "tester", "wrong")
     with pytest.raises(DicomNodeError, match="HTTP 401"):
-        stow_files(sorted((tmp_path / "stow-results").rglob("*.dcm"))[:1], bad)
+        stow_files(sorted(results.rglob("*.dcm"))[:1], bad)

@@ -14,9 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from thyrocad.cli.main import app
-from thyrocad.cohort import load_cohort
-from thyrocad.dicom_codes import NM_IMAGE_STORAGE, VIEW_CODES
-from thyrocad.phantom import (
+from thyrocad.data.cohort import load_cohort
+from thyrocad.data.phantom import (
     PhantomConfig,
     default_cohort_dir,
     ensure_default_cohort,
@@ -24,14 +23,15 @@ from thyrocad.phantom import (
     parse_difficulty,
     simulate_patient,
 )
-from thyrocad.phantom.anatomy import sample_patient
-from thyrocad.phantom.physics import (
+from thyrocad.data.phantom.anatomy import sample_patient
+from thyrocad.data.phantom.physics import (
     counts_per_mbq,
     source_depth_cm,
     system_fwhm_mm,
     tail_kernel,
 )
-from thyrocad.reader import read_study
+from thyrocad.io.dicom_codes import NM_IMAGE_STORAGE, VIEW_CODES
+from thyrocad.io.read import read_study
 from thyrocad.study import View
 
 SMALL = PhantomConfig(n_patients=6, n_residual=4, seed=3)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thyrocad.errors import InputError, NonFiniteCountsError, PreprocessError
+from thyrocad.errors import ConfigError, InputError, NonFiniteCountsError, PreprocessError
 from thyrocad.preprocess import (
     STAGES,
     CropBox,
@@ -29,7 +29,7 @@ from thyrocad.preprocess.config import (
     OutputConfig,
     WindowConfig,
 )
-from thyrocad.preprocess.evaluate import kept_fractions, points_in_box
+from thyrocad.preprocess.truth import kept_fractions, points_in_box
 
 SPACING = (2.2, 2.2)
 BED = (150.0, 128.0)
@@ -81,15 +81,15 @@ def test_config_hash_changes_with_any_setting_but_not_the_name(change):
 
 
 def test_config_rejects_bad_values_and_unknown_keys():
-    with pytest.raises(PreprocessError, match="margin_frac"):
+    with pytest.raises(ConfigError, match="margin_frac"):
         PipelineConfig(grabcut=GrabCutConfig(margin_frac=0.6))
-    with pytest.raises(PreprocessError, match="transform"):
+    with pytest.raises(ConfigError, match="transform"):
         PipelineConfig(window=WindowConfig(transform="gamma"))
-    with pytest.raises(PreprocessError, match="unknown"):
+    with pytest.raises(ConfigError, match=r"unknown.*widht_mm"):
         PipelineConfig.from_dict({"crop": {"widht_mm": 3}})
-    with pytest.raises(PreprocessError, match="not valid JSON"):
+    with pytest.raises(ConfigError, match="not valid JSON"):
         PipelineConfig.from_json("{")
-    with pytest.raises(PreprocessError, match="paper"):
+    with pytest.raises(ConfigError, match="paper"):
         preset("nope")
 
 

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from thyrocad.cli.main import app
-from thyrocad.phantom import PhantomConfig, generate_cohort
+from thyrocad.data.phantom import PhantomConfig, generate_cohort
+from thyrocad.io.read import read_study
 from thyrocad.preprocess import Pipeline, preset
-from thyrocad.preprocess.evaluate import points_in_box
 from thyrocad.preprocess.strip import GAP, LABEL_H, PANEL, PANELS
-from thyrocad.reader import read_study
+from thyrocad.preprocess.truth import points_in_box
 
 N_PATIENTS = 24
 

@@ -15,11 +15,13 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
-from thyrocad.protocol.execute import Backend, execute_runs
-from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec
+from thyrocad.experiment.execute import Backend, execute_runs, threads
+from thyrocad.experiment.runs import RunRegistry, RunResult, RunSpec
 
 SETTINGS = {"cohort": "fake", "models": ["m1", "m2"], "n_splits": 4}
 SPECS = [RunSpec(m, "model", s) for m in ("m1", "m2") for s in range(4)]
@@ -124,8 +126,8 @@ def test_sigkill_mid_experiment_then_resume_skips_finished_runs(tmp_path):
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_protocol_execute import SETTINGS, TASKS, FakeRun
-        from thyrocad.protocol.execute import execute_runs
-        from thyrocad.protocol.runs import RunRegistry
+        from thyrocad.experiment.execute import execute_runs
+        from thyrocad.experiment.runs import RunRegistry
         execute_runs(TASKS, FakeRun({str(log)!r}, delay_s=0.4), RunRegistry({str(out)!r}, SETTINGS))
         """
     )
@@ -183,3 +185,38 @@ def test_a_task_of_several_runs_is_redone_whole_but_records_only_missing_runs(tm
     assert started == finished == [SPECS[1]]
     assert {s: reg.path(s).stat().st_mtime_ns for s in kept} == kept
     assert _loaded(reg) == before
+
+
+@dataclass(frozen=True)
+class ThreadsSeen:
+    """A run function that records the torch thread count each run ran with."""
+
+    seen: list
+
+    def __call__(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
+        self.seen.append(torch.get_num_threads())
+        return FakeRun(os.devnull)(task)
+
+
+def test_threads_sets_and_restores_torch_and_opencv_counts():
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    with threads(1):
+        assert torch.get_num_threads() == 1
+        assert cv2.getNumThreads() == 1  # 0 asks OpenCV for no worker threads: itself alone
+    assert (torch.get_num_threads(), cv2.getNumThreads()) == before
+    with pytest.raises(RuntimeError), threads(2):
+        assert torch.get_num_threads() == 2
+        raise RuntimeError("a failing run")
+    assert (torch.get_num_threads(), cv2.getNumThreads()) == before
+
+
+def test_sequential_runs_use_the_backend_threads_and_leave_the_count_as_it_was(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list[int] = []
+        registry = RunRegistry(tmp_path, SETTINGS)
+        execute_runs(TASKS[:2], ThreadsSeen(seen), registry, Backend(threads_per_run=1))
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,10 +1,9 @@
 import json
-import os
 
 import pytest
 
 from thyrocad.errors import ExperimentError
-from thyrocad.protocol.runs import RunRegistry, RunResult, RunSpec, settings_hash, write_atomic
+from thyrocad.experiment.runs import RunRegistry, RunResult, RunSpec, settings_hash
 
 SETTINGS = {"cohort": "abc", "models": ["resnet18"], "splits": [[["a"], ["b"]]]}
 
@@ -71,13 +70,3 @@ def test_corrupt_or_misplaced_run_file_gives_a_clear_error(tmp_path):
     reg.path(spec).write_text(_result(other).to_json())
     with pytest.raises(ExperimentError, match="not RunSpec"):
         reg.load(spec)
-
-
-def test_write_atomic_leaves_no_temporary_file_and_keeps_old_content_on_failure(tmp_path):
-    target = tmp_path / "x.json"
-    write_atomic(target, "old")
-
-    with pytest.raises((TypeError, AttributeError)):  # fails while writing
-        write_atomic(target, 123)  # type: ignore[arg-type]
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["x.json"]

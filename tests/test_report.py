@@ -14,10 +14,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from thyrocad.protocol.runs import RunResult
-from thyrocad.report import OUTPUT_FILES, ModelEntry, ReportContext, aggregate, write_outputs
-from thyrocad.report.aggregate import METRICS, table_markdown
-from thyrocad.stats import delong_paired_test
+from thyrocad.evaluation.stats import delong_paired_test
+from thyrocad.experiment.report import (
+    OUTPUT_FILES,
+    ModelEntry,
+    ReportContext,
+    aggregate,
+    write_outputs,
+)
+from thyrocad.experiment.report.aggregate import METRICS, table_markdown
+from thyrocad.experiment.runs import RunResult
 
 N_SPLITS = 4
 

@@ -17,25 +17,16 @@ from pydicom import dcmread
 from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 import dicom_factory as factory
-from server_fixtures import (
-    PASSWORD,
-    THYROCAD,
-    ServerProcess,
-    bundle_dir,
-    new_db,
-    phantom_files,
-    png_file,
-    tmp_uploads,
-)
+from server_helpers import PASSWORD, THYROCAD, ServerProcess, new_db, tmp_uploads
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 MAX_UPLOAD_MB = 4
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, server_bundle):
     db = new_db(tmp_path_factory.mktemp("api"), users=("alice", "bob"))
-    proc = ServerProcess(db, "--max-upload-mb", str(MAX_UPLOAD_MB))
+    proc = ServerProcess(server_bundle, db, "--max-upload-mb", str(MAX_UPLOAD_MB))
     yield proc
     proc.stop()
 
@@ -110,28 +101,30 @@ def test_token_revocation(server):
     assert httpx.get(f"{server.url}/api/v1/model", headers=headers).status_code == 401
 
 
-def test_model_card_states_synthetic_training(api):
+def test_model_card_states_synthetic_training(api, server_bundle):
     card = api.get("/api/v1/model").json()
-    manifest = json.loads((bundle_dir() / "bundle.json").read_text())
+    manifest = json.loads((server_bundle / "bundle.json").read_text())
     assert card["model"] == "squeezenet1_1"
     assert card["synthetic"] is True
     assert any("synthetic" in limit for limit in card["limits"])
     assert f"{manifest['threshold']['value']:.3f}" in card["operating_point"]
 
 
-def test_dicom_diagnosis_round_trip(server, api):
-    source = phantom_files()[0]
+def test_dicom_diagnosis_round_trip(server, api, server_bundle, server_files, server_service):
+    source = server_files[0]
     content = source.read_bytes()
     r = upload(api, content, name="../../etc/passwd")
     assert r.status_code == 201, r.text
     d = r.json()
-    manifest = json.loads((bundle_dir() / "bundle.json").read_text())
+    manifest = json.loads((server_bundle / "bundle.json").read_text())
     assert d["input_sha256"] == hashlib.sha256(content).hexdigest()
     assert d["input_kind"] == "DICOM"
     assert d["user"] == "alice"
     assert d["patient"] is None
     result = d["result"]
-    assert result["verdict"] == d["verdict"] in ("residual", "non_residual")
+    expected = server_service.diagnose([source]).diagnosis  # the same model in this process
+    assert d["probability"] == pytest.approx(expected.probability, abs=1e-6)
+    assert result["verdict"] == d["verdict"] == expected.verdict
     assert result["operating_point"]["threshold"] == pytest.approx(manifest["threshold"]["value"])
     assert d["verdict"] == ("residual" if d["probability"] >= result["operating_point"]["threshold"]
                             else "non_residual")  # fmt: skip
@@ -160,18 +153,19 @@ def test_dicom_diagnosis_round_trip(server, api):
     assert_healthy(server)
 
 
-def test_png_diagnosis(server, api):
-    r = upload(api, png_file().read_bytes(), name="view.png")
+def test_png_diagnosis(server, api, png_file):
+    r = upload(api, png_file.read_bytes(), name="view.png")
     assert r.status_code == 201, r.text
     d = r.json()
     assert d["input_kind"] == "PNG"
     assert [v["view"] for v in d["result"]["views"]] == ["unknown"]
     assert "sr" not in d["result"]["files"]  # no DICOM source to reference
+    assert not any(key.startswith("sc_") for key in d["result"]["files"])
     assert_healthy(server)
 
 
-def test_review(api):
-    d = upload(api, phantom_files()[1].read_bytes()).json()
+def test_review(api, server_files):
+    d = upload(api, server_files[1].read_bytes()).json()
     r = api.put(f"/api/v1/diagnoses/{d['id']}/review", json={"agree": False, "comment": "FP"})
     assert r.status_code == 200
     review = api.get(f"/api/v1/diagnoses/{d['id']}").json()["review"]
@@ -257,9 +251,9 @@ def test_not_a_planar_study(server, api):
     assert_healthy(server)
 
 
-def test_concurrent_uploads_keep_the_store_consistent(server, api):
+def test_concurrent_uploads_keep_the_store_consistent(server, api, server_files):
     before = len(api.get("/api/v1/diagnoses", params={"limit": 1000}).json())
-    contents = [p.read_bytes() for p in phantom_files()[:2]] * 2
+    contents = [p.read_bytes() for p in server_files[:2]] * 2
 
     with ThreadPoolExecutor(max_workers=len(contents)) as pool:
         responses = list(pool.map(lambda c: upload(api, c), contents))
@@ -315,7 +309,7 @@ def test_restart_keeps_every_record(server, api):
     before = api.get("/api/v1/diagnoses", params={"limit": 1000}).json()
     assert before and any(d["review"] for d in before)
     server.stop()
-    again = ServerProcess(server.db, "--max-upload-mb", str(MAX_UPLOAD_MB))
+    again = ServerProcess(server.bundle, server.db, "--max-upload-mb", str(MAX_UPLOAD_MB))
     try:
         with again.client() as client:
             after = client.get("/api/v1/diagnoses", params={"limit": 1000}).json()

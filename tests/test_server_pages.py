@@ -9,22 +9,26 @@ import pytest
 from fastapi.testclient import TestClient
 
 import dicom_factory as factory
-from server_fixtures import PASSWORD, bundle_dir, new_db
-from thyrocad.server.analysis import Analyzer
+from server_helpers import PASSWORD, new_db
 from thyrocad.server.app import COOKIE, ServerSettings, create_app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-    return Analyzer.from_bundle(bundle_dir())
+@pytest.fixture
+def client_for(server_bundle, server_service):
+    """`client_for(folder, **settings)`: a TestClient of the app on the session's service."""
 
+    def make(tmp_path, **options) -> TestClient:
+        db = new_db(tmp_path)
+        settings = ServerSettings(
+            model_dir=server_bundle, db_path=db, data_dir=db.parent, **options
+        )
+        app = create_app(settings, server_service)
+        assert app.state.service is server_service  # the bundle is not loaded again
+        return TestClient(app, base_url="http://127.0.0.1:8000")
 
-def client_for(tmp_path, analyzer, **options) -> TestClient:
-    db = new_db(tmp_path)
-    settings = ServerSettings(model_dir=bundle_dir(), db_path=db, data_dir=db.parent, **options)
-    return TestClient(create_app(settings, analyzer), base_url="http://127.0.0.1:8000")
+    return make
 
 
 def login(client: TestClient) -> None:
@@ -34,8 +38,8 @@ def login(client: TestClient) -> None:
     assert r.status_code == 303, r.text
 
 
-def test_session_cookie_and_headers(tmp_path, analyzer):
-    client = client_for(tmp_path, analyzer, secure_cookies=True)
+def test_session_cookie_and_headers(tmp_path, client_for):
+    client = client_for(tmp_path, secure_cookies=True)
     r = client.post(
         "/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False
     )
@@ -48,8 +52,8 @@ def test_session_cookie_and_headers(tmp_path, analyzer):
     assert page.headers["x-content-type-options"] == "nosniff"
 
 
-def test_cross_site_form_posts_are_refused(tmp_path, analyzer):
-    client = client_for(tmp_path, analyzer)
+def test_cross_site_form_posts_are_refused(tmp_path, client_for):
+    client = client_for(tmp_path)
     login(client)
     evil = {"Origin": "https://evil.example"}
     r = client.post("/logout", headers=evil, follow_redirects=False)
@@ -60,20 +64,20 @@ def test_cross_site_form_posts_are_refused(tmp_path, analyzer):
     assert client.get("/history", follow_redirects=False).status_code == 303
 
 
-def test_upload_errors_are_shown_on_the_page(tmp_path, analyzer):
-    client = client_for(tmp_path, analyzer)
+def test_upload_errors_are_shown_on_the_page(tmp_path, client_for):
+    client = client_for(tmp_path)
     login(client)
     r = client.post("/upload", files={"file": ("notes.txt", b"just some text" * 50)})
     assert r.status_code == 415
     assert 'id="error"' in r.text and "neither DICOM" in r.text
 
 
-def test_patient_identity_only_when_switched_on(tmp_path, analyzer):
+def test_patient_identity_only_when_switched_on(tmp_path, client_for):
     content = factory.dicom_bytes(
         factory.nm_dataset(frames=[factory.counts_image(128, 128, seed=s) for s in (3, 4)])
     )
-    on = client_for(tmp_path / "on", analyzer, store_patient_ids=True)
-    off = client_for(tmp_path / "off", analyzer)
+    on = client_for(tmp_path / "on", store_patient_ids=True)
+    off = client_for(tmp_path / "off")
     results = {}
     for name, client in (("on", on), ("off", off)):
         login(client)

@@ -12,14 +12,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from server_fixtures import ServerProcess, new_db, tmp_uploads
+from server_helpers import ServerProcess, new_db, tmp_uploads
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc = ServerProcess(new_db(tmp_path_factory.mktemp("schema")), "--max-upload-mb", "1")
+def server(tmp_path_factory, server_bundle):
+    db = new_db(tmp_path_factory.mktemp("schema"))
+    proc = ServerProcess(server_bundle, db, "--max-upload-mb", "1")
     yield proc
     proc.stop()
 

@@ -1,6 +1,6 @@
 import pytest
 
-from thyrocad.protocol.splits import stratified_splits
+from thyrocad.data.splits import stratified_splits
 
 
 def _paper_cohort():

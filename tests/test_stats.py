@@ -14,7 +14,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from thyrocad.errors import StatisticsError, ZeroVarianceError
-from thyrocad.stats import (
+from thyrocad.evaluation.stats import (
     corrected_resampled_ttest,
     delong_auc,
     delong_covariance,

@@ -8,41 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-from thyrocad.errors import TrainingDataError
+from thyrocad.bundle.format import load_bundle, write_bundle
+from thyrocad.errors import ConfigError, TrainingDataError
+from thyrocad.evaluation.metrics import binary_metrics
 from thyrocad.models import create_model
+from thyrocad.preprocess import preset
 from thyrocad.training import (
     FeatureCache,
     TrainConfig,
     TrainData,
     patient_holdout,
-    read_bundle,
+    plot_history,
     train,
-    write_bundle,
 )
+from thyrocad.training.workflow import patient_threshold
+from training_helpers import small, toy_data
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: much faster on a loaded shared machine; child processes use it too."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def toy_data(n: int = 24, size: int = 48, seed: int = 0, residual_share: float = 0.75) -> TrainData:
-    """Two patients' views per ID; residual images carry a bright central blob."""
-    rng = np.random.default_rng(seed)
-    y = (np.arange(n) < round(n * residual_share)).astype(int)
-    x = rng.normal(0.0, 1.0, size=(n, 3, size, size)).astype(np.float32)
-    c = slice(size // 3, 2 * size // 3)
-    x[y == 1, :, c, c] += 2.0
-    return TrainData.build(x, y, [f"p{i // 2:03d}" for i in range(n)])
-
-
-def small(**kw) -> TrainConfig:
-    base = dict(model="squeezenet1_1", weights="none", epochs=3, lr=1e-3, batch_size=8, seed=5)
-    return TrainConfig(**{**base, **kw})
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_same_seed_gives_bit_identical_weights():
@@ -132,7 +114,11 @@ def test_validation_holdout_is_by_patient():
     assert not set(fit_part.groups) & set(val_part.groups)
     assert len(fit_part) + len(val_part) == 40
     result = train(fit_part, small(mode="head", epochs=2), val=val_part)
-    assert all(r.val_loss is not None and 0 <= r.val_acc <= 1 for r in result.history)
+    assert all(r.val_loss is not None and r.val_loss > 0 for r in result.history)
+    # accuracy over the held-out images: a whole number of them right
+    for r in result.history:
+        right = r.val_acc * len(val_part)
+        assert right == pytest.approx(round(right), abs=1e-9)
 
 
 def test_one_class_only_is_a_clear_error():
@@ -144,7 +130,12 @@ def test_one_class_only_is_a_clear_error():
 def test_fewer_images_than_batch_size_trains():
     data = toy_data(n=6)
     result = train(data, small(mode="full", batch_size=32, epochs=2))
-    assert len(result.history) == 2 and result.history[0].sampled_counts[0] >= 0
+    assert len(result.history) == 2
+    # each epoch is one short batch that draws as many images as there are (6), per class
+    assert [sum(r.sampled_counts) for r in result.history] == [6, 6]
+    drawn = np.array([r.sampled_counts for r in result.history]).sum(axis=0)
+    assert drawn.tolist()[0] > 0 and drawn.tolist()[1] > 0  # the sampler draws both classes
+    assert result.train_prob.shape == (6,)
 
 
 def test_bad_shapes_and_settings_are_clear_errors():
@@ -152,14 +143,14 @@ def test_bad_shapes_and_settings_are_clear_errors():
         TrainData.build(np.zeros((4, 1, 8, 8), np.float32), [0, 1, 0, 1])
     with pytest.raises(TrainingDataError, match="differ"):
         TrainData.build(np.zeros((4, 3, 8, 8), np.float32), [0, 1, 0])
-    with pytest.raises(TrainingDataError, match="mode"):
+    with pytest.raises(ConfigError, match="mode must be one of"):
         TrainConfig(mode="everything")
 
 
 def test_config_json_round_trip_and_cuda_without_gpu():
     cfg = small(mode="last", val_fraction=0.2)
     assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
-    with pytest.raises(TrainingDataError, match="Unknown training settings"):
+    with pytest.raises(ConfigError, match=r"unknown TrainConfig setting.*momentum"):
         TrainConfig.from_dict({**cfg.to_dict(), "momentum": 0.9})
     if not torch.cuda.is_available():
         with pytest.raises(TrainingDataError, match="no CUDA GPU"):
@@ -169,15 +160,38 @@ def test_config_json_round_trip_and_cuda_without_gpu():
 def test_bundle_round_trip(tmp_path):
     data = toy_data()
     result = train(data, small(mode="head", epochs=3))
-    manifest_path = write_bundle(tmp_path / "bundle", result, {"preset": "test"}, "abc123")
+    views = ("anterior", "posterior") * (len(data) // 2)
+    threshold = patient_threshold(result, data, views, result.config)
+    pipeline = preset("default")
+    manifest_path = write_bundle(
+        tmp_path / "bundle",
+        result.model,
+        train_config=result.config.to_dict(),
+        pipeline=pipeline,
+        threshold=threshold,
+        fusion="mean",
+        history=[r.to_dict() for r in result.history],
+        plot_history=lambda path: plot_history(result.history, path),
+        extra={"data_hash": "abc123"},
+    )
     manifest = json.loads(manifest_path.read_text())
     assert manifest["format_version"] == 1 and manifest["data_hash"] == "abc123"
+    assert manifest["threshold"] == threshold.to_manifest()
     assert manifest["threshold"]["rule"] == "youden"
-    assert 0 <= manifest["threshold"]["train_sensitivity"] <= 1
+    assert manifest["threshold"]["level"] == "patient" and manifest["view_fusion"] == "mean"
+    # the recorded sensitivity/specificity are those of the patient-level decision: the mean
+    # of each training patient's two view probabilities, called residual at >= threshold
+    fused = result.train_prob.reshape(-1, 2).mean(axis=1)
+    labels = data.y.numpy()[::2]
+    at_threshold = binary_metrics(labels, fused, threshold.value)
+    assert manifest["threshold"]["train_sensitivity"] == pytest.approx(at_threshold["sen"])
+    assert manifest["threshold"]["train_specificity"] == pytest.approx(at_threshold["spe"])
     assert (tmp_path / "bundle" / "history.png").stat().st_size > 1000
     assert len(json.loads((tmp_path / "bundle" / "history.json").read_text())) == 3
-    model, read_manifest = read_bundle(tmp_path / "bundle")
-    assert read_manifest == manifest
+    model, info = load_bundle(tmp_path / "bundle")
+    assert info.manifest == manifest
+    assert info.threshold == threshold and info.pipeline == pipeline and info.fusion == "mean"
+    assert info.model_name == "squeezenet1_1"
     with torch.no_grad():
         prob = model(data.x).softmax(1)[:, 1].numpy()
     np.testing.assert_allclose(prob, result.train_prob, rtol=1e-5, atol=1e-6)

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_training import one_thread, small, toy_data  # noqa: F401  (autouse fixture)
 from thyrocad.errors import CheckpointError
 from thyrocad.training import train
 from thyrocad.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from training_helpers import small, toy_data
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPOCHS = 8
 
@@ -24,8 +26,10 @@ CHILD = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_training import one_thread, small, toy_data  # noqa: F401  (autouse fixture)
+import torch
+from training_helpers import small, toy_data
 from thyrocad.training import train
+torch.set_num_threads(1)
 train(toy_data(), small(mode="full", epochs={epochs}), run_dir=Path({run_dir!r}), resume=True,
       on_epoch=lambda r: print("epoch", r.epoch, flush=True))
 print("finished", flush=True)

@@ -7,11 +7,14 @@ import csv
 import numpy as np
 import pytest
 
-from thyrocad.baselines import UptakeRatioObserver, uptake_ratio
-from thyrocad.baselines.uptake_ratio import evaluate_on_splits
+from thyrocad.data.phantom import PhantomConfig, generate_cohort, simulate_patient
 from thyrocad.errors import ObserverInputError
-from thyrocad.phantom import PhantomConfig, generate_cohort, simulate_patient
-from thyrocad.reader import read_study
+from thyrocad.evaluation.baselines.uptake_ratio import (
+    UptakeRatioObserver,
+    evaluate_on_splits,
+    uptake_ratio,
+)
+from thyrocad.io.read import read_study
 from thyrocad.study import Study, View, ViewImage
 
 
@@ -67,4 +70,5 @@ def test_auc_band_on_small_phantom_cohort(tmp_path):
     results = evaluate_on_splits(scores, labels, [r["patient_id"] for r in rows])
     auc = np.mean([r["auc"] for r in results])
     assert 0.76 <= auc <= 0.95
-    assert all(0.0 <= r["balanced_accuracy"] <= 1.0 for r in results)
+    assert [r["split"] for r in results] == list(range(10))
+    assert np.mean([r["balanced_accuracy"] for r in results]) > 0.6  # well above chance

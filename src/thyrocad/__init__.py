@@ -2,6 +2,6 @@
 
 import logging
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -8,6 +8,19 @@ class ThyrocadError(Exception):
     """Base class of all errors raised on purpose by thyrocad."""
 
 
+class ConfigError(ThyrocadError, ValueError):
+    """A setting is invalid: unknown name, out of range, or impossible for the data at hand.
+
+    Raised before any work starts; the message names the setting and what to do. The CLI
+    answers it with exit code 2 (a bad setting), every other `ThyrocadError` with 1.
+    """
+
+
+class OutputExistsError(ConfigError):
+    """An output folder holds files that another command or other settings wrote; nothing is
+    overwritten without --force."""
+
+
 # --- reading images -------------------------------------------------------------------------
 
 
@@ -63,6 +76,10 @@ class NotNuclearMedicineError(NotPlanarError):
     """The object is not a nuclear-medicine image (another modality or SOP class)."""
 
 
+class StudyMergeError(InputError):
+    """The files of one study cannot form one study (different pixel spacings, a view twice)."""
+
+
 class ViewConflictError(InputError):
     """The caller's view contradicts the view the file states, or cannot apply to it."""
 
@@ -94,7 +111,7 @@ class NonFiniteCountsError(InputError):
 
 
 class ExperimentError(ThyrocadError):
-    """An experiment cannot run or resume as asked (bad options, inconsistent results folder)."""
+    """An experiment cannot run or resume (inconsistent results folder, a failed run)."""
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -113,6 +130,10 @@ class ZeroVarianceError(StatisticsError):
 
 class ModelError(ThyrocadError):
     """A model cannot be built (unknown name, bad settings)."""
+
+
+class UnknownModelError(ModelError, ConfigError):
+    """A model name that is not registered; the message lists the registered ones."""
 
 
 class WeightsError(ModelError):

@@ -37,7 +37,7 @@ class Study:
 
     `pixel_spacing_mm` is (row, column) spacing, or None when the source had none (PNG/JPG
     exports); `spacing_note` then says why. `metadata` holds only the explicit,
-    non-identifying keys listed in `thyrocad.dicom.METADATA_KEYS`.
+    non-identifying keys listed in `thyrocad.io.dicom.METADATA_KEYS`.
     """
 
     images: tuple[ViewImage, ...]

@@ -7,10 +7,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 
-@app.command("cohort-check")
+@command(name="cohort-check")
 def cohort_check(
     cohort_dir: Annotated[
         Path, typer.Argument(help="Cohort folder (labels.csv or class folders).")
@@ -32,7 +32,7 @@ def cohort_check(
 
     Example: thyrocad cohort-check data/cohort --allow-one-class
     """
-    from thyrocad.cohort import load_cohort
+    from thyrocad.data.cohort import load_cohort
     from thyrocad.errors import CohortError
 
     console = Console()

@@ -10,19 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thyrocad.cli.app import app
-
-
-def demo_config():
-    """The demo preset: the 4 backbones in head mode + the uptake-ratio observer, 10 splits,
-    80 epochs, Adam lr 1e-3 (the paper's 1e-5 leaves a new head undertrained after 80 epochs
-    of frozen features; docs/experiment.md has the comparison); a backbone without ImageNet
-    weights on this machine starts from a fixed random initialisation, and its row says so."""
-    from thyrocad.protocol.experiment import ExperimentConfig
-
-    return ExperimentConfig(
-        mode="head", n_splits=10, epochs=80, lr=1e-3, init="imagenet-or-scratch"
-    )
+from thyrocad.cli.app import command
 
 
 def _cohort_table(summary: dict, folder: Path) -> Table:
@@ -38,7 +26,7 @@ def _cohort_table(summary: dict, folder: Path) -> Table:
     return table
 
 
-@app.command()
+@command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path(
         "thyrocad-demo"
@@ -57,20 +45,16 @@ def demo(
     Example: thyrocad demo --out thyrocad-demo
     """
     from thyrocad.cli.experiment_cmd import print_outcome, run_with_progress
-    from thyrocad.cohort import load_cohort
-    from thyrocad.errors import ThyrocadError
-    from thyrocad.phantom import ensure_default_cohort
-    from thyrocad.protocol.execute import Backend
+    from thyrocad.data.cohort import load_cohort
+    from thyrocad.data.phantom import ensure_default_cohort
+    from thyrocad.experiment.execute import Backend
+    from thyrocad.experiment.presets import preset
 
     console = Console()
-    try:
-        with console.status("Generating the default synthetic cohort (first run only)"):
-            folder = ensure_default_cohort()
-            cohort = load_cohort(folder, read=False)
-        console.print(_cohort_table(cohort.summary(), folder))
-        backend = Backend(workers=workers or os.cpu_count() or 1)
-        outcome = run_with_progress(folder, out, demo_config(), backend, console)
-    except ThyrocadError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
+    with console.status("Generating the default synthetic cohort (first run only)"):
+        folder = ensure_default_cohort()
+        cohort = load_cohort(folder, read=False)
+    console.print(_cohort_table(cohort.summary(), folder))
+    backend = Backend(workers=workers or os.cpu_count() or 1)
+    outcome = run_with_progress(folder, out, preset("demo"), backend, console)
     print_outcome(console, outcome)

@@ -18,9 +18,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
+from thyrocad.experiment.command import option_value
+from thyrocad.experiment.config import ExperimentConfig
 
-_DEFAULT_MODELS = "resnet18,squeezenet1_1,shufflenet_v2_x1_0,efficientnet_lite0"
+DEFAULTS = ExperimentConfig()  # the CLI's defaults are the config's, never a copy
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -32,7 +34,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 def run_with_progress(cohort_dir: Path, out: Path, config, backend, console: Console):
     """Run (or resume) the experiment under a Rich progress bar; return its outcome."""
-    from thyrocad.protocol.experiment import experiment_command, run_experiment
+    from thyrocad.experiment.command import experiment_command
+    from thyrocad.experiment.run import run_experiment
 
     in_flight: list[str] = []
     columns = (
@@ -92,46 +95,52 @@ def print_outcome(console: Console, outcome) -> None:
     )
 
 
-@app.command()
+@command()
 def experiment(
     cohort_dir: Annotated[Path, typer.Argument(help="Labelled cohort folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
     models: Annotated[
         str, typer.Option(help="Comma-separated backbones ('none' for baselines only).")
-    ] = _DEFAULT_MODELS,
-    baselines: Annotated[str, typer.Option(help="Comma-separated baselines or 'none'.")] = (
-        "uptake_ratio"
-    ),
-    splits: Annotated[int, typer.Option(help="Number of random patient-level splits.")] = 10,
-    test_fraction: Annotated[float, typer.Option(help="Share of each class in the test set.")] = (
-        0.25
-    ),
-    epochs: Annotated[int, typer.Option(help="Training epochs per run.")] = 80,
-    mode: Annotated[str, typer.Option(help="head | last | full: which layers train.")] = "head",
-    reference: Annotated[str, typer.Option(help="Model the others are tested against.")] = (
-        "resnet18"
-    ),
+    ] = option_value(DEFAULTS.models),
+    baselines: Annotated[
+        str, typer.Option(help="Comma-separated baselines or 'none'.")
+    ] = option_value(DEFAULTS.baselines),
+    splits: Annotated[
+        int, typer.Option(help="Number of random patient-level splits.")
+    ] = DEFAULTS.n_splits,
+    test_fraction: Annotated[
+        float, typer.Option(help="Share of each class in the test set.")
+    ] = DEFAULTS.test_fraction,
+    epochs: Annotated[int, typer.Option(help="Training epochs per run.")] = DEFAULTS.epochs,
+    mode: Annotated[
+        str, typer.Option(help="head | last | full: which layers train.")
+    ] = DEFAULTS.mode,
+    reference: Annotated[
+        str, typer.Option(help="Model the others are tested against.")
+    ] = DEFAULTS.reference,
     workers: Annotated[int, typer.Option(help="Local worker processes for independent runs.")] = 1,
     ray: Annotated[
         str | None, typer.Option(help="Run on a Ray cluster: 'auto' or its address.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the splits and of training.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the splits and of training.")] = DEFAULTS.seed,
     view_fusion: Annotated[
         str, typer.Option(help="Patient probability from its views: mean|max|anterior|posterior.")
-    ] = "mean",
+    ] = DEFAULTS.view_fusion,
     init: Annotated[
         str,
         typer.Option(
             help="imagenet | scratch | imagenet-or-scratch (scratch where weights are missing)."
         ),
-    ] = "imagenet",
-    preprocess: Annotated[str, typer.Option(help="Preprocessing preset: default | paper.")] = (
-        "default"
-    ),
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-5,
-    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 1e-5,
-    device: Annotated[str, typer.Option(help="Training device: cpu | cuda | auto.")] = "cpu",
+    ] = DEFAULTS.init,
+    preprocess: Annotated[
+        str, typer.Option(help="Preprocessing preset: default | paper | grabcut_bed.")
+    ] = DEFAULTS.preprocess,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = DEFAULTS.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = DEFAULTS.lr,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = DEFAULTS.weight_decay,
+    device: Annotated[
+        str, typer.Option(help="Training device: cpu | cuda | auto.")
+    ] = DEFAULTS.device,
     threads: Annotated[
         int | None, typer.Option(help="torch/OpenCV threads per run (default: cores / workers).")
     ] = None,
@@ -144,32 +153,26 @@ def experiment(
 
     Example: thyrocad experiment data/cohort --out results --splits 10 --epochs 80 --workers 2
     """
-    from thyrocad.errors import ThyrocadError
-    from thyrocad.protocol.execute import Backend
-    from thyrocad.protocol.experiment import ExperimentConfig
+    from thyrocad.experiment.execute import Backend
 
     console = Console()
-    try:
-        config = ExperimentConfig(
-            models=_names(models),
-            baselines=_names(baselines),
-            n_splits=splits,
-            test_fraction=test_fraction,
-            epochs=epochs,
-            mode=mode,
-            reference=reference,
-            seed=seed,
-            view_fusion=view_fusion,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            preprocess=preprocess,
-            init=init,
-            device=device,
-        )
-        backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
-        outcome = run_with_progress(cohort_dir, out, config, backend, console)
-    except ThyrocadError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
+    config = ExperimentConfig(
+        models=_names(models),
+        baselines=_names(baselines),
+        n_splits=splits,
+        test_fraction=test_fraction,
+        epochs=epochs,
+        mode=mode,
+        reference=reference,
+        seed=seed,
+        view_fusion=view_fusion,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        preprocess=preprocess,
+        init=init,
+        device=device,
+    )
+    backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
+    outcome = run_with_progress(cohort_dir, out, config, backend, console)
     print_outcome(console, outcome)

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 
-@app.command()
+@command()
 def export(
     model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (from training).")],
     onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
@@ -32,25 +32,26 @@ def export(
 
     Example: thyrocad export runs/bundle --onnx runs/bundle/model.onnx
     """
-    from thyrocad.errors import ThyrocadError
-    from thyrocad.export import PARITY_TOLERANCE, OnnxRunner, export_onnx, parity, phantom_inputs
-    from thyrocad.inference import load_bundle
+    from thyrocad.bundle.format import load_bundle
+    from thyrocad.bundle.onnx import (
+        PARITY_TOLERANCE,
+        OnnxRunner,
+        export_onnx,
+        parity,
+        phantom_inputs,
+    )
     from thyrocad.preprocess import Pipeline
 
     console = Console()
-    try:
-        model, info = load_bundle(model_dir)
-        with console.status(f"exporting {info.model_name} to ONNX"):
-            path = export_onnx(model, onnx, info)
-        console.print(f"wrote {path}", markup=False, highlight=False)
-        if not check:
-            return
-        runner = OnnxRunner(path, expected_sha256=info.weights_sha256)
-        with console.status("checking onnxruntime against PyTorch"):
-            diff = parity(model, runner, phantom_inputs(Pipeline(info.pipeline)))
-    except ThyrocadError as exc:
-        console.print(f"error: {type(exc).__name__}: {exc}", style="red", markup=False)
-        raise typer.Exit(code=1) from None
+    model, info = load_bundle(model_dir)
+    with console.status(f"exporting {info.model_name} to ONNX"):
+        path = export_onnx(model, onnx, info)
+    console.print(f"wrote {path}", markup=False, highlight=False)
+    if not check:
+        return
+    runner = OnnxRunner(path, expected_sha256=info.weights_sha256)
+    with console.status("checking onnxruntime against PyTorch"):
+        diff = parity(model, runner, phantom_inputs(Pipeline(info.pipeline)))
     ok = diff <= PARITY_TOLERANCE
     console.print(
         f"parity on 4 phantom views: max |p_onnx - p_torch| = {diff:.2e} "

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 from thyrocad.errors import InputError, NotDicomError
 
 if TYPE_CHECKING:
     from thyrocad.study import Study
 
 
-@app.command("inspect")
+@command(name="inspect")
 def inspect(
     paths: Annotated[
         list[Path], typer.Argument(help="DICOM files, PNG/JPEG exports, or folders (recursed).")
@@ -32,7 +32,7 @@ def inspect(
 
     Example: thyrocad inspect scans/patient_001.dcm exports/
     """
-    from thyrocad.reader import read_study
+    from thyrocad.io.read import read_study
 
     console = Console(soft_wrap=True, highlight=False)
     shown = failed = skipped = 0
@@ -69,7 +69,7 @@ def _files(paths: list[Path]) -> Iterator[tuple[Path, bool]]:
 
 def _is_other_content(path: Path) -> bool:
     """True for a file that is neither DICOM nor PNG/JPEG (other problems show when read)."""
-    from thyrocad.reader import sniff
+    from thyrocad.io.read import sniff
 
     try:
         sniff(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import threading
@@ -12,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command, setup_logging
 
 
-@app.command()
+@command()
 def listen(
     model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (thyrocad train).")],
     pacs: Annotated[
@@ -53,41 +52,35 @@ def listen(
 
     Example: thyrocad listen models/resnet18 --pacs pacs:104:PACS --allow PACS --port 11112
     """
-    from thyrocad.dicom_node import CadNode, PacsTarget, StowTarget
-    from thyrocad.errors import ThyrocadError
-    from thyrocad.server.analysis import Analyzer
+    from thyrocad.diagnosis.service import DiagnosisService
+    from thyrocad.errors import ConfigError
+    from thyrocad.node.scp import CadNode, analyse_received
+    from thyrocad.node.send import PacsTarget, StowTarget
 
     console = Console(stderr=True)
     if pacs is None and stow is None:
-        console.print("[red]error:[/red] give --pacs HOST:PORT:AET and/or --stow URL")
-        raise typer.Exit(2)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        raise ConfigError("give --pacs HOST:PORT:AET and/or --stow URL")
+    setup_logging(default="info")
+    target = PacsTarget.parse(pacs) if pacs else None
+    stow_target = (
+        StowTarget(stow, os.environ.get("THYROCAD_STOW_USER"),
+                   os.environ.get("THYROCAD_STOW_PASSWORD"))
+        if stow else None
+    )  # fmt: skip
+    service = DiagnosisService.from_bundle(model_dir)
+    root = work_dir or Path(tempfile.mkdtemp(prefix="thyrocad-listen-"))
+    node = CadNode(
+        aet=aet,
+        port=port,
+        host=host,
+        work_dir=root,
+        on_study=lambda folder: analyse_received(service, folder, root / "results"),
+        pacs=target,
+        stow=stow_target,
+        allow=[a.strip() for a in allow.split(",") if a.strip()] if allow else None,
+        quiet_s=quiet_s,
     )
-    try:
-        target = PacsTarget.parse(pacs) if pacs else None
-        stow_target = (
-            StowTarget(stow, os.environ.get("THYROCAD_STOW_USER"),
-                       os.environ.get("THYROCAD_STOW_PASSWORD"))
-            if stow else None
-        )  # fmt: skip
-        analyzer = Analyzer.from_bundle(model_dir)
-        root = work_dir or Path(tempfile.mkdtemp(prefix="thyrocad-listen-"))
-        node = CadNode(
-            aet=aet,
-            port=port,
-            host=host,
-            work_dir=root,
-            on_study=lambda folder: analyzer.dicom_results(folder, root / "results"),
-            pacs=target,
-            stow=stow_target,
-            allow=[a.strip() for a in allow.split(",") if a.strip()] if allow else None,
-            quiet_s=quiet_s,
-        )
-        node.start()
-    except ThyrocadError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
+    node.start()
     destinations = [f"{target.aet} at {target.host}:{target.port}"] if target else []
     destinations += [f"STOW-RS {stow}"] if stow else []
     console.print(

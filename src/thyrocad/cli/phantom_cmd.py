@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 
-@app.command()
+@command()
 def phantom(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the cohort into.")],
     patients: Annotated[int, typer.Option("--patients", min=2, help="Number of patients.")] = 446,
@@ -38,22 +38,17 @@ def phantom(
 
     Example: thyrocad phantom data/phantom --patients 446 --residual 346 --seed 0 --preview
     """
-    from thyrocad.phantom import PhantomConfig, generate_cohort, parse_difficulty
-    from thyrocad.phantom.preview import write_preview
+    from thyrocad.data.phantom import PhantomConfig, generate_cohort, parse_difficulty
+    from thyrocad.data.phantom.cohort import FORMATS
+    from thyrocad.data.phantom.preview import write_preview
+    from thyrocad.errors import ConfigError
 
     console = Console()
-    try:
-        config = PhantomConfig(
-            n_patients=patients,
-            n_residual=residual,
-            seed=seed,
-            difficulty=parse_difficulty(difficulty),
-        )
-        if fmt not in ("multiframe", "per-view", "png"):
-            raise ValueError(f"--format must be multiframe, per-view or png, got {fmt!r}")
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from None
+    config = PhantomConfig(
+        n_patients=patients, n_residual=residual, seed=seed, difficulty=parse_difficulty(difficulty)
+    )
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     with console.status(f"simulating {patients} patients"):
         summary = generate_cohort(out_dir, config, fmt=fmt, workers=workers)
     console.print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 CSV_COLUMNS = (
     "path", "verdict", "probability", "threshold", "threshold_source", "train_sensitivity",
@@ -33,7 +32,7 @@ class Row:
     """One input's outcome: its diagnosis (or error) and the files written for it."""
 
     path: Path
-    diagnosis: Any = None  # thyrocad.inference.Diagnosis
+    diagnosis: Any = None  # thyrocad.diagnosis.types.Diagnosis
     outputs: list[str] = field(default_factory=list)
     error: str = ""
 
@@ -73,9 +72,9 @@ def _fmt(value: float | None) -> str:
 def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[Row]]:
     """Files to diagnose: named files as given, folders searched recursively for DICOM/PNG/JPEG
     files (other files, hidden files and thyrocad's own DICOM results are skipped)."""
-    from thyrocad.dicom_results import is_result_file
+    from thyrocad.diagnosis.dicom_sr import is_result_file
     from thyrocad.errors import InputError
-    from thyrocad.reader import sniff
+    from thyrocad.io.read import sniff
 
     files, missing = [], []
     for path in paths:
@@ -109,34 +108,16 @@ class _Names:
 
 
 def diagnose_file(
-    predictor, path: Path, stem: str, heatmaps: Path | None, dicom_dir: Path | None, dicom: bool
+    service, path: Path, stem: str, heatmaps: Path | None, dicom_dir: Path | None, dicom: bool
 ) -> Row:
-    """Read, predict and (optionally) explain one file; write its heatmaps and DICOM results."""
-    from thyrocad.dicom_results import ViewOverlay, write_dicom_results
-    from thyrocad.explain import overlay_network_input, overlay_original, save_png
-    from thyrocad.reader import read_study
+    """Diagnose one file through the diagnosis service, writing the outputs asked for."""
+    from thyrocad.diagnosis.service import Outputs
 
-    study = read_study(path)
-    is_dicom = study.metadata.get("source_format") == "DICOM"
-    analysis = predictor.analyse(study, explain=heatmaps is not None or (dicom and is_dicom))
-    row = Row(path, analysis.diagnosis)
-    used = [p for p in analysis.views if p.usable] if analysis.heatmaps else []
-    overlays = []
-    for prepared, hm in zip(used, analysis.heatmaps, strict=True):
-        rgb = overlay_original(prepared.result.stages["original"], hm)
-        overlays.append(ViewOverlay(hm.view, rgb, study.pixel_spacing_mm))
-        if heatmaps is not None:
-            tag = f"{stem}_{hm.view.value}" if len(used) > 1 else stem
-            row.outputs.append(str(save_png(heatmaps / f"{tag}_gradcam.png", rgb)))
-            net = overlay_network_input(prepared.result, hm)
-            row.outputs.append(str(save_png(heatmaps / f"{tag}_gradcam_input.png", net)))
-    if dicom and is_dicom:
-        written = write_dicom_results(path, analysis.diagnosis, overlays, dicom_dir)
-        row.outputs.extend(str(p) for p in written)
-    elif dicom:
-        note = "PNG/JPEG input: no DICOM output written"
-        row.diagnosis = dataclasses.replace(row.diagnosis, notes=(*row.diagnosis.notes, note))
-    return row
+    outputs = Outputs(
+        heatmaps=heatmaps, dicom=(dicom_dir or path.parent) if dicom else None, stem=stem
+    )
+    outcome = service.diagnose([path], outputs)
+    return Row(path, outcome.diagnosis, [str(p) for p in outcome.files.values()])
 
 
 def write_table(rows: list[Row], out: Path) -> None:
@@ -162,7 +143,7 @@ def _iterate(files: list[Path], console: Console) -> Iterator[Path]:
             progress.advance(task)
 
 
-@app.command()
+@command()
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (from training).")],
     inputs: Annotated[
@@ -203,20 +184,16 @@ def predict(
 
     Example: thyrocad predict runs/bundle scans/ --out results.csv --heatmaps heatmaps/ --dicom
     """
+    import torch
+
+    from thyrocad.diagnosis.service import DiagnosisService
     from thyrocad.errors import ThyrocadError
-    from thyrocad.inference import Predictor
 
     console = Console()
-    try:
-        predictor = Predictor.from_bundle(
-            model_dir,
-            backend="onnxruntime" if onnx else "torch",
-            threads=threads,
-            threshold=threshold,
-        )
-    except ThyrocadError as exc:
-        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+    torch.set_num_threads(threads)  # this process is ours: the library never sets it
+    service = DiagnosisService.from_bundle(
+        model_dir, backend="onnxruntime" if onnx else "torch", threads=threads, threshold=threshold
+    )
     files, rows = collect_inputs(inputs)
     for row in rows:
         _print_row(console, row)
@@ -224,7 +201,7 @@ def predict(
     for path in _iterate(files, console):
         try:
             row = diagnose_file(
-                predictor, path, names(path), heatmaps, dicom_out, dicom or dicom_out is not None
+                service, path, names(path), heatmaps, dicom_out, dicom or dicom_out is not None
             )
         except ThyrocadError as exc:
             row = Row(path, error=f"{type(exc).__name__}: {exc}")

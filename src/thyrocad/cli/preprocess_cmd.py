@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.progress import track
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 
-@app.command()
+@command()
 def preprocess(
     cohort_dir: Annotated[Path, typer.Argument(help="Cohort folder: labels.csv or class folders.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the strips and index.html.")],
@@ -35,23 +35,19 @@ def preprocess(
 
     Example: thyrocad preprocess data/phantom --out runs/preprocess --preset paper --limit 20
     """
-    from thyrocad.cohort import load_cohort
-    from thyrocad.errors import InputError, PreprocessError, ThyrocadError
+    from thyrocad.data.cohort import load_cohort
+    from thyrocad.errors import InputError, PreprocessError
+    from thyrocad.io.read import read_study
     from thyrocad.preprocess import Pipeline, PipelineConfig, preset
     from thyrocad.preprocess.strip import StripEntry, write_index, write_strip
-    from thyrocad.reader import read_study
 
     console = Console()
-    try:
-        config = (
-            PipelineConfig.from_json(config_file.read_text(encoding="utf-8"))
-            if config_file
-            else preset(preset_name)
-        )
-        cohort = load_cohort(cohort_dir, read=False, require_both_classes=False)
-    except ThyrocadError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from None
+    config = (
+        PipelineConfig.from_json(config_file.read_text(encoding="utf-8"))
+        if config_file
+        else preset(preset_name)
+    )
+    cohort = load_cohort(cohort_dir, read=False, require_both_classes=False)
     files = [f for p in cohort.patients for f in p.cohort_files][:limit]
     pipeline = Pipeline(config)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import app, command, fail, setup_logging
 
 users_app = typer.Typer(help="Manage the web app's users (argon2-hashed passwords).")
 app.add_typer(users_app, name="users")
@@ -36,12 +35,7 @@ def _store(db: Path):
     return Store(db)
 
 
-def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-@app.command()
+@command()
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="Model bundle folder (thyrocad train).")],
     host: Annotated[
@@ -69,13 +63,10 @@ def serve(
     """
     import uvicorn
 
-    from thyrocad.errors import ThyrocadError
     from thyrocad.server.app import ServerSettings, create_app
 
     console = Console(stderr=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(default="info")
     settings = ServerSettings(
         model_dir=model_dir,
         db_path=db,
@@ -84,10 +75,7 @@ def serve(
         store_patient_ids=store_patient_ids,
         secure_cookies=secure_cookies,
     )
-    try:
-        web_app = create_app(settings)
-    except ThyrocadError as exc:
-        raise _fail(console, exc) from None
+    web_app = create_app(settings)
     if not web_app.state.store.list_users():
         console.print(
             f"[yellow]No users yet:[/yellow] add one with `thyrocad users add NAME --db {db}`."
@@ -96,7 +84,7 @@ def serve(
     uvicorn.run(web_app, host=host, port=port, server_header=False, log_level="info")
 
 
-@users_app.command("add")
+@command(users_app, "add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
     db: DbOption = DEFAULT_DB,
@@ -108,7 +96,6 @@ def users_add(
 
     Example: thyrocad users add dr.meier --db /srv/thyrocad/thyrocad.db
     """
-    from thyrocad.errors import ThyrocadError
     from thyrocad.server.auth import add_user
 
     console = Console(stderr=True)
@@ -116,31 +103,23 @@ def users_add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        add_user(_store(db), username, password)
-    except ThyrocadError as exc:
-        raise _fail(console, exc) from None
+    add_user(_store(db), username, password)
     console.print(f"user {username} added to {db}")
 
 
-@users_app.command("list")
+@command(users_app, "list")
 def users_list(db: DbOption = DEFAULT_DB) -> None:
     """List the users and when they were created.
 
     Example: thyrocad users list --db /srv/thyrocad/thyrocad.db
     """
-    from thyrocad.errors import ThyrocadError
-
     console = Console()
-    try:
-        users = _store(db).list_users()
-    except ThyrocadError as exc:
-        raise _fail(console, exc) from None
+    users = _store(db).list_users()
     for name, created in users:
         console.print(f"{name}\t{created}")
 
 
-@users_app.command("remove")
+@command(users_app, "remove")
 def users_remove(
     username: Annotated[str, typer.Argument(help="Login name.")], db: DbOption = DEFAULT_DB
 ) -> None:
@@ -148,13 +127,7 @@ def users_remove(
 
     Example: thyrocad users remove dr.meier --db /srv/thyrocad/thyrocad.db
     """
-    from thyrocad.errors import ThyrocadError
-
     console = Console(stderr=True)
-    try:
-        removed = _store(db).remove_user(username)
-    except ThyrocadError as exc:
-        raise _fail(console, exc) from None
-    if not removed:
-        raise _fail(console, f"no user {username!r} in {db}")
+    if not _store(db).remove_user(username):
+        raise fail(f"no user {username!r} in {db}", 1)
     console.print(f"user {username} removed")

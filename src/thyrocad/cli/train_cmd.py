@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 
-@app.command("train")
+@command(name="train")
 def train_command(
     cohort_dir: Annotated[Path, typer.Argument(help="Cohort folder: labels.csv or class folders.")],
     out: Annotated[Path, typer.Option("--out", help="Model bundle folder to write.")],
@@ -72,89 +71,64 @@ def train_command(
 
     Example: thyrocad train data/phantom --model resnet18 --out models/r18 --mode head --epochs 80
     """
-    from thyrocad.errors import ThyrocadError
     from thyrocad.training import TrainConfig
 
     console = Console()
-    try:
-        config = TrainConfig(
-            model=model,
-            weights=weights,
-            mode=mode,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            bf16=bf16,
-            channels_last=channels_last,
-            val_fraction=val_fraction,
-            threshold_rule="youden" if target_sensitivity is None else "sensitivity",
-            threshold_target=0.95 if target_sensitivity is None else target_sensitivity,
-            allow_download=allow_download,
-        )
-        _train(console, cohort_dir, out, config, preset_name, resume)
-    except ThyrocadError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from None
+    config = TrainConfig(
+        model=model,
+        weights=weights,
+        mode=mode,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        bf16=bf16,
+        channels_last=channels_last,
+        val_fraction=val_fraction,
+        threshold_rule="youden" if target_sensitivity is None else "sensitivity",
+        threshold_target=0.95 if target_sensitivity is None else target_sensitivity,
+        allow_download=allow_download,
+    )
+    _train(console, cohort_dir, out, config, preset_name, resume)
 
 
 def _train(
     console: Console, cohort_dir: Path, out: Path, config, preset_name: str, resume: bool
 ) -> None:
-    from thyrocad.cohort import load_cohort
-    from thyrocad.paths import thyrocad_home
-    from thyrocad.preprocess import PreprocessCache, preset
-    from thyrocad.training import FeatureCache, patient_holdout, train, write_bundle
-    from thyrocad.training.cohort_data import cohort_train_data, pipeline_for
-    from thyrocad.training.threshold import patient_threshold
+    from thyrocad.data.cohort import load_cohort
+    from thyrocad.training.workflow import train_bundle
 
     cohort = load_cohort(cohort_dir, read=False)
-    pipeline = pipeline_for(config.model, preset(preset_name))
-    with console.status(f"preprocessing {len(cohort.patients)} patients"):
-        data = cohort_train_data(cohort, pipeline, PreprocessCache())
-    val = None
-    if config.val_fraction > 0:
-        data, val = patient_holdout(data, config.val_fraction, config.seed)
-    counts = data.class_counts()
-    console.print(
-        f"{config.model} ({config.mode}): {len(data)} training views "
-        f"({counts[1]} residual, {counts[0]} non-residual)"
-        + (f", {len(val)} validation views" if val is not None else "")
-    )
+    console.print(f"{config.model} ({config.mode}): {len(cohort.patients)} patients")
 
     def show(record) -> None:
-        val_part = f"  val loss {record.val_loss:.4f} acc {record.val_acc:.3f}" if val else ""
+        val_part = (
+            f"  val loss {record.val_loss:.4f} acc {record.val_acc:.3f}"
+            if record.val_loss is not None
+            else ""
+        )
         console.print(
             f"epoch {record.epoch:>3}/{config.epochs}  loss {record.train_loss:.4f} "
             f"acc {record.train_acc:.3f}{val_part}  ({record.seconds:.2f} s)"
         )
 
-    result = train(
-        data,
-        config,
-        run_dir=out / "checkpoint",
-        resume=resume,
-        val=val,
-        cache=FeatureCache(thyrocad_home() / "cache" / "features"),
-        on_epoch=show,
+    with console.status(f"preprocessing {len(cohort.patients)} patients"):
+        made = train_bundle(
+            cohort, config, out, preprocess=preset_name, resume=resume, on_epoch=show
+        )
+    console.print(
+        f"{made.n_train_views} training views"
+        + (f", {made.n_val_views} validation views" if made.n_val_views else "")
+        + (f", {made.n_unusable_views} unusable views left out" if made.n_unusable_views else "")
     )
-    result.threshold = patient_threshold(result, data, config)
-    result.threshold_level = "patient"
-    extra = {
-        "cohort": {"n_patients": len(cohort.patients), "n_train_views": len(data)},
-        "view_fusion": "mean",
-    }
-    write_bundle(out, result, pipeline.config.to_dict(), cohort.data_hash(), extra)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the bundle supersedes the checkpoint
-    _summary(console, result, out)
+    _summary(console, made.threshold, out)
 
 
-def _summary(console: Console, result, out: Path) -> None:
-    t = result.threshold
+def _summary(console: Console, t, out: Path) -> None:
     table = Table(title="Decision threshold (chosen on training data)")
     for column in ("rule", "threshold", "sensitivity", "specificity"):
         table.add_column(column)
-    table.add_row(t.rule, f"{t.threshold:.4f}", f"{t.sensitivity:.3f}", f"{t.specificity:.3f}")
+    table.add_row(t.rule, f"{t.value:.4f}", f"{t.sensitivity:.3f}", f"{t.specificity:.3f}")
     console.print(table)
     console.print(f"model bundle written to {out}")

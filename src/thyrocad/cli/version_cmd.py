@@ -2,10 +2,10 @@
 
 from rich.console import Console
 
-from thyrocad.cli.app import app
+from thyrocad.cli.app import command
 
 
-@app.command()
+@command()
 def version() -> None:
     """Print thyrocad's version and the versions of the libraries results depend on.
 

@@ -5,7 +5,7 @@ efficientnet_lite0 (timm tf_efficientnet_lite0). See docs/training.md for offlin
 """
 
 from thyrocad.models import efficientnet, torchvision_models  # noqa: F401  (registration)
-from thyrocad.models.inference_copy import channels_last, inference_copy
+from thyrocad.models.inference_copy import channels_last, class_probabilities, inference_copy
 from thyrocad.models.registry import (
     FeatureSplit,
     ModelInfo,
@@ -25,6 +25,7 @@ __all__ = [
     "WeightsSource",
     "architecture",
     "channels_last",
+    "class_probabilities",
     "create_model",
     "hub_checkpoint_path",
     "inference_copy",

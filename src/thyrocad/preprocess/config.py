@@ -11,23 +11,23 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from thyrocad.errors import PreprocessError
+from thyrocad.configs import Config
+from thyrocad.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
-class CropConfig:
+class CropConfig(Config):
     """Step 1: crop a box around the thyroid bed.
 
     The box is `width_mm` x `height_mm`, centred on the bed found by
-    `thyrocad.landmarks.locate_thyroid_bed` (or on `center_rc`, a manual (row, col) override in
-    original pixels). Without a bed, the centre falls back to `fallback_center_frac` of the
-    image height/width. Without pixel spacing (PNG/JPG exports) the box is `fallback_box_px`
-    (rows, cols).
+    `thyrocad.preprocess.landmarks.locate_thyroid_bed` (or on `center_rc`, a manual (row, col)
+    override in original pixels). Without a bed, the centre falls back to
+    `fallback_center_frac` of the image height/width. Without pixel spacing (PNG/JPG exports)
+    the box is `fallback_box_px` (rows, cols).
     """
 
     enabled: bool = True
@@ -40,7 +40,7 @@ class CropConfig:
 
 
 @dataclass(frozen=True)
-class WindowConfig:
+class WindowConfig(Config):
     """Step 2: counts to 8 bits: clip at a percentile of the crop, transform, scale to 0..255."""
 
     clip_percentile: float = 99.5
@@ -48,7 +48,7 @@ class WindowConfig:
 
 
 @dataclass(frozen=True)
-class EqualizeConfig:
+class EqualizeConfig(Config):
     """Step 3: histogram equalization: `cv2.equalizeHist` ("global", the paper's) or CLAHE."""
 
     enabled: bool = True
@@ -58,7 +58,7 @@ class EqualizeConfig:
 
 
 @dataclass(frozen=True)
-class GrabCutConfig:
+class GrabCutConfig(Config):
     """Step 4: OpenCV GrabCut, rectangle inset `margin_frac` from the crop edges.
 
     `init="rect"` is the paper's GC_INIT_WITH_RECT. `init="bed"` also marks an ellipse of
@@ -77,7 +77,7 @@ class GrabCutConfig:
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(Config):
     """Step 5: resize to `size` (rows, cols), replicate to 3 channels, normalise by mean/std."""
 
     size: tuple[int, int] = (224, 224)
@@ -87,7 +87,7 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Config):
     """All preprocessing settings. `config_hash()` changes with any field."""
 
     crop: CropConfig = field(default_factory=CropConfig)
@@ -99,33 +99,6 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        """Build from `to_dict()` output; unknown keys raise PreprocessError."""
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(data) - set(sections)
-        if unknown:
-            raise PreprocessError(f"unknown pipeline config keys {sorted(unknown)}")
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            section_cls = _SECTIONS.get(key)
-            kwargs[key] = _section_from_dict(section_cls, value) if section_cls else value
-        return cls(**kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> PipelineConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PreprocessError(f"pipeline config is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of every field except `name` (a label, not a setting)."""
@@ -140,25 +113,6 @@ class PipelineConfig:
         """A copy with the backbone's input mean/std (e.g. 0.5/0.5 for EfficientNet-Lite0)."""
         output = dataclasses.replace(self.output, mean=tuple(mean), std=tuple(std))
         return dataclasses.replace(self, output=output)
-
-
-_SECTIONS = {
-    "crop": CropConfig,
-    "window": WindowConfig,
-    "equalize": EqualizeConfig,
-    "grabcut": GrabCutConfig,
-    "output": OutputConfig,
-}
-
-
-def _section_from_dict(section_cls: type, value: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(section_cls)}
-    unknown = set(value) - names
-    if unknown:
-        raise PreprocessError(f"unknown {section_cls.__name__} keys {sorted(unknown)}")
-    # JSON turns tuples into lists; restore tuples so equality and hashing hold.
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-    return section_cls(**fixed)
 
 
 def _validate(cfg: PipelineConfig) -> None:
@@ -182,7 +136,7 @@ def _validate(cfg: PipelineConfig) -> None:
     ]
     bad = [msg for ok, msg in checks if not ok]
     if bad:
-        raise PreprocessError("invalid pipeline config: " + "; ".join(bad))
+        raise ConfigError("invalid preprocessing settings: " + "; ".join(bad))
 
 
 def paper_config() -> PipelineConfig:
@@ -205,10 +159,10 @@ PRESETS = {"paper": paper_config, "default": default_config, "grabcut_bed": grab
 
 
 def preset(name: str) -> PipelineConfig:
-    """The named preset config; PreprocessError lists the names when `name` is unknown."""
+    """The named preset config; ConfigError lists the names when `name` is unknown."""
     try:
         return PRESETS[name]()
     except KeyError:
-        raise PreprocessError(
-            f"unknown preprocessing preset {name!r}; choose one of {sorted(PRESETS)}"
+        raise ConfigError(
+            f"unknown preprocessing preset {name!r}; choose one of {', '.join(sorted(PRESETS))}"
         ) from None

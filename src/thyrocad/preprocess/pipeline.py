@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,15 +75,23 @@ class Pipeline:
         """`config.config_hash()`, computed once (the cache asks for it on every view)."""
         return self._config_hash
 
-    def run(self, counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> PreprocessResult:
-        """Preprocess one planar view of counts with (row, col) spacing in mm (None if unknown)."""
+    def run(
+        self,
+        counts: np.ndarray,
+        spacing_mm: tuple[float, float] | None,
+        bed_rc: tuple[float, float] | None = None,
+    ) -> PreprocessResult:
+        """Preprocess one planar view of counts with (row, col) spacing in mm (None if unknown).
+
+        `bed_rc` is a thyroid-bed centre set by a person (original pixels): used instead of
+        the locator and flagged `bed_set_by_user`."""
         cfg = self.config
         counts, flags = steps.check_counts(counts)
         if spacing_mm is not None and not (min(spacing_mm) > 0 and np.all(np.isfinite(spacing_mm))):
             raise PreprocessError(
                 f"pixel spacing {spacing_mm} is not positive and finite; pass None if unknown"
             )
-        center, reason, new = steps.locate_bed(counts, spacing_mm, cfg.crop)
+        center, reason, new = steps.locate_bed(counts, spacing_mm, cfg.crop, bed_rc)
         flags += new
         box, new = steps.crop_box(counts.shape, spacing_mm, center, cfg.crop)
         flags += new
@@ -111,9 +120,16 @@ class Pipeline:
             logger.info("preprocessing flags: %s", ", ".join(unique_flags))
         return PreprocessResult(stages, unique_flags, box, center, reason)
 
-    def run_study(self, study: Study) -> list[tuple[View, PreprocessResult]]:
-        """Preprocess every view of `study`, in the study's order."""
-        return [(im.view, self.run(im.counts, study.pixel_spacing_mm)) for im in study.images]
+    def run_study(
+        self, study: Study, beds: Mapping[str, tuple[float, float]] | None = None
+    ) -> list[tuple[View, PreprocessResult]]:
+        """Preprocess every view of `study`, in the study's order; `beds` maps a view name
+        ("anterior", "posterior", "unknown") to a bed centre set by a person."""
+        beds = beds or {}
+        return [
+            (im.view, self.run(im.counts, study.pixel_spacing_mm, beds.get(im.view.value)))
+            for im in study.images
+        ]
 
     def _crop_mm(self, box: CropBox, spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
         """The crop's (height, width) in mm; the configured box when spacing is unknown."""

@@ -13,8 +13,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from thyrocad.errors import NonFiniteCountsError, PreprocessError, ThyrocadError
-from thyrocad.landmarks import locate_thyroid_bed
+from thyrocad.errors import ConfigError, NonFiniteCountsError, PreprocessError, ThyrocadError
 from thyrocad.preprocess.config import (
     CropConfig,
     EqualizeConfig,
@@ -22,6 +21,7 @@ from thyrocad.preprocess.config import (
     OutputConfig,
     WindowConfig,
 )
+from thyrocad.preprocess.landmarks import locate_thyroid_bed
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class Flag(StrEnum):
     GRABCUT_SKIPPED = "grabcut_skipped"  # crop too small or flat for GrabCut
     GRABCUT_FAILED = "grabcut_failed"  # cv2.error inside GrabCut
     GRABCUT_EMPTY = "grabcut_empty"  # foreground below min_fg_fraction
+    BED_SET_BY_USER = "bed_set_by_user"  # the bed centre was given by a person, not located
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,28 @@ def check_counts(counts: np.ndarray) -> tuple[np.ndarray, list[Flag]]:
     return arr, []
 
 
+BED_SET_BY_USER = "bed set by user"
+
+
 def locate_bed(
-    counts: np.ndarray, spacing_mm: tuple[float, float] | None, cfg: CropConfig
+    counts: np.ndarray,
+    spacing_mm: tuple[float, float] | None,
+    cfg: CropConfig,
+    bed_rc: tuple[float, float] | None = None,
 ) -> tuple[tuple[float, float], str, list[Flag]]:
-    """The thyroid-bed centre (row, col): manual override, landmarks, or the fallback centre.
+    """The thyroid-bed centre (row, col): the user's (`bed_rc`, original pixels), the config's
+    manual centre, the landmarks, or the fallback centre.
 
     Returns the centre, a short reason saying how it was chosen, and flags.
     """
+    if bed_rc is not None:
+        row, col = (float(v) for v in bed_rc)
+        if not (0 <= row < counts.shape[0] and 0 <= col < counts.shape[1]):
+            raise ConfigError(
+                f"the thyroid bed given at row {row:g}, column {col:g} lies outside the "
+                f"{counts.shape[0]}x{counts.shape[1]} view; give original-pixel coordinates"
+            )
+        return (row, col), BED_SET_BY_USER, [Flag.BED_SET_BY_USER]
     if cfg.center_rc is not None:
         return (float(cfg.center_rc[0]), float(cfg.center_rc[1])), "manual centre", []
     if cfg.use_landmarks:

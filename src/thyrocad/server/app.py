@@ -23,9 +23,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from thyrocad.diagnosis.service import DiagnosisService, Outcome, Outputs
 from thyrocad.errors import InputError, NotDicomError, ThyrocadError
+from thyrocad.io.identity import patient_identity
 from thyrocad.server import auth
-from thyrocad.server.analysis import Analyzer, Outcome, patient_identity
 from thyrocad.server.store import DiagnosisRecord, Store, utc_now
 from thyrocad.server.uploads import DEFAULT_MAX_UPLOAD, BodySizeLimit, UploadTooLarge, save_upload
 
@@ -81,9 +82,9 @@ class LoginRequired(Exception):
     """A page was asked for without a valid session: redirect to the login page."""
 
 
-def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> FastAPI:
-    """The application for `settings`; loads the model bundle unless `analyzer` is given."""
-    analyzer = analyzer or Analyzer.from_bundle(settings.model_dir)
+def create_app(settings: ServerSettings, service: DiagnosisService | None = None) -> FastAPI:
+    """The application for `settings`; loads the model bundle unless `service` is given."""
+    service = service or DiagnosisService.from_bundle(settings.model_dir)
     store = Store(settings.db_path)
     limiter = anyio.CapacityLimiter(settings.inference_threads)
     login_limiter = auth.LoginLimiter()
@@ -96,7 +97,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
     app = FastAPI(
         title="thyrocad",
         summary="Residual thyroid tissue on planar I-131 neck scintigrams (research use only)",
-        version=analyzer.model_version,
+        version=service.model_version,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -190,8 +191,10 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
         diagnosis_id = uuid.uuid4().hex
         out_dir = results_dir / diagnosis_id
         try:
-            analysis: Outcome = await anyio.to_thread.run_sync(
-                analyzer.analyse, saved.path, saved.kind, out_dir, limiter=limiter
+            dicom = out_dir if saved.kind == "DICOM" else None
+            outputs = Outputs(dicom=dicom, figures=out_dir)
+            outcome: Outcome = await anyio.to_thread.run_sync(
+                service.diagnose, [saved.path], outputs, limiter=limiter
             )
             patient = (
                 patient_identity(saved.path)
@@ -211,12 +214,12 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
             id=diagnosis_id,
             created_utc=utc_now(),
             username=user,
-            model_version=analyzer.model_version,
+            model_version=service.model_version,
             input_sha256=saved.sha256,
             input_kind=saved.kind,
-            verdict=analysis.verdict,
-            probability=analysis.probability,
-            result=analysis.result,
+            verdict=outcome.diagnosis.verdict,
+            probability=outcome.diagnosis.probability,
+            result=outcome.summary(),
             patient=patient,
             review_agree=None,
             review_comment=None,
@@ -224,7 +227,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
             review_utc=None,
         )
         await anyio.to_thread.run_sync(store.add_diagnosis, record)  # may wait for the write lock
-        logger.info("diagnosis %s by %s: %s", diagnosis_id, user, analysis.verdict)
+        logger.info("diagnosis %s by %s: %s", diagnosis_id, user, outcome.diagnosis.verdict)
         return record
 
     def get_record(diagnosis_id: str) -> DiagnosisRecord:
@@ -249,7 +252,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
     def health() -> dict[str, str]:
         """Liveness check (no authentication): the server answers and its store is readable."""
         store.count_diagnoses()
-        return {"status": "ok", "model_version": analyzer.model_version}
+        return {"status": "ok", "model_version": service.model_version}
 
     # --- JSON API -----------------------------------------------------------------------------
 
@@ -274,7 +277,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
     @app.get("/api/v1/model", tags=["model"], responses={401: {}})
     def model_card(user: ApiUser) -> dict[str, Any]:
         """The model card: what the model was trained on, its validation numbers, its limits."""
-        return analyzer.model_card
+        return service.model_card
 
     @app.post(
         "/api/v1/diagnoses",
@@ -372,7 +375,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
 
     @app.get("/", include_in_schema=False)
     def home(request: Request, user: PageUser) -> Response:
-        return page(request, "index.html", user=user, card=analyzer.model_card, error=None)
+        return page(request, "index.html", user=user, card=service.model_card, error=None)
 
     @app.post("/upload", include_in_schema=False, dependencies=[Depends(same_origin)])
     async def upload_page(request: Request, user: PageUser) -> Response:
@@ -384,7 +387,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
                 "index.html",
                 status_code=exc.status_code,
                 user=user,
-                card=analyzer.model_card,
+                card=service.model_card,
                 error=exc.detail,
             )
         return RedirectResponse(f"/diagnoses/{record.id}", status_code=303)
@@ -393,7 +396,7 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
     def diagnosis_page(request: Request, diagnosis_id: str, user: PageUser) -> Response:
         record = get_record(diagnosis_id)
         return page(
-            request, "diagnosis.html", user=user, d=record.to_dict(), card=analyzer.model_card
+            request, "diagnosis.html", user=user, d=record.to_dict(), card=service.model_card
         )
 
     @app.post(
@@ -425,5 +428,5 @@ def create_app(settings: ServerSettings, analyzer: Analyzer | None = None) -> Fa
         )  # fmt: skip
 
     app.state.store = store
-    app.state.analyzer = analyzer
+    app.state.service = service
     return app

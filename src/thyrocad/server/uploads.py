@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from thyrocad.errors import NotDicomError
-from thyrocad.reader import sniff
+from thyrocad.io.read import sniff
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
-"""Transfer-learning engine: `train(TrainData, TrainConfig) -> TrainResult`, bundles, checkpoints.
+"""Transfer learning: the engine `train(TrainData, TrainConfig) -> TrainResult` (with checkpoints
+and resume), many head-mode runs at once (`head_group`), and the workflow that turns a labelled
+cohort into a model bundle (`train_bundle`).
 
 See docs/training.md for the modes, the configuration, checkpoint/resume and the bundle format.
 """
 
-from thyrocad.training.bundle import read_bundle, write_bundle
 from thyrocad.training.config import TrainConfig
 from thyrocad.training.data import TrainData, patient_holdout
 from thyrocad.training.feature_cache import FeatureCache
@@ -18,7 +19,5 @@ __all__ = [
     "TrainResult",
     "patient_holdout",
     "plot_history",
-    "read_bundle",
     "train",
-    "write_bundle",
 ]

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from thyrocad.atomic import atomic_writer
 from thyrocad.errors import CheckpointError
+from thyrocad.files import atomic_writer
 from thyrocad.models.weights import UNREADABLE_ERRORS
 
 logger = logging.getLogger(__name__)

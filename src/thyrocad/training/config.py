@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from thyrocad.errors import TrainingDataError
+from thyrocad.configs import Config
+from thyrocad.decision import THRESHOLD_RULES
+from thyrocad.errors import ConfigError
 
 MODES = ("head", "full", "last")
 DEVICES = ("auto", "cpu", "cuda")
-THRESHOLD_RULES = ("youden", "sensitivity")
 # Settings that may change between a checkpoint and its resumption without changing the result
 # beyond floating-point tolerance.
 RESUME_FREE = frozenset({"device", "cache_features"})
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Defaults are the paper's: Adam lr 1e-5, weight decay 1e-5, 80 epochs, balanced sampling.
 
     `mode`: 'head' trains only the new classifier on a frozen backbone (the paper's text),
@@ -65,24 +63,7 @@ class TrainConfig:
         )
         problems = [message for ok, message in checks if not ok]
         if problems:
-            raise TrainingDataError("Invalid training settings: " + "; ".join(problems) + ".")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        """Indented JSON."""
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of `to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise TrainingDataError(f"Unknown training settings: {', '.join(unknown)}.")
-        return cls(**data)
+            raise ConfigError("invalid training settings: " + "; ".join(problems))
 
     def differences(self, other: TrainConfig) -> list[str]:
         """Settings that differ from `other` and would change the result."""

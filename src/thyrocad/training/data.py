@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
+from thyrocad.data.splits import stratified_splits
 from thyrocad.errors import TrainingDataError
-from thyrocad.protocol.splits import stratified_splits
 
 
 @dataclass(frozen=True)

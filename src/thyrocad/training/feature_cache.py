@@ -4,7 +4,8 @@ Key: a 128-bit XXH3 digest of the image array (dtype, shape, bytes; much faster 
 which matters when 80 epochs take under a second) within a folder named for the model, its frozen
 weights (`state_fingerprint` without the head), the torch version, the device type and the
 precision. Misses are computed by a BatchNorm-folded channels-last copy of the backbone
-(`thyrocad.models.inference_copy`). Disk entries are `.npy` files written atomically.
+(`thyrocad.models.inference_copy`). Disk entries are `.npy` files of the `features` kind of
+`thyrocad.cache` (atomic writes; a damaged entry is a miss).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 import xxhash
 from torch import nn
 
-from thyrocad.atomic import atomic_writer
+from thyrocad.cache import Store, default_directory
 from thyrocad.models import channels_last, inference_copy
 from thyrocad.training.runtime import autocast
 
@@ -32,6 +32,7 @@ def image_key(image: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+KIND = "features"
 # Bump when a model's backbone/head cut (thyrocad.models.split_model) or the key changes.
 CUT_VERSION = 3
 
@@ -84,22 +85,17 @@ class FeatureCache:
     def _lookup(self, key: str, image: str) -> torch.Tensor | None:
         hit = self._memory.get((key, image))
         if hit is None and self.directory is not None:
-            path = self.directory / key / f"{image}.npy"
-            if path.is_file():
-                try:
-                    hit = torch.from_numpy(np.load(path, allow_pickle=False))
-                except (OSError, ValueError) as exc:
-                    logger.warning("feature cache: ignoring unreadable %s (%s)", path.name, exc)
-                    return None
-                self._memory[(key, image)] = hit
+            array = Store(KIND, self.directory / key).get_array(image)
+            if array is not None:
+                hit = self._memory[(key, image)] = torch.from_numpy(array)
         return hit
 
     def _store(self, key: str, image: str, feat: torch.Tensor) -> None:
         self._memory[(key, image)] = feat
-        if self.directory is None:
-            return
-        try:
-            with atomic_writer(self.directory / key / f"{image}.npy") as fh:
-                np.save(fh, feat.numpy(), allow_pickle=False)
-        except OSError as exc:
-            logger.warning("feature cache: could not write to disk (%s); memory only", exc)
+        if self.directory is not None:
+            Store(KIND, self.directory / key).put_array(image, feat.numpy())
+
+
+def default_feature_cache() -> FeatureCache:
+    """A feature cache on disk under `$THYROCAD_HOME/cache/features`."""
+    return FeatureCache(default_directory(KIND))

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from thyrocad.errors import CheckpointError
-from thyrocad.metrics import ThresholdChoice, choose_threshold
 from thyrocad.models import (
     FeatureSplit,
     channels_last,
@@ -53,16 +52,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
-    """A trained model, its history, and the decision threshold chosen on its training data."""
+    """A trained model, its history and its probabilities on its own training images (a
+    decision threshold is chosen from them by `thyrocad.training.workflow`)."""
 
     model: nn.Module
     config: TrainConfig
     history: list[EpochRecord]
-    threshold: ThresholdChoice
     train_prob: np.ndarray  # P(residual) of each training image, eval mode
     backbone_fingerprint: str
     class_counts: list[int]  # training images [non-residual, residual]
-    threshold_level: str = "view"  # what `threshold` was chosen on: "view" or "patient"
 
 
 @dataclass
@@ -156,13 +154,8 @@ def train(
                 if on_epoch is not None:
                     on_epoch(record)
         prob = _probabilities(run, inputs)
-    threshold = choose_threshold(
-        data.y.numpy(), prob, rule=config.threshold_rule, target=config.threshold_target
-    )
     run.model.eval()
-    return TrainResult(
-        run.model.cpu(), config, history, threshold, prob, run.fingerprint, data.class_counts()
-    )
+    return TrainResult(run.model.cpu(), config, history, prob, run.fingerprint, data.class_counts())
 
 
 def _setup(config: TrainConfig, device: torch.device) -> _Run:

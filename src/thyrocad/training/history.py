@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -30,14 +32,11 @@ class EpochRecord:
 
 
 def plot_history(history: list[EpochRecord], path: Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train and (when present) validation, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Loss and accuracy per epoch, train and (when present) validation, as a PNG (matplotlib's
+    object API: no pyplot, no backend switch)."""
     epochs = [r.epoch for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
         ax.plot(epochs, [getattr(r, f"train_{metric}") for r in history], label="train")
         val = [getattr(r, f"val_{metric}") for r in history]
@@ -50,5 +49,4 @@ def plot_history(history: list[EpochRecord], path: Path, title: str = "") -> Pat
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

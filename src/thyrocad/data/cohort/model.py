@@ -1,0 +1,123 @@
+"""The cohort's data model: a `Cohort` of `Patient`s, each with its `CohortFile`s and label."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from thyrocad.io.read import merge_studies, read_study
+from thyrocad.study import Study, View
+
+LABEL_NAMES = {1: "residual", 0: "non_residual"}
+_LABEL_ALIASES = {"residual": 1, "1": 1, "non_residual": 0, "nonresidual": 0, "0": 0}
+
+
+def parse_label(text: str) -> int | None:
+    """1 for residual, 0 for non-residual, None for anything else (see the module docstring)."""
+    key = text.strip().lower().replace("-", "_").replace(" ", "_")
+    return _LABEL_ALIASES.get(key)
+
+
+@dataclass(frozen=True)
+class CohortFile:
+    """One image file of a patient. `views` is None when the cohort was loaded with read=False."""
+
+    path: Path
+    relpath: str
+    sha256: str
+    view_hint: View | None = None
+    views: tuple[View, ...] | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A patient: label (1 = residual) and image files, sorted by relative path."""
+
+    patient_id: str
+    label: int
+    cohort_files: tuple[CohortFile, ...]
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def label_name(self) -> str:
+        return LABEL_NAMES[self.label]
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return tuple(f.path for f in self.cohort_files)
+
+    @property
+    def views(self) -> tuple[View, ...] | None:
+        """Views over all files (None when not read at load time)."""
+        if any(f.views is None for f in self.cohort_files):
+            return None
+        return tuple(v for f in self.cohort_files for v in f.views)
+
+    def load_study(self) -> Study:
+        """Read the patient's files and merge their views into one `Study`.
+
+        Raises `InputError` when a file cannot be read or the files disagree on pixel spacing.
+        """
+        studies = [read_study(f.path, view=f.view_hint) for f in self.cohort_files]
+        return merge_studies(studies)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A validated cohort. `layout` is ``"csv"`` or ``"folders"``."""
+
+    root: Path
+    patients: tuple[Patient, ...]
+    layout: str
+
+    @property
+    def patient_ids(self) -> list[str]:
+        return [p.patient_id for p in self.patients]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Integer labels in patient order, 1 = residual."""
+        return np.array([p.label for p in self.patients], dtype=np.int64)
+
+    @property
+    def files(self) -> list[Path]:
+        return [f for p in self.patients for f in p.files]
+
+    def data_hash(self) -> str:
+        """sha256 over the sorted (relative path, patient ID, label, content sha256) of each file.
+
+        Content hashes are those computed at load time. Any change of a file's bytes, its label,
+        its name or its patient changes the hash.
+        """
+        lines = sorted(
+            f"{f.relpath}\t{p.patient_id}\t{p.label}\t{f.sha256}\n"
+            for p in self.patients
+            for f in p.cohort_files
+        )
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+    def summary(self) -> dict:
+        """Counts for display: patients per class, files, files and views per patient."""
+        n_by_label = Counter(p.label for p in self.patients)
+        views = [p.views for p in self.patients]
+        return {
+            "layout": self.layout,
+            "patients": len(self.patients),
+            "patients_per_class": {LABEL_NAMES[k]: n_by_label.get(k, 0) for k in (1, 0)},
+            "files": sum(len(p.cohort_files) for p in self.patients),
+            "files_per_patient": _sorted_counts(len(p.cohort_files) for p in self.patients),
+            "views_per_patient": None
+            if any(v is None for v in views)
+            else _sorted_counts("+".join(sorted(x.value for x in v)) for v in views),
+            "data_hash": self.data_hash(),
+        }
+
+
+def _sorted_counts(values: Iterable) -> dict[str, int]:
+    return {str(k): n for k, n in sorted(Counter(values).items())}

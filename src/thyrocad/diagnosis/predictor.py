@@ -1,0 +1,178 @@
+"""Diagnosis of one study with a trained model bundle.
+
+>>> predictor = Predictor.from_bundle("runs/resnet18-bundle")
+>>> diagnosis = predictor.predict(read_study("patient.dcm"))
+>>> diagnosis.verdict, diagnosis.probability, diagnosis.operating_point.threshold
+
+The bundle (`thyrocad.bundle`) is loaded once: weights, preprocessing config, decision
+threshold with the sensitivity/specificity it had where it was chosen, and the view fusion
+rule. Every view of the study is preprocessed with the bundle's pipeline and the usable views
+go through the network in one batch; usability, fusion and the threshold are
+`thyrocad.decision`'s, the same rule the experiment and training apply. A study with no usable
+view raises `NoUsableViewError`.
+
+The predictor never changes process-wide settings: the caller (the CLI, the server) sets
+torch's thread count; `threads` only sizes an onnxruntime session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+import thyrocad
+from thyrocad.bundle.format import NEGATIVE, POSITIVE, BundleInfo, load_bundle
+from thyrocad.bundle.onnx import bundle_runner
+from thyrocad.decision import fuse, view_usable
+from thyrocad.diagnosis.explain import explain_views
+from thyrocad.diagnosis.types import (
+    Analysis,
+    Diagnosis,
+    OperatingPoint,
+    PreparedView,
+    ViewPrediction,
+)
+from thyrocad.errors import ConfigError, NoUsableViewError
+from thyrocad.models import class_probabilities, inference_copy
+from thyrocad.preprocess import Pipeline
+from thyrocad.study import Study
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime")
+Beds = Mapping[str, tuple[float, float]] | None
+
+
+class Predictor:
+    """A loaded bundle that diagnoses studies (`predict`, `analyse`).
+
+    `threshold` overrides the bundle's decision threshold. Grad-CAM calls are serialised.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        info: BundleInfo,
+        *,
+        backend: str = "torch",
+        onnx_path: str | Path | None = None,
+        threads: int | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--threshold must lie in [0, 1], got {threshold}")
+        self.model = model.eval()  # Grad-CAM hooks into this one
+        self.info = info
+        self.backend = backend
+        self.pipeline = Pipeline(info.pipeline)
+        self.operating_point = _operating_point(info, threshold)
+        self._fast = inference_copy(self.model) if backend == "torch" else None
+        self._onnx = bundle_runner(model, info, onnx_path, threads) if backend != "torch" else None
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle_dir: str | Path,
+        *,
+        backend: str = "torch",
+        onnx_path: str | Path | None = None,
+        threads: int | None = None,
+        threshold: float | None = None,
+    ) -> Predictor:
+        """Load a bundle once. `backend="onnxruntime"` uses `onnx_path`, else the bundle's
+        `model.onnx`, else an export made now into a temporary folder."""
+        model, info = load_bundle(bundle_dir)
+        return cls(
+            model, info, backend=backend, onnx_path=onnx_path, threads=threads, threshold=threshold
+        )
+
+    def prepare(self, study: Study, beds: Beds = None) -> tuple[PreparedView, ...]:
+        """Preprocess every view (`beds`: bed centres set by a person, by view name); a blank
+        or flat crop is marked unusable."""
+        if not study.images:
+            raise NoUsableViewError(f"{study.source or 'the study'} has no views")
+        prepared = tuple(
+            PreparedView(view, result, view_usable(result.flags))
+            for view, result in self.pipeline.run_study(study, beds)
+        )
+        if not any(p.usable for p in prepared):
+            flags = sorted({f for p in prepared for f in p.result.flags})
+            raise NoUsableViewError(
+                f"{study.source or 'the study'}: no usable view ({len(prepared)} view(s), "
+                f"flags {', '.join(flags)}); check that the file holds the neck acquisition"
+            )
+        return prepared
+
+    def probabilities(self, network_inputs: np.ndarray) -> np.ndarray:
+        """P(residual) for a batch of network inputs (N x 3 x H x W float32), one forward pass."""
+        if self._onnx is not None:
+            return self._onnx.probabilities(network_inputs)[:, 1]
+        return class_probabilities(self._fast, network_inputs)[:, 1]
+
+    def predict(self, study: Study, beds: Beds = None) -> Diagnosis:
+        """The diagnosis of `study` (no heatmaps)."""
+        return self.analyse(study, beds=beds).diagnosis
+
+    def analyse(self, study: Study, explain: bool = False, beds: Beds = None) -> Analysis:
+        """Diagnosis plus the preprocessed views and, with `explain`, Grad-CAM heatmaps.
+
+        `beds` maps a view name to a thyroid-bed centre (original pixels) set by a person."""
+        prepared = self.prepare(study, beds)
+        used = [p for p in prepared if p.usable]
+        prob = iter(self.probabilities(np.stack([p.result.network_input for p in used])).tolist())
+        view_prob = [next(prob) if p.usable else None for p in prepared]
+        diagnosis = self._diagnosis(study, prepared, view_prob)
+        heatmaps = explain_views(self.model, [(p.view, p.result) for p in used]) if explain else ()
+        return Analysis(diagnosis, prepared, heatmaps)
+
+    def _diagnosis(
+        self, study: Study, prepared: tuple[PreparedView, ...], view_prob: list[float | None]
+    ) -> Diagnosis:
+        views = tuple(
+            ViewPrediction(
+                view=p.view.value,
+                probability=prob,
+                used=p.usable,
+                flags=p.result.flags,
+                crop_box=p.result.crop_box.as_tuple(),
+            )
+            for p, prob in zip(prepared, view_prob, strict=True)
+        )
+        used = [v for v in views if v.used]
+        probability, fusion_flags = fuse(
+            [v.probability for v in used], [v.view for v in used], self.info.fusion
+        )
+        positive = probability >= self.operating_point.threshold
+        flags = tuple(dict.fromkeys([*(f for v in views for f in v.flags), *fusion_flags]))
+        return Diagnosis(
+            source=study.source,
+            verdict=POSITIVE if positive else NEGATIVE,
+            positive=bool(positive),
+            probability=float(probability),
+            fusion=self.info.fusion,
+            operating_point=self.operating_point,
+            views=views,
+            flags=flags,
+            model={
+                "name": self.info.model_name,
+                "weights_sha256": self.info.weights_sha256,
+                "bundle_thyrocad_version": self.info.thyrocad_version,
+                "thyrocad_version": thyrocad.__version__,
+                "backend": self.backend,
+            },
+        )
+
+
+def _operating_point(info: BundleInfo, override: float | None) -> OperatingPoint:
+    if override is None:
+        t = info.threshold
+        return OperatingPoint(
+            t.value, "bundle", t.rule, t.sensitivity, t.specificity, t.level, t.indeterminate
+        )
+    return OperatingPoint(float(override), "override", None, None, None)

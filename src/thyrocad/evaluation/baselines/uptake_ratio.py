@@ -1,0 +1,146 @@
+"""The thyroid-bed uptake ratio: mean counts per pixel in a thyroid-bed ROI over those in a
+background reference region, on the anterior view.
+
+- ROI: a `ROI_WIDTH_MM` x `ROI_HEIGHT_MM` rectangle centred on the thyroid bed found by
+  `thyrocad.preprocess.landmarks.locate_thyroid_bed` (image centre when it is not found).
+- Reference: two lateral neck-background rectangles at the bed level, `REF_INNER_MM` to
+  `REF_OUTER_MM` either side of the bed centre, `REF_HEIGHT_MM` tall (soft tissue beside the
+  bed, as for a thyroid-bed-to-background ratio).
+- Anterior view by default, because the bed lies about 2 cm under the anterior skin; with
+  `view="both"` the score is the geometric mean of the anterior and posterior ratios.
+
+The threshold is the one maximising Youden's J (sensitivity + specificity - 1) on the
+training studies, positive class = residual.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+from thyrocad.data.splits import stratified_splits
+from thyrocad.decision import choose_threshold
+from thyrocad.errors import ObserverInputError
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.study import Study, View
+
+logger = logging.getLogger(__name__)
+
+ROI_WIDTH_MM = 44.0
+ROI_HEIGHT_MM = 50.0
+REF_INNER_MM = 30.0
+REF_OUTER_MM = 48.0
+REF_HEIGHT_MM = 30.0
+_VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
+
+
+def _box_mean(img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float]) -> float:
+    r0, r1 = (round(np.clip(v, 0, img.shape[0])) for v in rows)
+    c0, c1 = (round(np.clip(v, 0, img.shape[1])) for v in cols)
+    region = img[r0:r1, c0:c1]
+    return float(region.mean()) if region.size else float("nan")
+
+
+def uptake_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
+    """Thyroid-bed ROI mean over lateral-background mean on one view (see module doc)."""
+    img = np.asarray(counts, dtype=np.float64)
+    mm = float(spacing_mm[0]) if spacing_mm else ASSUMED_FIELD_MM / img.shape[1]
+    bed = locate_thyroid_bed(img, spacing_mm)
+    if not bed.found:
+        logger.debug("thyroid bed not found (%s); using the image centre", bed.reason)
+    r, c = bed.center_rc
+    roi = _box_mean(
+        img,
+        (r - ROI_HEIGHT_MM / 2 / mm, r + ROI_HEIGHT_MM / 2 / mm),
+        (c - ROI_WIDTH_MM / 2 / mm, c + ROI_WIDTH_MM / 2 / mm),
+    )
+    ref_rows = (r - REF_HEIGHT_MM / 2 / mm, r + REF_HEIGHT_MM / 2 / mm)
+    sides = [
+        _box_mean(img, ref_rows, (c - REF_OUTER_MM / mm, c - REF_INNER_MM / mm)),
+        _box_mean(img, ref_rows, (c + REF_INNER_MM / mm, c + REF_OUTER_MM / mm)),
+    ]
+    ref = float(np.nanmean(sides)) if np.isfinite(sides).any() else 0.0
+    # half a count per pixel keeps empty backgrounds from dividing by zero
+    return roi / max(ref, 0.5)
+
+
+class UptakeRatioObserver:
+    """Scores studies by the thyroid-bed uptake ratio; `fit` picks the Youden threshold.
+
+    Example:
+        >>> obs = UptakeRatioObserver().fit(train_studies, train_labels)
+        >>> obs.predict(test_studies)  # 1 = residual
+    """
+
+    def __init__(self, view: str = "anterior") -> None:
+        if view not in _VIEWS:
+            raise ValueError(f"view must be one of {', '.join(_VIEWS)}, got {view!r}")
+        self.view = view
+        self.threshold_: float | None = None
+
+    def score(self, studies: Sequence[Study]) -> np.ndarray:
+        """Uptake ratio of each study (higher = more likely residual)."""
+        out = np.empty(len(studies))
+        for i, study in enumerate(studies):
+            try:
+                ratios = [
+                    uptake_ratio(study.image(v), study.pixel_spacing_mm) for v in _VIEWS[self.view]
+                ]
+            except KeyError as exc:
+                raise ObserverInputError(
+                    f"study {i} ({study.source or 'no source'}) lacks a view the uptake-ratio "
+                    f"observer needs ({self.view}): {exc}; use view='anterior' or add the view"
+                ) from None
+            out[i] = float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-6)))))
+        return out
+
+    def fit(self, studies: Sequence[Study], labels: Sequence[int]) -> UptakeRatioObserver:
+        """Choose the threshold maximising Youden's J on these studies (labels: 1 = residual)."""
+        y = np.asarray(labels, dtype=int)
+        if set(np.unique(y)) != {0, 1}:
+            raise ObserverInputError("fit needs labels of both classes (1 = residual, 0 = not)")
+        self.threshold_ = youden_threshold(self.score(studies), y)
+        return self
+
+    def predict(self, studies: Sequence[Study]) -> np.ndarray:
+        """1 (residual) where the ratio reaches the fitted threshold, else 0."""
+        if self.threshold_ is None:
+            raise ObserverInputError("call fit() before predict()")
+        return (self.score(studies) >= self.threshold_).astype(int)
+
+
+def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The score threshold maximising sensitivity + specificity - 1 (labels: 1 = residual)."""
+    return choose_threshold(labels, scores, rule="youden").threshold
+
+
+def evaluate_on_splits(
+    scores: Sequence[float],
+    labels: Sequence[int],
+    patient_ids: Sequence[str],
+    n_splits: int = 10,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Per stratified 3:1 split (as in the paper): test AUC, and accuracy and balanced accuracy
+    at the Youden threshold fitted on the training part. One score per patient."""
+    by_id = {pid: (float(s), int(y)) for pid, s, y in zip(patient_ids, scores, labels, strict=True)}
+    rows = []
+    for split in stratified_splits(list(by_id), [by_id[p][1] for p in by_id], n_splits, 0.25, seed):
+        tr = np.array([by_id[p] for p in split.train])
+        te = np.array([by_id[p] for p in split.test])
+        threshold = youden_threshold(tr[:, 0], tr[:, 1].astype(int))
+        pred = (te[:, 0] >= threshold).astype(int)
+        y_te = te[:, 1].astype(int)
+        rows.append(
+            {
+                "split": split.index,
+                "auc": float(roc_auc_score(y_te, te[:, 0])),
+                "accuracy": float(accuracy_score(y_te, pred)),
+                "balanced_accuracy": float(balanced_accuracy_score(y_te, pred)),
+                "threshold": threshold,
+            }
+        )
+    return rows

@@ -1,0 +1,155 @@
+"""Training and scoring the CNNs of an experiment: the engine run by run, or (head mode) the
+heads of all splits at once on features cached from the frozen backbone.
+
+`thyrocad.experiment.runner` calls these with the cohort's inputs; nothing here knows about
+splits or reports.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thyrocad.cache import Store
+from thyrocad.models import (
+    architecture,
+    create_model,
+    model_info,
+    split_model,
+    state_fingerprint,
+)
+from thyrocad.training import FeatureCache, TrainConfig, TrainData, TrainResult, train
+from thyrocad.training.feature_cache import backbone_key, default_feature_cache
+from thyrocad.training.head_group import HeadFit, HeadRun, affine_head, train_heads
+from thyrocad.training.history import EpochRecord
+from thyrocad.training.runtime import resolve_device
+
+
+@functools.lru_cache(maxsize=2)
+def _feature_cache_at(directory: str) -> FeatureCache:
+    return FeatureCache(Path(directory))
+
+
+def feature_cache() -> FeatureCache:
+    """This process's backbone-feature cache (memory + disk under `$THYROCAD_HOME`)."""
+    return _feature_cache_at(str(default_feature_cache().directory))
+
+
+def cached_features(
+    backbone: torch.nn.Module, model: str, fingerprint: str, images: torch.Tensor, cfg
+) -> torch.Tensor:
+    """Backbone features of `images` through this process's cache, keyed as the engine keys
+    them (model, frozen-weights fingerprint, device, precision), so both share entries."""
+    device = resolve_device(cfg.device)
+    key = backbone_key(model, fingerprint, device, cfg.bf16)
+    return feature_cache().features(
+        backbone.to(device), images, key, device, cfg.batch_size, cfg.bf16
+    )
+
+
+def scratch_weights(model: str, seed: int) -> Path:
+    """A random initialisation of `model` drawn once with `seed`, kept in the `init` cache.
+
+    Every split of an experiment starts from this same file, so a frozen random backbone
+    ('head' mode) gives the same features on every split and its feature cache is reused.
+    """
+    store = Store("init")
+    name = f"{model}-seed{seed}-torch{torch.__version__}"
+    path = store.path(name, ".pt")
+    if not path.is_file():
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            state = create_model(model, weights="none").state_dict()
+        with store.writer(name, ".pt") as fh:
+            torch.save(state, fh)
+    return path
+
+
+def fit_one(x: np.ndarray, labels: np.ndarray, groups: Sequence[str], cfg: TrainConfig):
+    """One run through the training engine."""
+    return train(TrainData.build(x, labels, groups), cfg, cache=feature_cache())
+
+
+def predict_proba(fitted: TrainResult, x: np.ndarray) -> np.ndarray:
+    """P(residual) of each image under a `TrainResult`'s model (cached features in head mode)."""
+    cfg, model = fitted.config, fitted.model.eval()
+    images = torch.from_numpy(x)
+    parts = split_model(model)
+    with torch.no_grad():
+        if cfg.mode == "head" and cfg.cache_features:
+            feats = cached_features(
+                parts.backbone, cfg.model, fitted.backbone_fingerprint, images, cfg
+            )
+            logits = parts.head.cpu()(feats)
+        else:
+            logits = torch.cat([model(b) for b in images.split(cfg.batch_size)])
+    return logits.softmax(1)[:, 1].numpy()
+
+
+def frozen_features(cfg: TrainConfig, x_all: np.ndarray) -> tuple[torch.nn.Module, torch.Tensor]:
+    """(network with its initial weights, backbone features of every image), through the
+    feature cache, keyed as the training engine keys them."""
+    net = create_model(cfg.model, weights=cfg.weights).eval()
+    fingerprint = state_fingerprint(net, exclude_prefix=architecture(cfg.model).spec.head_prefix)
+    with torch.no_grad():
+        feats = cached_features(
+            split_model(net).backbone, cfg.model, fingerprint, torch.from_numpy(x_all), cfg
+        )
+    return net, feats
+
+
+def initial_heads(
+    net: torch.nn.Module, feature_shape: Sequence[int], seeds: Sequence[int], model: str
+) -> list | None:
+    """Each run's initial head as an `AffineHead`: the weights' own head, or a new one drawn
+    after seeding with the run's seed (as `train` draws it); None when a head is not affine."""
+    heads = []
+    for seed in seeds:
+        if not model_info(net).head_from_weights:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                architecture(model).replace_head(net, model_info(net).num_classes)
+        head = affine_head(split_model(net).head, feature_shape)
+        if head is None:
+            return None
+        heads.append(head)
+    return heads
+
+
+def train_head_group(
+    feats: torch.Tensor, labels: np.ndarray, runs: Sequence[HeadRun], config
+) -> list[HeadFit]:
+    """Train the heads of `runs` together (`train_heads`), grouped by training-set size
+    (runs of one group must have equally many rows); results in the order of `runs`."""
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    fits: dict[int, HeadFit] = {}
+    for members in _same_size_groups(runs):
+        trained = train_heads(
+            feats, y, [runs[i] for i in members], epochs=config.epochs,
+            batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        fits.update(zip(members, trained, strict=True))
+    return [fits[i] for i in range(len(runs))]
+
+
+def _same_size_groups(runs: Sequence[HeadRun]) -> list[list[int]]:
+    """Indices of `runs` grouped by their number of training rows, in order of first
+    appearance (runs of one group train together)."""
+    groups: dict[int, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(len(run.rows), []).append(i)
+    return list(groups.values())
+
+
+def history_series(history: Sequence[EpochRecord]) -> dict[str, list[float]]:
+    """Per-epoch series (train/val loss and accuracy) from the engine's `EpochRecord`s."""
+    out = {}
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        values = [getattr(r, key) for r in history]
+        if values and all(v is not None for v in values):
+            out[key] = [float(v) for v in values]
+    return out

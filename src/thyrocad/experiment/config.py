@@ -1,0 +1,103 @@
+"""`ExperimentConfig`: every setting that changes an experiment's results, checked up front.
+
+Execution settings (workers, Ray, threads) do not change results and live in
+`thyrocad.experiment.execute.Backend`. The CLI reads its defaults from these fields, and
+`settings.json` of a results set loads back with `ExperimentConfig.from_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thyrocad.configs import Config
+from thyrocad.decision import VIEW_FUSIONS
+from thyrocad.errors import ConfigError
+from thyrocad.models import list_models
+from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
+from thyrocad.training.config import DEVICES, MODES
+
+DEFAULT_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0")
+BASELINES = ("uptake_ratio",)
+INITS = ("imagenet", "scratch", "imagenet-or-scratch")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(Config):
+    """The paper's protocol: `n_splits` stratified patient-level splits, each model trained on
+    the training part and tested on the test part of every split (Guo et al. 2021 defaults)."""
+
+    models: tuple[str, ...] = DEFAULT_MODELS
+    baselines: tuple[str, ...] = BASELINES
+    n_splits: int = 10
+    test_fraction: float = 0.25
+    epochs: int = 80
+    mode: str = "head"
+    reference: str = "resnet18"
+    seed: int = 0
+    view_fusion: str = "mean"
+    batch_size: int = 32
+    lr: float = 1e-5
+    weight_decay: float = 1e-5
+    preprocess: str = "default"  # a thyrocad.preprocess preset name
+    init: str = "imagenet"  # imagenet | scratch | imagenet-or-scratch (scratch where missing)
+    device: str = "cpu"  # training device (auto | cpu | cuda); part of the settings
+
+    def __post_init__(self) -> None:
+        problems = [p for check in _CHECKS for p in check(self)]
+        if problems:
+            raise ConfigError("invalid experiment settings: " + "; ".join(problems))
+
+
+def _names(c: ExperimentConfig) -> list[str]:
+    known = list_models()
+    unknown = [m for m in c.models if m not in known]
+    if unknown:
+        return [f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}"]
+    bad = [b for b in c.baselines if b not in BASELINES]
+    if bad:
+        return [f"unknown baseline(s) {', '.join(bad)}; known: {', '.join(BASELINES)}"]
+    if len(set(c.models)) != len(c.models):
+        return ["a model is listed twice in --models"]
+    if not c.models and not c.baselines:
+        return ["give at least one model or baseline"]
+    if c.reference not in (*c.models, *c.baselines):
+        return [
+            f"--reference {c.reference} is not among the models or baselines run; pick one of "
+            f"{', '.join((*c.models, *c.baselines))}"
+        ]
+    return []
+
+
+def _choices(c: ExperimentConfig) -> list[str]:
+    pairs = (
+        ("--mode", c.mode, MODES),
+        ("--view-fusion", c.view_fusion, VIEW_FUSIONS),
+        ("--init", c.init, INITS),
+        ("--preprocess", c.preprocess, tuple(PREPROCESS_PRESETS)),
+        ("--device", c.device, DEVICES),
+    )
+    return [
+        f"{flag} must be one of {', '.join(options)}, got {value!r}"
+        for flag, value, options in pairs
+        if value not in options
+    ]
+
+
+def _numbers(c: ExperimentConfig) -> list[str]:
+    problems = []
+    if not 0.0 < c.test_fraction < 1.0:
+        problems.append(
+            f"--test-fraction must lie between 0 and 1 (a share of each class), got "
+            f"{c.test_fraction:g}; e.g. 0.25 for the paper's 3:1 split"
+        )
+    for flag, value in (("--splits", c.n_splits), ("--epochs", c.epochs)):
+        if value < 1:
+            problems.append(f"{flag} must be >= 1, got {value}")
+    if c.batch_size < 1:
+        problems.append(f"--batch-size must be >= 1, got {c.batch_size}")
+    if c.lr <= 0 or c.weight_decay < 0:
+        problems.append("--lr must be > 0 and --weight-decay >= 0")
+    return problems
+
+
+_CHECKS = (_names, _choices, _numbers)

@@ -1,0 +1,101 @@
+"""Experiment outputs: predictions.csv, table.csv, table.md, stats.json, figures, report.html."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from thyrocad.experiment.report.aggregate import (
+    METRICS,
+    Aggregate,
+    ModelEntry,
+    aggregate,
+    table_markdown,
+    write_predictions_csv,
+    write_table_csv,
+)
+from thyrocad.experiment.report.figures import (
+    metrics_strip_figure,
+    roc_figure,
+    training_curves_figure,
+)
+from thyrocad.experiment.report.html import ReportContext, render_report
+from thyrocad.experiment.runs import RunResult
+from thyrocad.files import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FILES = (
+    "predictions.csv",
+    "table.csv",
+    "table.md",
+    "stats.json",
+    "roc.png",
+    "training_curves.png",
+    "metrics.png",
+    "report.html",
+)
+
+__all__ = [
+    "METRICS",
+    "OUTPUT_FILES",
+    "Aggregate",
+    "ModelEntry",
+    "ReportContext",
+    "aggregate",
+    "table_markdown",
+    "write_outputs",
+]
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf become None so stats.json is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_outputs(
+    out_dir: Path,
+    results: Sequence[RunResult],
+    entries: Sequence[ModelEntry],
+    reference: str,
+    context: ReportContext,
+) -> Aggregate:
+    """Write every output file of an experiment into `out_dir`; return the aggregate."""
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    agg = aggregate(results, entries, reference)
+    write_predictions_csv(results, out_dir / "predictions.csv")
+    write_table_csv(agg, out_dir / "table.csv")
+    write_text_atomic(out_dir / "table.md", table_markdown(agg))
+    write_text_atomic(
+        out_dir / "stats.json", json.dumps(_json_safe(agg.stats), indent=1, allow_nan=False)
+    )
+    order = [e.name for e in entries if e.ran]
+    figures = {
+        "ROC curves (paper Fig. 10)": ("roc.png", roc_figure(results, order) if results else None),
+        "Training curves (paper Fig. 9)": (
+            "training_curves.png",
+            training_curves_figure(results, order),
+        ),
+        "Per-split metrics": (
+            "metrics.png",
+            metrics_strip_figure(agg.per_split, order) if results else None,
+        ),
+    }
+    for filename, png in figures.values():
+        if png is not None:
+            (out_dir / filename).write_bytes(png)
+    context.figures = {title: png for title, (_, png) in figures.items()}
+    write_text_atomic(out_dir / "report.html", render_report(agg, context))
+    logger.info("wrote experiment outputs to %s", out_dir)
+    return agg

@@ -1,0 +1,1 @@
+"""Reading scans: NM DICOM objects and PNG/JPEG exports into a `Study` (`read.read_study`)."""

@@ -1,0 +1,113 @@
+"""THE entry point for reading a scan: `read_study(path)` sniffs the content and dispatches.
+
+DICOM (the 'DICM' marker after the 128-byte preamble) goes to `thyrocad.io.dicom.read_dicom`
+with `planar_only=True`; PNG and JPEG exports (by their magic bytes, never the file name) go to
+`thyrocad.io.exports.read_image_export`. `merge_studies` joins the files of one study (one file
+per view) with checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thyrocad.errors import FileAccessError, NotDicomError, StudyMergeError, ViewConflictError
+from thyrocad.io.dicom import check_input_file, read_dicom
+from thyrocad.io.exports import read_image_export
+from thyrocad.study import Study, View, ViewImage
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+DICOM_MAGIC_OFFSET = 128
+
+
+def sniff(path: str | Path) -> str:
+    """The format of `path` from its content: "DICOM", "PNG" or "JPEG"; NotDicomError otherwise."""
+    path = Path(path)
+    head = _head(path, DICOM_MAGIC_OFFSET + 4)
+    if head[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM":
+        return "DICOM"
+    if head.startswith(PNG_MAGIC):
+        return "PNG"
+    if head.startswith(JPEG_MAGIC):
+        return "JPEG"
+    what = "an empty file" if not head else "neither DICOM (no 'DICM' at byte 128) nor PNG/JPEG"
+    raise NotDicomError(
+        f"{path}: {what}; give a DICOM Part 10 file or a PNG/JPEG export of one view"
+    )
+
+
+def read_study(path: str | Path, view: View | None = None) -> Study:
+    """Read a DICOM file or a PNG/JPEG export into a `Study`, choosing the reader by content.
+
+    `view` names the view of a single-view input that does not state one (an export, or a
+    DICOM frame without a view code); it must agree with the view a file states, and cannot
+    apply to a file with several views (ViewConflictError). Every failure is an `InputError`.
+    """
+    path = Path(path)
+    kind = sniff(path)
+    if kind == "DICOM":
+        return _with_view(read_dicom(path), view, path)
+    return read_image_export(path, view=view or View.UNKNOWN)
+
+
+def _head(path: Path, size: int) -> bytes:
+    check_input_file(path)
+    try:
+        with path.open("rb") as handle:
+            return handle.read(size)
+    except OSError as exc:
+        raise FileAccessError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _with_view(study: Study, view: View | None, path: Path) -> Study:
+    """`study` with its single unknown view set to `view` (checked against what it states)."""
+    if view is None or view is View.UNKNOWN or study.views == (view,):
+        return study
+    if study.views != (View.UNKNOWN,):
+        stated = "+".join(v.value for v in study.views)
+        raise ViewConflictError(
+            f"{path}: the caller says {view.value} but the file holds {stated}; "
+            "drop the view argument for this file"
+        )
+    image = study.images[0]
+    return Study(
+        images=(ViewImage(view, image.counts),),
+        pixel_spacing_mm=study.pixel_spacing_mm,
+        frame_duration_ms=study.frame_duration_ms,
+        source=study.source,
+        spacing_note=study.spacing_note,
+        metadata=study.metadata,
+    )
+
+
+def merge_studies(studies: list[Study]) -> Study:
+    """One `Study` with the views of all `studies` (the files of one study or patient).
+
+    `StudyMergeError` when their pixel spacings differ or a view (anterior, posterior) occurs
+    more than once."""
+    if len(studies) == 1:
+        return studies[0]
+    spacings = {s.pixel_spacing_mm for s in studies}
+    if len(spacings) > 1:
+        raise StudyMergeError(
+            "the files of one study have different pixel spacings "
+            f"({', '.join(map(str, spacings))}); resample them or keep one acquisition"
+        )
+    views = [v for s in studies for v in s.views if v is not View.UNKNOWN]
+    if len(set(views)) != len(views):
+        raise StudyMergeError(
+            f"the study's {len(studies)} files hold the views {', '.join(views)}; "
+            "give each view once"
+        )
+    durations = {s.frame_duration_ms for s in studies}
+    common_meta = set(studies[0].metadata.items()).intersection(
+        *(s.metadata.items() for s in studies[1:])
+    )
+    return Study(
+        images=tuple(im for s in studies for im in s.images),
+        pixel_spacing_mm=spacings.pop(),
+        frame_duration_ms=durations.pop() if len(durations) == 1 else None,
+        source="; ".join(s.source for s in studies),
+        spacing_note="; ".join(dict.fromkeys(s.spacing_note for s in studies if s.spacing_note)),
+        metadata=dict(sorted(common_meta)),
+    )

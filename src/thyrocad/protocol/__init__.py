@@ -1,1 +1,0 @@
-"""The experiment protocol: patient-level splits, the run registry, execution of runs."""

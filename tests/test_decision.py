@@ -1,0 +1,188 @@
+"""thyrocad.decision: view usability, view fusion (one patient and many), threshold choice,
+label and score checks: the one rule shared by the experiment, training and diagnosis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_curve
+
+from thyrocad.decision import (
+    FELL_BACK_TO_MEAN,
+    UNUSABLE_FLAGS,
+    VIEW_FUSIONS,
+    ThresholdChoice,
+    as_binary_labels,
+    as_scores,
+    check_fusion,
+    choose_threshold,
+    fuse,
+    fuse_by_patient,
+    view_usable,
+)
+from thyrocad.errors import ConfigError, StatisticsError
+from thyrocad.evaluation.metrics import binary_metrics
+from thyrocad.preprocess import Flag
+
+# ---- view usability ----------------------------------------------------------------------------
+
+
+def test_blank_and_flat_views_are_unusable_and_other_flags_are_not():
+    assert {Flag.BLANK.value, Flag.FLAT.value} == UNUSABLE_FLAGS
+    assert view_usable(())
+    assert view_usable([f.value for f in Flag if f.value not in UNUSABLE_FLAGS])
+    for flag in UNUSABLE_FLAGS:
+        assert not view_usable([flag])
+        assert not view_usable(["no_spacing", flag])
+
+
+# ---- view fusion -------------------------------------------------------------------------------
+
+
+def test_fusion_rules_for_one_patient():
+    prob, views = [0.2, 0.6], ["anterior", "posterior"]
+    assert fuse(prob, views, "mean") == (pytest.approx(0.4), ())
+    assert fuse(prob, views, "max") == (0.6, ())
+    assert fuse(prob, views, "anterior") == (0.2, ())
+    assert fuse(prob, views, "posterior") == (0.6, ())
+    assert fuse([0.7], ["unknown"], "mean") == (0.7, ())
+
+
+@pytest.mark.parametrize(
+    ("views", "fusion"),
+    [
+        (["anterior", "anterior"], "anterior"),  # two views of that name
+        (["posterior", "unknown"], "anterior"),  # none of that name
+        (["unknown"], "posterior"),  # an export without a view
+    ],
+)
+def test_named_view_fusion_falls_back_to_the_mean_with_a_flag(views, fusion):
+    prob = [0.2, 0.8][: len(views)]
+    fused, flags = fuse(prob, views, fusion)
+    assert fused == pytest.approx(float(np.mean(prob)))
+    assert flags == (FELL_BACK_TO_MEAN,)
+
+
+def test_fusion_needs_a_view_and_a_known_rule():
+    with pytest.raises(ValueError, match="at least one usable view"):
+        fuse([], [], "mean")
+    with pytest.raises(ConfigError, match="view fusion must be one of"):
+        check_fusion("median")
+    assert [check_fusion(f) for f in VIEW_FUSIONS] == list(VIEW_FUSIONS)
+
+
+def test_fusion_of_many_patients():
+    prob = np.array([0.2, 0.6, 0.9, 0.1])
+    patient = np.array([0, 0, 1, 1])
+    views = ["anterior", "posterior", "posterior", "anterior"]
+    usable = np.ones(4, bool)
+    expected = {"mean": [0.4, 0.5], "max": [0.6, 0.9], "anterior": [0.2, 0.1],
+                "posterior": [0.6, 0.9]}  # fmt: skip
+    for fusion, values in expected.items():
+        scored, fused, unscored = fuse_by_patient(prob, patient, views, usable, fusion)
+        assert scored.tolist() == [0, 1] and unscored.tolist() == []
+        assert fused.tolist() == pytest.approx(values), fusion
+
+
+def test_fusion_of_many_patients_leaves_out_unusable_views_and_unscorable_patients():
+    # patient 3 has views 0-1, patient 1 views 2-3 (order of rows need not be patient order),
+    # patient 2 only an unusable view
+    prob = np.array([0.2, np.nan, 0.9, 0.3, np.nan])
+    patient = np.array([3, 3, 1, 1, 2])
+    views = ["anterior", "posterior", "anterior", "posterior", "anterior"]
+    usable = np.array([True, False, True, True, False])
+    scored, fused, unscored = fuse_by_patient(prob, patient, views, usable, "mean")
+    assert scored.tolist() == [1, 3]  # ascending patient index
+    assert fused.tolist() == pytest.approx([0.6, 0.2])  # patient 3: its one usable view
+    assert unscored.tolist() == [2]
+    # the posterior view of patient 3 is unusable: its posterior fusion falls back to the mean
+    # of its usable views (the anterior alone)
+    _, fused, _ = fuse_by_patient(prob, patient, views, usable, "posterior")
+    assert fused.tolist() == pytest.approx([0.3, 0.2])
+    assert fuse([0.2], ["anterior"], "posterior") == (0.2, (FELL_BACK_TO_MEAN,))
+
+
+def test_fusion_with_no_usable_view_at_all_scores_nobody():
+    scored, fused, unscored = fuse_by_patient(
+        [np.nan, np.nan], [0, 1], ["anterior", "anterior"], [False, False], "mean"
+    )
+    assert scored.size == 0 and fused.size == 0 and unscored.tolist() == [0, 1]
+
+
+# ---- labels and scores -------------------------------------------------------------------------
+
+
+def test_labels_and_scores_are_checked():
+    assert as_binary_labels([1, 0, 1.0]).tolist() == [True, False, True]
+    assert as_binary_labels(np.array([True, False])).dtype == bool
+    with pytest.raises(StatisticsError, match="labels must be 0"):
+        as_binary_labels([0, 2])
+    with pytest.raises(StatisticsError, match="non-empty 1-D"):
+        as_binary_labels([])
+    assert as_scores([0.1, 1], 2).dtype == np.float64
+    with pytest.raises(StatisticsError, match="one value per label"):
+        as_scores([0.1], 2)
+    with pytest.raises(StatisticsError, match="NaN/infinite"):
+        as_scores([0.1, np.inf], 2)
+
+
+# ---- threshold choice --------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(2, 50).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 1), min_size=n, max_size=n).filter(lambda y: 0 < sum(y) < n),
+            st.lists(st.integers(0, 20).map(lambda k: k / 20), min_size=n, max_size=n),
+        )
+    )
+)
+def test_youden_matches_sklearn_roc_curve_and_reproduces(data):
+    y, prob = data
+    choice = choose_threshold(y, prob, rule="youden")
+    fpr, tpr, _ = roc_curve(y, prob)
+    assert choice.sensitivity + choice.specificity - 1 == pytest.approx(
+        np.max(tpr - fpr), abs=1e-12
+    )
+    again = binary_metrics(y, prob, choice.threshold)
+    assert (again["sen"], again["spe"]) == pytest.approx(
+        (choice.sensitivity, choice.specificity), abs=1e-12
+    )
+
+
+def test_youden_tie_goes_to_higher_sensitivity():
+    # Candidates .1, .15, .25, .35 give J = 0, .5, 0, .5: the tie .15 / .35 goes to .15 (sen 1).
+    choice = choose_threshold([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4])
+    assert (choice.threshold, choice.sensitivity, choice.specificity) == pytest.approx(
+        (0.15, 1, 0.5)
+    )
+    assert choice.rule == "youden" and choice.target is None
+
+
+def test_sensitivity_rule_takes_the_most_specific_threshold_reaching_target():
+    y = [0, 0, 0, 0, 1, 0, 1, 1, 1, 1]
+    prob = [0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.8, 0.9]
+    c = choose_threshold(y, prob, rule="sensitivity", target=0.8)
+    # sen >= .8 needs 4 of 5 positives called: threshold (.4 + .6)/2 = .5 calls .6-.9 (sen .8,
+    # spe 5/5); .35 is then left out.
+    assert (c.threshold, c.sensitivity, c.specificity, c.target) == (0.5, 0.8, 1.0, 0.8)
+    c = choose_threshold(y, prob, rule="sensitivity", target=0.95)
+    # all 5 positives: threshold (.3 + .35)/2 = .325 (spe 4/5)
+    assert (c.threshold, c.sensitivity, c.specificity) == pytest.approx((0.325, 1.0, 0.8))
+
+
+def test_choose_threshold_refuses_bad_input():
+    with pytest.raises(StatisticsError, match="both classes"):
+        choose_threshold([1, 1], [0.2, 0.3])
+    with pytest.raises(ConfigError, match="rule must be"):
+        choose_threshold([1, 0], [0.2, 0.3], rule="f1")
+    with pytest.raises(ConfigError, match="target sensitivity"):
+        choose_threshold([1, 0], [0.2, 0.3], rule="sensitivity", target=0.0)
+
+
+def test_threshold_choice_is_a_plain_record():
+    choice = choose_threshold([0, 1], [0.2, 0.8])
+    assert choice == ThresholdChoice(0.5, 1.0, 1.0, "youden", None)
