@@ -4,14 +4,20 @@ public scans in ../shared/refdata (skipped when that folder is absent)."""
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 import dicom_factory as factory
+from thyrocad import errors
+from thyrocad.cli.main import app
 from thyrocad.data.phantom import PhantomConfig, simulate_patient
+from thyrocad.diagnosis.service import DiagnosisService
 from thyrocad.intake import load_study, outside_domain
 from thyrocad.intake.domain import (
     HEADER_CHECKS_NOT_RUN,
@@ -176,3 +182,53 @@ def test_real_whole_body_sweeps_are_flagged_where_the_header_says_so() -> None:
     wg04 = _flags(REFDATA / "nm-dicom/wg04/NM1_UNC")  # no radionuclide or window in the header
     assert RADIONUCLIDE_NOT_STATED in wg04
     assert not outside_domain(tuple(wg04))
+
+
+@pytest.fixture
+def tc99m_file(tmp_path: Path, neck_views) -> Path:
+    """A neck view whose header says Tc-99m (radionuclide and energy window)."""
+    header = {"radionuclide": factory.TC99M_CODE, "energy_window_kev": factory.TC99M_WINDOW_KEV}
+    return _write(tmp_path, neck_views, "tc.dcm", **header)
+
+
+def test_every_output_says_not_i131_and_strict_refuses(
+    tmp_path: Path, tc99m_file: Path, inference_bundle: Path
+) -> None:
+    base = ["predict", str(inference_bundle), str(tc99m_file), "--threads", "1"]
+    csv_out, json_out = tmp_path / "r.csv", tmp_path / "r.json"
+    for out in (csv_out, json_out):
+        result = CliRunner().invoke(app, [*base, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "flags: not_i131: Tc-99m" in " ".join(result.stdout.split())
+    with csv_out.open(newline="") as fh:
+        assert "not_i131: Tc-99m" in next(csv.DictReader(fh))["flags"].split(";")
+    diagnosis = json.loads(json_out.read_text())[0]["diagnosis"]
+    assert "not_i131: Tc-99m" in diagnosis["flags"]
+    assert all("not_i131: Tc-99m" in v["flags"] for v in diagnosis["views"])
+    service = DiagnosisService.from_bundle(inference_bundle)
+    summary = service.diagnose([tc99m_file]).summary()  # what the web app and API keep
+    assert "not_i131: Tc-99m" in summary["flags"]
+    strict = CliRunner().invoke(app, [*base, "--strict"])
+    assert strict.exit_code == 1
+    line = " ".join(strict.stdout.split())
+    assert f"failed {tc99m_file}: OutsideDomainError: " in line
+    assert "not_i131: Tc-99m" in line and "--strict refuses it" in line
+    with pytest.raises(errors.OutsideDomainError):
+        service.diagnose([tc99m_file], strict=True)
+
+
+def test_strict_accepts_an_i131_neck_view(
+    tmp_path: Path, neck_views, inference_bundle: Path
+) -> None:
+    path = _write(tmp_path, neck_views)
+    args = ["predict", str(inference_bundle), str(path), "--threads", "1", "--strict"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+@needs_refdata
+def test_strict_refuses_the_real_tc99m_thyroid_scan(inference_bundle: Path) -> None:
+    args = ["predict", str(inference_bundle), str(TC_THYROID), "--threads", "1", "--strict"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "OutsideDomainError" in result.stdout and "not_i131: Tc-99m" in result.stdout
