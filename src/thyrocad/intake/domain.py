@@ -16,10 +16,12 @@ their reasons (PN = ../shared/PHANTOM_NUMBERS.md):
   the submandibular glands (about 11 cm above the sternal notch, PN §9.0) together with the
   shoulders (40-57 cm wide, PN §9.4), the landmarks the locator uses.
 - `matrix_outside_validated`: a side outside 128-512 pixels (the matrices validated).
-- `counts_outside_diagnostic`: total counts of a view outside `COUNTS`, one decade beyond
-  PN §6's estimate for a diagnostic I-131 neck view (3e4-2e5 counts in 10 min, half that in
-  5 min, plus up to about 1e5 from a hot remnant): fewer means too little signal, more a
-  post-therapy or a Tc-99m scan. DICOM only: an image export holds display values.
+- `counts_outside_diagnostic`: total counts of a view outside `COUNTS`. PN §6 estimates
+  3e4-2e5 counts for a diagnostic I-131 neck view in 10 min (half that in 5 min, plus up to
+  about 1e5 from a hot remnant); the bounds lie 15x below its 5-min low (the default
+  phantom's sparsest view holds 2.3e3) and 10x above its high plus a hot remnant: fewer is
+  too little signal, more a post-therapy or a Tc-99m scan. DICOM only: an image export holds
+  display values.
 - `zoomed_field`: a pinhole collimator, a zoom of at least `MIN_ZOOM`, or (from the image
   alone, so PNG/JPEG too) a head and neck filling at least `MAX_HEAD_NECK_SHARE` of the field
   width: head and neck are at most about 15 cm wide (PN §9.3, §9.4; up to about 19 cm on the
@@ -65,10 +67,11 @@ PIXEL_MM = (1.2, 4.8)
 PIXEL_TOLERANCE = 0.02
 FIELD_MM = (400.0, 650.0)
 MATRIX_PX = (128, 512)
-COUNTS = (1.5e3, 3e6)
+COUNTS = (1e3, 3e6)
 MIN_ZOOM = 1.5
 MAX_HEAD_NECK_SHARE = 0.40
 _OUTLINE_SIGMA_SHARE = 0.015  # outline smoothing for the image check: share of the width
+_MIN_ROW_SHARE = 0.02  # rows narrower than this share of the width hold no body
 _ELEMENTS = {
     "i": "I", "iodine": "I", "iodide": "I", "iod": "I", "jod": "I",
     "tc": "Tc", "technetium": "Tc",
@@ -135,17 +138,17 @@ def _view_flags(image: ViewImage, study: Study, dicom: bool, zoomed: bool) -> li
 
 
 def head_neck_share(counts: np.ndarray) -> float | None:
-    """Median body width over the top third of the body's rows, as a share of the field
-    width; None without a body outline."""
+    """Median body width over the body's rows in the third of the field below the body's top,
+    as a share of the field width; None without a body outline."""
     mask = body_mask(counts, _OUTLINE_SIGMA_SHARE * counts.shape[1])
     if mask is None:
         return None
     widths = row_widths(mask) / counts.shape[1]
-    body_rows = np.flatnonzero(widths > 0.02)
+    body_rows = np.flatnonzero(widths > _MIN_ROW_SHARE)
     if body_rows.size == 0:
         return None
-    top = body_rows[0]
-    return float(np.median(widths[top : top + counts.shape[0] // 3]))
+    upper = widths[body_rows[0] : body_rows[0] + counts.shape[0] // 3]
+    return float(np.median(upper[upper > _MIN_ROW_SHARE]))
 
 
 def _header_zoom_flag(metadata: dict[str, str]) -> str:
