@@ -27,12 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 WHOLE_BODY = ("wg04/NM1_UNC", "wg04/NM1_J2KI", "wg04/NM1_JLSN", "openrem/NM-NmIm-Siemens.dcm")
 
 
-def measure(path: Path) -> list[dict]:
-    """One record per view: flags, head-and-neck share, total counts."""
+def measure(path: Path, base: Path) -> list[dict]:
+    """One record per view: flags, head-and-neck share, total counts (`file` relative to
+    `base`)."""
     study = load_study(path)
     return [
         {
-            "file": str(path),
+            "file": str(path.relative_to(base)),
             "view": im.view.value,
             "share": head_neck_share(im.counts),  # None: no body outline
             "counts": float(im.counts.sum(dtype=np.float64)),
@@ -48,7 +49,7 @@ def real_scans(refdata: Path) -> list[dict]:
     scans += sorted((refdata / "scintigrams").rglob("sabouri_fig_*.png"))
     scans += sorted((refdata / "scintigrams").rglob("*preview_linear.png"))
     scans += [refdata / "nm-dicom" / name for name in WHOLE_BODY]
-    return [record for path in scans for record in measure(path)]
+    return [record for path in scans for record in measure(path, refdata)]
 
 
 def phantom_views(patients: int | None) -> tuple[str, list[dict]]:
@@ -64,9 +65,9 @@ def _cohort_views(folder: Path) -> list[dict]:
     records = []
     for path in sorted((folder / "images").glob("*.dcm")):
         try:
-            records.extend(measure(path))
+            records.extend(measure(path, folder))
         except InputError as exc:  # a phantom file the reader refuses: report, do not hide
-            records.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
+            records.append({"file": path.name, "error": f"{type(exc).__name__}: {exc}"})
     return records
 
 
@@ -82,7 +83,7 @@ def main() -> None:
     real = real_scans(args.refdata) if args.refdata.is_dir() else []
     print("| scan | view | head/neck share | counts | flags |\n|---|---|---|---|---|")
     for r in real:
-        name = str(Path(r["file"]).relative_to(args.refdata))
+        name = r["file"]
         flags = "; ".join(r["flags"]) or "none"
         print(f"| {name} | {r['view']} | {_share(r)} | {r['counts']:.3g} | {flags} |")
     what, phantom = phantom_views(args.patients)
@@ -100,7 +101,15 @@ def main() -> None:
     for r in errors:
         print(f"  error: {Path(r['file']).name}: {r['error']}")
     out = ROOT / "benchmarks" / "results" / "input_domain.json"
-    out.write_text(json.dumps({"real": real, "phantom": what, "phantom_views": views}, indent=1))
+    phantom_summary = {
+        "cohort": what,
+        "views": len(views),
+        "flagged": flagged,
+        "errors": errors,
+        "share_range": [min(shares), max(shares)],
+        "counts_range": [min(counts), max(counts)],
+    }
+    out.write_text(json.dumps({"real": real, "phantom": phantom_summary}, indent=1) + "\n")
     print(f"\nwrote {out}")
 
 
