@@ -32,6 +32,7 @@ def preprocess(
 
     Preprocess every image of a cohort; write one PNG strip of the stages per view and an
     index.html listing them with their flags (the analogue of the paper's Figs. 2 and 4).
+    Bed centres set in labels.csv (bed_row,bed_col; docs/inputs.md) are used.
 
     Example: thyrocad preprocess data/phantom --out runs/preprocess --preset paper --limit 20
     """

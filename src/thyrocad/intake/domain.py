@@ -22,11 +22,12 @@ their reasons (PN = ../shared/PHANTOM_NUMBERS.md):
   phantom's sparsest view holds 2.3e3) and 10x above its high plus a hot remnant: fewer is
   too little signal, more a post-therapy or a Tc-99m scan. DICOM only: an image export holds
   display values.
-- `zoomed_field`: a pinhole collimator, a zoom of at least `MIN_ZOOM`, or (from the image
-  alone, so PNG/JPEG too) a head and neck filling at least `MAX_HEAD_NECK_SHARE` of the field
-  width: head and neck are at most about 15 cm wide (PN §9.3, §9.4; up to about 19 cm on the
-  smoothed outline), at most a third of a zoom-1 field, but half or more of a zoomed or
-  pinhole thyroid view (docs/inputs.md lists the shares measured on real scans).
+- `zoomed_field`: a pinhole collimator, a zoom of at least `MIN_ZOOM`, or, when the pixel
+  size is unknown (PNG/JPEG; with it, `field_outside_validated` says more), from the image
+  alone: a head and neck filling at least `MAX_HEAD_NECK_SHARE` of the field width. Head and
+  neck are at most about 15 cm wide (PN §9.3, §9.4; up to about 19 cm on the smoothed
+  outline), at most a third of a zoom-1 field, but half or more of a zoomed or pinhole
+  thyroid view (docs/inputs.md lists the shares measured on real scans).
 
 PNG/JPEG exports carry no header, so they get `header_checks_not_run` and only the image check.
 """
@@ -39,7 +40,7 @@ import unicodedata
 
 import numpy as np
 
-from thyrocad.intake.outline import body_mask, row_widths
+from thyrocad.intake.outline import binned, body_mask, row_widths
 from thyrocad.study import Study, ViewImage
 
 NOT_I131 = "not_i131"
@@ -72,6 +73,7 @@ MIN_ZOOM = 1.5
 MAX_HEAD_NECK_SHARE = 0.40
 _OUTLINE_SIGMA_SHARE = 0.015  # outline smoothing for the image check: share of the width
 _MIN_ROW_SHARE = 0.02  # rows narrower than this share of the width hold no body
+_SHARE_SIDE = 128  # the share is measured on the image binned to this size (speed)
 _ELEMENTS = {
     "i": "I", "iodine": "I", "iodide": "I", "iod": "I", "jod": "I",
     "tc": "Tc", "technetium": "Tc",
@@ -119,7 +121,8 @@ def _header_flags(study: Study) -> list[str]:
 
 
 def _view_flags(image: ViewImage, study: Study, dicom: bool, zoomed: bool) -> list[str]:
-    """Matrix, field, counts (DICOM only) and, unless the header said so, a zoomed field."""
+    """Matrix, field, counts (DICOM only) and, without a pixel size and unless the header said
+    so, a zoomed field from the image."""
     rows, cols = image.counts.shape
     flags = []
     if not all(MATRIX_PX[0] <= side <= MATRIX_PX[1] for side in (rows, cols)):
@@ -131,7 +134,8 @@ def _view_flags(image: ViewImage, study: Study, dicom: bool, zoomed: bool) -> li
     total = float(image.counts.sum(dtype=np.float64))
     if dicom and not COUNTS[0] <= total <= COUNTS[1]:
         flags.append(f"{COUNTS_FLAG}: {total:.3g} counts")
-    share = None if zoomed else head_neck_share(image.counts)
+    image_check = not zoomed and study.pixel_spacing_mm is None
+    share = head_neck_share(image.counts) if image_check else None
     if share is not None and share >= MAX_HEAD_NECK_SHARE:
         flags.append(f"{ZOOMED}: head and neck fill {share:.0%} of the field width")
     return flags
@@ -139,15 +143,17 @@ def _view_flags(image: ViewImage, study: Study, dicom: bool, zoomed: bool) -> li
 
 def head_neck_share(counts: np.ndarray) -> float | None:
     """Median body width over the body's rows in the third of the field below the body's top,
-    as a share of the field width; None without a body outline."""
-    mask = body_mask(counts, _OUTLINE_SIGMA_SHARE * counts.shape[1])
+    as a share of the field width (on the image binned to at most `_SHARE_SIDE` pixels a
+    side); None without a body outline."""
+    small = binned(counts, _SHARE_SIDE)
+    mask = body_mask(small, _OUTLINE_SIGMA_SHARE * small.shape[1])
     if mask is None:
         return None
-    widths = row_widths(mask) / counts.shape[1]
+    widths = row_widths(mask) / small.shape[1]
     body_rows = np.flatnonzero(widths > _MIN_ROW_SHARE)
     if body_rows.size == 0:
         return None
-    upper = widths[body_rows[0] : body_rows[0] + counts.shape[0] // 3]
+    upper = widths[body_rows[0] : body_rows[0] + small.shape[0] // 3]
     return float(np.median(upper[upper > _MIN_ROW_SHARE]))
 
 
