@@ -306,7 +306,7 @@ def test_decoded_views_are_remembered_by_content(dicom_cohort: Path, monkeypatch
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr("thyrocad.data.cohort.validation.read_study", no_decoding)
+    monkeypatch.setattr("thyrocad.data.cohort.validation.load_study", no_decoding)
     again = load_cohort(dicom_cohort)  # same files, same reader: nothing is decoded
     assert [p.views for p in again.patients] == [p.views for p in first.patients]
     assert again.summary() == first.summary()

@@ -52,8 +52,11 @@ def test_one_line_per_file_with_views_size_spacing_counts(scans) -> None:
     assert good.startswith(str(scans["good"]))
     assert "anterior+posterior  64x64  spacing 2.21x2.21 mm" in good
     assert f"anterior={total_ant} " in good
-    assert good.endswith("Explicit VR Little Endian")
-    assert "unknown  40x30  spacing none  counts unknown=8400  PNG export" in png
+    # the factory's 64 x 64 views at 2.21 mm are far smaller than a camera field: flagged
+    assert "Explicit VR Little Endian  flags: matrix_outside_validated: 64x64; " in good
+    assert "field_outside_validated: 141 x 141 mm" in good
+    assert "unknown  40x30  spacing none  counts unknown=8400  PNG export  flags: " in png
+    assert "header_checks_not_run: image export" in png
     _assert_no_identifiers(result.output)
 
 

@@ -32,12 +32,13 @@ def preprocess(
 
     Preprocess every image of a cohort; write one PNG strip of the stages per view and an
     index.html listing them with their flags (the analogue of the paper's Figs. 2 and 4).
+    Bed centres set in labels.csv (bed_row,bed_col; docs/inputs.md) are used.
 
     Example: thyrocad preprocess data/phantom --out runs/preprocess --preset paper --limit 20
     """
     from thyrocad.data.cohort import load_cohort
-    from thyrocad.errors import InputError, PreprocessError
-    from thyrocad.io.read import read_study
+    from thyrocad.errors import ConfigError, InputError, PreprocessError
+    from thyrocad.intake import field_beds, load_study
     from thyrocad.preprocess import Pipeline, PipelineConfig, preset
     from thyrocad.preprocess.strip import StripEntry, write_index, write_strip
 
@@ -55,12 +56,14 @@ def preprocess(
     entries: list[StripEntry] = []
     for cfile in track(files, description="preprocessing", console=console):
         try:
-            study = read_study(cfile.path, view=cfile.view_hint)
-            for view, result in pipeline.run_study(study):
+            study = load_study(cfile.path, view=cfile.view_hint)
+            results = pipeline.run_study(study, field_beds(study, cfile.beds))
+            for image, (view, result) in zip(study.images, results, strict=True):
                 name = f"strips/{_safe_stem(cfile.relpath)}_{view.value}.png"
                 write_strip(out / name, result, config.output)
-                entries.append(StripEntry(cfile.relpath, view.value, name, result.flags))
-        except (InputError, PreprocessError) as exc:
+                flags = tuple(dict.fromkeys((*image.flags, *result.flags)))
+                entries.append(StripEntry(cfile.relpath, view.value, name, flags))
+        except (ConfigError, InputError, PreprocessError) as exc:
             entries.append(StripEntry(cfile.relpath, "", "", (), f"{type(exc).__name__}: {exc}"))
     index = write_index(out / "index.html", entries, f"Preprocessing ({config.name})")
     n_flagged = sum(1 for e in entries if e.flags)

@@ -8,12 +8,13 @@ per view) with checks.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from thyrocad.errors import FileAccessError, NotDicomError, StudyMergeError, ViewConflictError
 from thyrocad.io.dicom import check_input_file, read_dicom
 from thyrocad.io.exports import read_image_export
-from thyrocad.study import Study, View, ViewImage
+from thyrocad.study import Study, View
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -36,18 +37,20 @@ def sniff(path: str | Path) -> str:
     )
 
 
-def read_study(path: str | Path, view: View | None = None) -> Study:
+def read_study(path: str | Path, view: View | None = None, *, whole_body: bool = False) -> Study:
     """Read a DICOM file or a PNG/JPEG export into a `Study`, choosing the reader by content.
 
     `view` names the view of a single-view input that does not state one (an export, or a
     DICOM frame without a view code); it must agree with the view a file states, and cannot
-    apply to a file with several views (ViewConflictError). Every failure is an `InputError`.
+    apply to a file with several views (ViewConflictError). `whole_body=True` accepts
+    whole-body sweeps as they are stored (`thyrocad.intake.load_study` then cuts out the
+    neck field). Every failure is an `InputError`.
     """
     path = Path(path)
     kind = sniff(path)
     if kind == "DICOM":
-        return _with_view(read_dicom(path), view, path)
-    return read_image_export(path, view=view or View.UNKNOWN)
+        return _with_view(read_dicom(path, whole_body=whole_body), view, path)
+    return read_image_export(path, view=view or View.UNKNOWN, whole_body=whole_body)
 
 
 def _head(path: Path, size: int) -> bytes:
@@ -69,15 +72,7 @@ def _with_view(study: Study, view: View | None, path: Path) -> Study:
             f"{path}: the caller says {view.value} but the file holds {stated}; "
             "drop the view argument for this file"
         )
-    image = study.images[0]
-    return Study(
-        images=(ViewImage(view, image.counts),),
-        pixel_spacing_mm=study.pixel_spacing_mm,
-        frame_duration_ms=study.frame_duration_ms,
-        source=study.source,
-        spacing_note=study.spacing_note,
-        metadata=study.metadata,
-    )
+    return dataclasses.replace(study, images=(dataclasses.replace(study.images[0], view=view),))
 
 
 def merge_studies(studies: list[Study]) -> Study:

@@ -10,11 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from thyrocad.data.cohort.model import parse_label
+from thyrocad.errors import ConfigError
+from thyrocad.intake import ALL_VIEWS, parse_bed
 from thyrocad.study import View
 
 LABELS_FILE = "labels.csv"
 REQUIRED_COLUMNS = ("path", "label", "patient_id")
 VIEW_COLUMN = "view"
+BED_COLUMNS = {  # key of Row.beds -> (row column, col column): thyroid-bed centres set by hand
+    ALL_VIEWS: ("bed_row", "bed_col"),
+    "anterior": ("bed_row_anterior", "bed_col_anterior"),
+    "posterior": ("bed_row_posterior", "bed_col_posterior"),
+}
+_KNOWN_COLUMNS = (
+    *REQUIRED_COLUMNS,
+    VIEW_COLUMN,
+    *(c for pair in BED_COLUMNS.values() for c in pair),
+)
 _VIEW_ALIASES = {
     "anterior": View.ANTERIOR,
     "ant": View.ANTERIOR,
@@ -35,6 +47,7 @@ class Row:
     relpath: str
     view_hint: View | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    beds: dict[str, tuple[float, float]] = field(default_factory=dict)  # by BED_COLUMNS key
 
 
 def where(rows: Iterable[Row]) -> str:
@@ -75,7 +88,7 @@ def csv_rows(root: Path) -> tuple[list[Row], list[str]]:
         return [], [f"{LABELS_FILE} line 1: column(s) {', '.join(repeated)} appear more than once"]
     if not body:
         return [], [f"{LABELS_FILE}: has a header but no rows"]
-    extra = [i for i, n in enumerate(names) if n.lower() not in (*REQUIRED_COLUMNS, VIEW_COLUMN)]
+    extra = [i for i, n in enumerate(names) if n.lower() not in _KNOWN_COLUMNS]
     rows, problems = [], []
     for line, rec in body:
         if len(rec) != len(names):
@@ -113,10 +126,35 @@ def _csv_row(
     relpath, path_problem = _normalised_relpath(path_text)
     if path_problem:
         problems.append(path_problem)
+    beds = _beds(rec, index, problems)
     if relpath is None:
         return None, problems
     attributes = {names[i]: rec[i].strip() for i in extra}
-    return Row(line, patient_id, label, relpath, view_hint, attributes), problems
+    return Row(line, patient_id, label, relpath, view_hint, attributes, beds), problems
+
+
+def _beds(
+    rec: list[str], index: dict[str, int], problems: list[str]
+) -> dict[str, tuple[float, float]]:
+    """The thyroid-bed centres a record sets (`BED_COLUMNS`; empty cells set none)."""
+    beds = {}
+    for key, pair in BED_COLUMNS.items():
+        cells = [rec[index[c]].strip() if c in index else "" for c in pair]
+        if not any(cells):
+            continue
+        if not all(cells):
+            problems.append(f"{' and '.join(pair)} must both be given (or both left empty)")
+            continue
+        try:
+            beds[key] = parse_bed(*cells, what=",".join(pair))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if ALL_VIEWS in beds and len(beds) > 1:
+        problems.append(
+            f"{','.join(BED_COLUMNS[ALL_VIEWS])} (every view) and per-view bed columns are both "
+            "set; give one or the other"
+        )
+    return beds
 
 
 def _normalised_relpath(text: str) -> tuple[str | None, str | None]:

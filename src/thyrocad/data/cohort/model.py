@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrocad.io.read import merge_studies, read_study
+from thyrocad.intake import field_beds, load_study
+from thyrocad.io.read import merge_studies
 from thyrocad.study import Study, View
 
 LABEL_NAMES = {1: "residual", 0: "non_residual"}
@@ -25,7 +26,10 @@ def parse_label(text: str) -> int | None:
 
 @dataclass(frozen=True)
 class CohortFile:
-    """One image file of a patient. `views` is None when the cohort was loaded with read=False."""
+    """One image file of a patient. `views` is None when the cohort was loaded with read=False.
+
+    `beds` are thyroid-bed centres set in labels.csv, in the file's pixels, by view name or
+    `thyrocad.intake.ALL_VIEWS`."""
 
     path: Path
     relpath: str
@@ -33,6 +37,7 @@ class CohortFile:
     view_hint: View | None = None
     views: tuple[View, ...] | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    beds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,22 @@ class Patient:
         return tuple(v for f in self.cohort_files for v in f.views)
 
     def load_study(self) -> Study:
-        """Read the patient's files and merge their views into one `Study`.
+        """Read the patient's files (`thyrocad.intake.load_study`) and merge their views into
+        one `Study`.
 
         Raises `InputError` when a file cannot be read or the files disagree on pixel spacing.
         """
-        studies = [read_study(f.path, view=f.view_hint) for f in self.cohort_files]
-        return merge_studies(studies)
+        return self.load_study_with_beds()[0]
+
+    def load_study_with_beds(self) -> tuple[Study, dict[str, tuple[float, float]]]:
+        """The patient's `Study` and the bed centres set in labels.csv, by view name, in each
+        view's own pixels (what `Pipeline.run_study` takes). `ConfigError` for a bed outside
+        its view (`thyrocad cohort-check` reports these first)."""
+        studies = [load_study(f.path, view=f.view_hint) for f in self.cohort_files]
+        beds: dict[str, tuple[float, float]] = {}
+        for cfile, study in zip(self.cohort_files, studies, strict=True):
+            beds.update(field_beds(study, cfile.beds))
+        return merge_studies(studies), beds
 
 
 @dataclass(frozen=True)
@@ -90,13 +105,14 @@ class Cohort:
         return [f for p in self.patients for f in p.files]
 
     def data_hash(self) -> str:
-        """sha256 over the sorted (relative path, patient ID, label, content sha256) of each file.
+        """sha256 over the sorted (relative path, patient ID, label, content sha256, and the
+        bed centres where labels.csv sets any) of each file.
 
         Content hashes are those computed at load time. Any change of a file's bytes, its label,
-        its name or its patient changes the hash.
+        its name, its patient or its bed centres changes the hash.
         """
         lines = sorted(
-            f"{f.relpath}\t{p.patient_id}\t{p.label}\t{f.sha256}\n"
+            f"{f.relpath}\t{p.patient_id}\t{p.label}\t{f.sha256}{_beds_text(f.beds)}\n"
             for p in self.patients
             for f in p.cohort_files
         )
@@ -117,6 +133,11 @@ class Cohort:
             else _sorted_counts("+".join(sorted(x.value for x in v)) for v in views),
             "data_hash": self.data_hash(),
         }
+
+
+def _beds_text(beds: Mapping[str, tuple[float, float]]) -> str:
+    """'' without beds (so cohorts without bed columns keep their hash), else the beds."""
+    return "".join(f"\t{view}={row:g},{col:g}" for view, (row, col) in sorted(beds.items()))
 
 
 def _sorted_counts(values: Iterable) -> dict[str, int]:

@@ -13,10 +13,11 @@ from types import MappingProxyType
 from thyrocad.cache import Store, make_key, source_digest
 from thyrocad.data.cohort.layouts import Row, where
 from thyrocad.data.cohort.model import LABEL_NAMES, CohortFile, Patient
-from thyrocad.errors import InputError
+from thyrocad.errors import ConfigError, InputError
+from thyrocad.intake import beds_in_views, load_study, neck_field
+from thyrocad.intake import load as intake_load
 from thyrocad.io import dicom
 from thyrocad.io import read as reader
-from thyrocad.io.read import read_study
 from thyrocad.study import View
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class _FileInfo:
     sha256: str
     views: tuple[View, ...] | None = None
     pixel_spacing_mm: tuple[float, float] | None = None
+    boxes: tuple[tuple[int, int, int, int], ...] = ()  # each view's place in the file
 
 
 def check_files(
@@ -72,7 +74,8 @@ _DECODED = "cohorts-decoded"
 def _decode_key(by_path: dict[str, list[Row]]) -> str:
     """What the decoded views and spacings of these files depend on, besides their content."""
     hints = sorted((p, str(rows[0].view_hint)) for p, rows in by_path.items())
-    return make_key(source_digest(reader, dicom), importlib.metadata.version("pydicom"), hints)
+    code = source_digest(reader, dicom, intake_load, neck_field)
+    return make_key(code, importlib.metadata.version("pydicom"), hints)
 
 
 def _decoded_before(by_path: dict[str, list[Row]]) -> dict[str, _FileInfo]:
@@ -86,6 +89,7 @@ def _decoded_before(by_path: dict[str, list[Row]]) -> dict[str, _FileInfo]:
             item["sha256"],
             tuple(View(v) for v in item["views"]),
             tuple(item["spacing"]) if item["spacing"] is not None else None,
+            tuple(tuple(box) for box in item["boxes"]),
         )
         for relpath, item in entry.items()
     }
@@ -98,6 +102,7 @@ def _remember_decoded(by_path: dict[str, list[Row]], infos: dict[str, _FileInfo]
             "sha256": info.sha256,
             "views": [str(v) for v in info.views or ()],
             "spacing": list(info.pixel_spacing_mm) if info.pixel_spacing_mm else None,
+            "boxes": [list(box) for box in info.boxes],
         }
         for relpath, info in infos.items()
     }
@@ -123,11 +128,35 @@ def _file_info(
     if known is not None and known.sha256 == digest:
         return known, None
     try:
-        study = read_study(path, view=view_hint)
+        study = load_study(path, view=view_hint)
     except (InputError, OSError) as exc:
         message = str(exc).removeprefix(f"{path}: ")  # the caller names the file already
         return _FileInfo(digest), f"cannot be read ({type(exc).__name__}: {message})"
-    return _FileInfo(digest, study.views, study.pixel_spacing_mm), None
+    boxes = tuple(im.box_in_file() for im in study.images)
+    return _FileInfo(digest, study.views, study.pixel_spacing_mm, boxes), None
+
+
+def check_beds(rows: list[Row], files: dict[str, _FileInfo], problems: list[str]) -> None:
+    """Bed centres of labels.csv: inside a view of their file (for a whole-body sweep, its
+    neck field), and at most one per view of a patient. Needs files read at load time."""
+    seen: dict[tuple[str, View], Row] = {}
+    for row in rows:
+        info = files.get(row.relpath)
+        if not row.beds or info is None or info.views is None:
+            continue
+        views = [(v.value, box) for v, box in zip(info.views, info.boxes, strict=True)]
+        try:
+            beds_in_views(views, row.beds, repr(row.relpath))
+        except ConfigError as exc:
+            problems.append(f"{where([row])}: {exc}")
+            continue
+        for view in info.views:
+            earlier = seen.setdefault((row.patient_id, view), row)
+            if earlier is not row:
+                problems.append(
+                    f"{where([earlier, row])}: one patient with two {view.value} views that set "
+                    "a thyroid bed; name the views (view column)"
+                )
 
 
 # --- patients and classes ------------------------------------------------------------------
@@ -168,6 +197,7 @@ def _cohort_file(root: Path, row: Row, info: _FileInfo) -> CohortFile:
         view_hint=row.view_hint,
         views=info.views,
         attributes=MappingProxyType(dict(row.attributes)),
+        beds=MappingProxyType(dict(row.beds)),
     )
 
 
