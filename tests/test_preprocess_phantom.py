@@ -92,3 +92,32 @@ def test_cli_rejects_an_unknown_preset(cohort, tmp_path):
     )
     assert result.exit_code == 2
     assert "unknown preprocessing preset" in result.output
+
+
+def test_fallback_box_of_a_512_by_400_png_export_scales_with_the_field(tmp_path):
+    """An export of twice the phantom's resolution (1.1 mm per pixel, 512 columns, cut to 400
+    rows): without spacing the box is still 120 mm (109 px, not the 55 px of a 256-px field)
+    and holds every remnant focus; the locator raises no NumPy warning on its empty rows."""
+    import warnings
+
+    from PIL import Image
+
+    from thyrocad.preprocess.steps import Flag
+
+    generate_cohort(tmp_path / "c", PhantomConfig(n_patients=3, n_residual=3, seed=2), fmt="png",
+                    workers=1)  # fmt: skip
+    pipeline = Pipeline(preset("default"))
+    for truth_file in sorted((tmp_path / "c" / "ground_truth").glob("*.json")):
+        truth = json.loads(truth_file.read_text())
+        small = tmp_path / "c" / "images" / f"{truth['patient_id']}_anterior.png"
+        big = cv2.resize(cv2.imread(str(small), cv2.IMREAD_GRAYSCALE), (512, 512))[:400]
+        Image.fromarray(big).save(tmp_path / "big.png")
+        study = read_study(tmp_path / "big.png")
+        assert study.images[0].counts.shape == (400, 512) and study.pixel_spacing_mm is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = pipeline.run(study.images[0].counts, None)
+        assert Flag.NO_SPACING in result.flags
+        assert result.crop_box.shape == (109, 109)  # 120 mm at 563 mm / 512 px
+        foci = [(2 * f["anterior"]["row_px"], 2 * f["anterior"]["col_px"]) for f in truth["foci"]]
+        assert points_in_box(foci, result.crop_box)
