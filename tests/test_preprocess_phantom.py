@@ -191,3 +191,22 @@ def test_every_flag_has_a_meaning_in_the_legend():
     from thyrocad.preprocess.strip import FLAG_MEANINGS
 
     assert set(FLAG_MEANINGS) == {str(f) for f in Flag}
+
+
+def test_strips_of_one_config_have_the_same_panels_even_for_a_blank_view():
+    """The web app stacks a study's strips: a blank view must not lose a panel."""
+    import dataclasses
+
+    from thyrocad.preprocess.strip import render_strip
+
+    counts = np.random.default_rng(0).poisson(5.0, (128, 128)).astype(np.float32)
+    for config in (preset("paper"), preset("default")):
+        no_eq = dataclasses.replace(
+            config, equalize=dataclasses.replace(config.equalize, enabled=False)
+        )
+        for cfg in (config, no_eq):
+            widths = {
+                render_strip(Pipeline(cfg).run(image, (2.2, 2.2)), cfg.output).shape[1]
+                for image in (counts, np.zeros_like(counts))
+            }
+            assert len(widths) == 1

@@ -81,12 +81,12 @@ def _labelled(panel: np.ndarray, label: str) -> np.ndarray:
 
 
 def shown_panels(result: PreprocessResult) -> list[tuple[str, str]]:
-    """The (stage, label) panels of a strip: a stage that did not run gets none (equalization
-    switched off leaves the 8-bit image unchanged; GrabCut switched off leaves an all-true
-    mask and no `grabcut_*` flag)."""
+    """The (stage, label) panels of a strip: a stage switched off gets none (equalization off
+    passes the 8-bit image itself on; GrabCut off leaves an all-true mask and no `grabcut_*`
+    flag). The same config gives every view the same panels."""
     stages = result.stages
     skipped = set()
-    if np.array_equal(stages["equalized"], stages["window8"]):
+    if stages["equalized"] is stages["window8"]:
         skipped.add("equalized")
     grabcut_flagged = any(f.startswith("grabcut_") for f in result.flags)
     if stages["grabcut_mask"].all() and not grabcut_flagged:
