@@ -58,7 +58,13 @@ def preprocess(
     claim_output_dir(out, "preprocess", force=force)
     (out / "config.json").write_text(config.to_json(), encoding="utf-8")
     entries: list[StripEntry] = []
-    for cfile in track(files, description="preprocessing", console=console, transient=True):
+    for cfile in track(
+        files,
+        description="preprocessing",
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ):
         try:
             study = read_study(cfile.path, view=cfile.view_hint)
             for view, result in pipeline.run_study(study):
