@@ -96,3 +96,102 @@ def test_installed_script_exit_codes_and_log_level(tmp_path):
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
     assert missing.stderr.startswith("error: BundleError: ")
+
+
+# --- help pages, tables and the console --------------------------------------------------------
+
+
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    group = typer.main.get_command(app)
+    paths = []
+    for name, command in group.commands.items():
+        subs = getattr(command, "commands", None)
+        paths += [[name, sub] for sub in subs] if subs else [[name]]
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_help_is_plain_at_80_columns(path):
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for noise in ("<str>", "<bool>", "<int>", "<float>", "<path>", "{", "…"):
+        assert noise not in text, f"{' '.join(path)} --help shows {noise!r}"
+    usage = text.splitlines()[0]
+    assert usage.startswith(f"Usage: thyrocad {' '.join(path)} [OPTIONS]")
+    assert usage.split("[OPTIONS]")[1] == usage.split("[OPTIONS]")[1].upper()  # placeholders
+
+
+def test_experiment_help_shows_the_whole_models_default():
+    from thyrocad.experiment.config import DEFAULT_MODELS
+
+    result = CliRunner().invoke(app, ["experiment", "--help"], env={"COLUMNS": "80"})
+    assert "Usage: thyrocad experiment [OPTIONS] COHORT_DIR" in result.output
+    flat = " ".join(result.output.split())
+    assert f"[default: {', '.join(DEFAULT_MODELS)}]" in flat
+    assert "--weights MODEL=FILE" in result.output
+    assert "--preprocess" not in result.output  # the old spelling works but is not advertised
+    assert "Example: thyrocad experiment data/cohort --out results" in result.output
+
+
+def test_wide_tables_are_split_to_fit_80_columns_without_cutting_a_cell():
+    from rich.console import Console
+
+    from thyrocad.cli.tables import print_markdown
+
+    models = ["resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0"]
+    header = ["metric", *models, "uptake_ratio", *(f"p ({m} vs resnet18)" for m in models[1:])]
+    rows = [[metric, *["85.12 (3.45)"] * 5, *["<0.001"] * 3] for metric in ("ACC %", "AUC")]
+    text = "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(r) + " |" for r in rows]
+        + ["", "Mean (SD) over splits."]
+    )
+    console = Console(width=80, record=True)
+    print_markdown(console, text)
+    out = console.export_text()
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "…" not in out
+    for cell in [*header, "85.12 (3.45)", "<0.001", "Mean (SD) over splits."]:
+        assert cell in out, cell
+    assert out.count("ACC %") >= 2  # the first column leads every part
+
+
+def test_library_warnings_go_to_the_log_not_the_console():
+    """In a process of its own (pytest records warnings itself): a library's RuntimeWarning is
+    not on stderr at the default level, and is a log line at --log-level info."""
+    import os
+
+    import thyrocad.cli.app as cli_app
+
+    script = (
+        "import logging, sys, warnings\n"
+        "from thyrocad.cli import app\n"
+        "app._chosen_level[:] = [sys.argv[1]]\n"
+        "app.setup_logging()\n"
+        "warnings.warn('All-NaN slice encountered', RuntimeWarning)\n"
+        "logging.getLogger('thyrocad.x').warning('our own warning')\n"
+    )
+    src = str(Path(cli_app.__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": src}
+
+    def stderr(level: str) -> str:
+        run = [sys.executable, "-c", script, level]
+        return subprocess.run(run, capture_output=True, text=True, env=env, timeout=120).stderr
+
+    quiet = stderr("warning")
+    assert "All-NaN" not in quiet and "our own warning" in quiet
+    assert "INFO py.warnings" in stderr("info") and "All-NaN" in stderr("info")
+
+
+def test_no_progress_text_before_an_error(tmp_path):
+    """A failure after the progress bar started: stdout holds nothing, stderr the error."""
+    cohort = tmp_path / "cohort"
+    (cohort / "residual").mkdir(parents=True)
+    (cohort / "residual" / "x.png").write_bytes(b"not a png")
+    result = invoke("experiment", str(cohort), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: CohortError: cohort ")

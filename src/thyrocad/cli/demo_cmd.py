@@ -35,7 +35,10 @@ def demo(
         int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Use a non-empty --out folder that is not thyrocad's (files stay).")
+        bool,
+        typer.Option(
+            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
+        ),
     ] = False,
 ) -> None:
     """Run the paper's experiment on the built-in synthetic cohort (the main job).

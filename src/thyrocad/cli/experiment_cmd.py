@@ -134,8 +134,9 @@ def experiment(
     models: Annotated[
         str,
         typer.Option(
-            help="Comma-separated backbones ('none' for baselines only).",
-            show_default=", ".join(DEFAULTS.models),
+            help="Comma-separated backbones ('none' for baselines only).  "
+            f"[default: {', '.join(DEFAULTS.models)}]",
+            show_default=False,
         ),
     ] = option_value(DEFAULTS.models),
     baselines: Annotated[
@@ -195,7 +196,9 @@ def experiment(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option(help="Use a non-empty --out folder that is not thyrocad's (files stay)."),
+        typer.Option(
+            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
+        ),
     ] = False,
 ) -> None:
     """Run the paper's experiment: every model on the same stratified patient-level splits.
