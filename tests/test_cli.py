@@ -4,6 +4,7 @@ never a traceback; `--version` and `--log-level` come before the command."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,25 @@ def test_no_progress_text_before_an_error(tmp_path):
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith("error: CohortError: cohort ")
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_progress_bar_is_erased_before_the_error(tmp_path):
+    """The real console script on a pseudo-terminal (util-linux `script`): the bar is drawn,
+    then cleared, and the error is what is left on the screen."""
+    import re
+    import shlex
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux 'script' is not installed")
+    cohort = tmp_path / "cohort"
+    (cohort / "residual").mkdir(parents=True)
+    (cohort / "residual" / "x.png").write_bytes(b"not a png")
+    line = shlex.join([str(THYROCAD), "experiment", str(cohort), "--out", str(tmp_path / "r")])
+    run = subprocess.run(["script", "-qec", line, "/dev/null"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "COLUMNS": "100"})  # fmt: skip
+    raw = run.stdout
+    assert "checking the cohort" in raw  # the bar was drawn
+    left = raw[raw.rfind("\x1b[2K") + len("\x1b[2K") :]  # after the last 'erase line'
+    assert re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", left).lstrip().startswith("error: CohortError")
