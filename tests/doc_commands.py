@@ -14,12 +14,17 @@ from thyrocad.cli.main import app
 
 def parse_command(line: str) -> dict[str, Any]:
     """The parameters the command of `line` would be called with; a usage error (unknown
-    command or option, bad value, missing argument) raises click's `UsageError`."""
+    command or option, bad value, missing argument) raises click's `UsageError`. With
+    `--help` only the command itself must exist."""
     args = shlex.split(line)
     if not args or args[0] != "thyrocad":
         raise ValueError(f"not a thyrocad command line: {line!r}")
+    helped = "--help" in args
+    args = [a for a in args[1:] if a != "--help"]
     group = typer.main.get_command(app)
-    with group.make_context("thyrocad", args[1:]) as ctx:
+    if not args:  # `thyrocad --help`
+        return {}
+    with group.make_context("thyrocad", args) as ctx:
         if ctx.params.get("version") or not ctx._protected_args:  # `thyrocad --version`
             return dict(ctx.params)
         name, command, rest = group.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
@@ -29,5 +34,7 @@ def parse_command(line: str) -> dict[str, Any]:
                     sub, [*sub._protected_args, *sub.args]
                 )
                 ctx = sub
+        if helped:
+            return {}
         with command.make_context(name, rest, parent=ctx) as leaf:
             return dict(leaf.params)

@@ -25,7 +25,7 @@ from thyrocad.models import create_model, model_info
 from thyrocad.preprocess import preset
 from thyrocad.training.runtime import resolve_device
 
-SETTINGS_VERSION = 3  # 3: thyrocad 0.4.0 (the one decision rule of thyrocad.decision)
+SETTINGS_VERSION = 4  # 3: the one decision rule (0.4.0); 4: the device used, weights files
 
 
 @dataclass
