@@ -58,6 +58,15 @@ def test_unknown_model_is_a_setting_error_naming_the_known_ones(tmp_path):
     assert all(name in line for name in list_models())
 
 
+def test_a_miscased_model_name_is_reported_first_with_a_suggestion(tmp_path):
+    args = ["--models", "ResNet18,squeezenet1_1", "--reference", "ResNet18"]
+    result = invoke("experiment", str(tmp_path), "--out", str(tmp_path / "x"), *args)
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "unknown model(s) ResNet18 (did you mean resnet18?); known: " in line
+    assert line.index("unknown model") < line.index("known: ")
+
+
 def test_missing_bundle_in_predict_is_a_failure_not_a_setting(tmp_path):
     scan = tmp_path / "scan.dcm"
     scan.write_bytes(b"not read: the bundle is checked first")
@@ -111,6 +120,21 @@ def _command_paths() -> list[list[str]]:
         subs = getattr(command, "commands", None)
         paths += [[name, sub] for sub in subs] if subs else [[name]]
     return paths
+
+
+def _groups() -> list[list[str]]:
+    import typer
+
+    group = typer.main.get_command(app)
+    return [[], *([name] for name, c in group.commands.items() if hasattr(c, "commands"))]
+
+
+@pytest.mark.parametrize("path", _groups(), ids=lambda p: " ".join(["thyrocad", *p]))
+def test_group_help_is_plain(path):
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: {' '.join(['thyrocad', *path])} [OPTIONS] COMMAND")
+    assert "<bool>" not in result.output and "╭" not in result.output
 
 
 @pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
