@@ -1,6 +1,6 @@
 """Markdown tables on a terminal of any width: a table too wide for the console is printed as
 several tables that repeat its first column, so that no cell (a model name, a p-value) is ever
-cut off. Text between tables is printed as it is."""
+cut off; prose cells wrap. Text between tables is printed as it is."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 _PADDING = 3  # a column's border and padding, in characters
+_WRAP = 32  # a cell longer than this is prose: it may wrap at spaces instead of splitting
 
 
 def print_markdown(console: Console, text: str) -> None:
@@ -27,13 +28,17 @@ def print_markdown(console: Console, text: str) -> None:
             console.print(line, soft_wrap=False, highlight=False, markup=False)
 
 
+def _width(column: list[str]) -> int:
+    """The width a column needs: its longest cell, but prose (longer than `_WRAP`) wraps."""
+    longest = max(len(cell) for cell in column)
+    return max(len(column[0]), min(longest, _WRAP)) + _PADDING
+
+
 def _fitting_tables(rows: list[list[str]], width: int) -> list[Table]:
     """The table of `rows` (the first is the header), split into column groups that each fit
     `width`, every group led by the first column."""
     header, body = rows[0], rows[1:]
-    widths = [
-        max(len(r[i]) if i < len(r) else 0 for r in rows) + _PADDING for i in range(len(header))
-    ]
+    widths = [_width([r[i] if i < len(r) else "" for r in rows]) for i in range(len(header))]
     groups: list[list[int]] = [[]]
     used = widths[0] + 1
     for i in range(1, len(header)):
