@@ -113,7 +113,7 @@ app = typer.Typer(
     help="Computer-aided diagnosis of residual thyroid tissue on planar I-131 neck scintigrams.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # click's plain help pages (HelpCommand, HelpGroup)
     cls=HelpGroup,
 )
 _chosen_level: list[str] = []  # the --log-level given on this command line, if any
