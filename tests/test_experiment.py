@@ -340,6 +340,7 @@ def test_other_settings_get_their_own_results_set_and_keep_the_earlier_one(first
     assert f'href="{outcome.settings_hash}/report.html"' in index
     assert f'href="{again.settings_hash}/report.html"' in index
     assert index.index(again.settings_hash) < index.index(outcome.settings_hash)  # newest first
+    assert "epochs 3" in index and "epochs 2" in index  # the setting that tells them apart
 
 
 def test_a_folder_with_other_files_is_refused_unless_forced(cohort, tmp_path):

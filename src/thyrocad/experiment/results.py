@@ -60,14 +60,18 @@ def point_latest(out: Path, settings_hash: str) -> None:
 
 
 def write_index(out: Path, latest: str) -> Path:
-    """index.html: every results set in `out`, newest first, with the settings that tell them
-    apart and a link to its report."""
+    """index.html: every results set in `out`, newest first, with its models, the settings in
+    which the sets differ, and a link to its report."""
     sets = sorted(
         (p for p in out.iterdir() if p.is_dir() and _SET_NAME.match(p.name)),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    rows = "\n".join(_row(out, p, p.name == latest) for p in sets)
+    described = [(p, _described(_settings(out, p.name))) for p in sets]
+    differing = sorted(
+        {k for _, d in described for k in d if len({str(e.get(k)) for _, e in described}) > 1}
+    )
+    rows = "\n".join(_row(p, d, differing, p.name == latest) for p, d in described)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>thyrocad experiment results</title>
 <style>body{{font-family:sans-serif;margin:1em;max-width:1260px}}
@@ -75,10 +79,10 @@ table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid
 text-align:left;vertical-align:top}} .latest{{background:#eef6ee}}</style></head>
 <body><h1>thyrocad experiment results</h1>
 <p>{len(sets)} results set(s), newest first; <code>{LATEST}/</code> is the last one run. Each
-set is named by the hash of its settings: other settings never overwrite it.</p>
+set is named by the hash of its settings: other settings never overwrite it. The last column
+shows the settings in which the sets differ; each report holds all of them.</p>
 <table><tr><th>results set</th><th>written (UTC)</th><th>models</th><th>baselines</th>
-<th>splits</th><th>epochs</th><th>mode</th><th>init</th><th>preset</th><th>lr</th>
-<th>cohort</th></tr>
+<th>settings that differ</th></tr>
 {rows}
 </table></body></html>
 """
@@ -86,26 +90,41 @@ set is named by the hash of its settings: other settings never overwrite it.</p>
     return out / INDEX
 
 
-def _row(out: Path, folder: Path, latest: bool) -> str:
-    settings = _settings(out, folder.name)
-    exp = settings.get("experiment", {})
+def _described(settings: dict) -> dict:
+    """A set's settings as flat 'name: value' pairs: the experiment's, the cohort's hash."""
+    flat = dict(settings.get("experiment", {}))
+    flat["cohort"] = str(settings.get("cohort_data_hash", "?"))[:12]
+    flat["thyrocad"] = settings.get("thyrocad_version", "?")
+    return flat
+
+
+_SHOWN = ("models", "baselines")  # columns of their own
+
+
+def _row(folder: Path, settings: dict, differing: list[str], latest: bool) -> str:
     written = time.strftime("%Y-%m-%d %H:%M", time.gmtime(folder.stat().st_mtime))
-    link = f'<a href="{folder.name}/report.html">{folder.name}</a>'
-    cells = [
-        link + (" (latest)" if latest else ""),
-        written,
-        ", ".join(exp.get("models", [])) or "none",
-        ", ".join(exp.get("baselines", [])) or "none",
-        exp.get("n_splits", "?"),
-        exp.get("epochs", "?"),
-        exp.get("mode", "?"),
-        exp.get("init", "?"),
-        exp.get("preprocess", "?"),
-        exp.get("lr", "?"),
-        str(settings.get("cohort_data_hash", "?"))[:12],
+    link = f'<a href="{folder.name}/report.html">{folder.name}</a>' + (
+        " (latest)" if latest else ""
+    )
+    names = [
+        ", ".join(settings.get("models", [])) or "none",
+        ", ".join(settings.get("baselines", [])) or "none",
+        "; ".join(f"{k} {_text(settings.get(k))}" for k in differing if k not in _SHOWN),
     ]
-    body = "".join(f"<td>{c if i == 0 else html.escape(str(c))}</td>" for i, c in enumerate(cells))
-    return f'<tr class="{"latest" if latest else ""}">{body}</tr>'
+    cells = [link, written, *(html.escape(c) for c in names)]
+    return (
+        f'<tr class="{"latest" if latest else ""}">'
+        + "".join(f"<td>{c}</td>" for c in cells)
+        + "</tr>"
+    )
+
+
+def _text(value: object) -> str:
+    """A setting as in its command line: 'a,b' for names, 'model=file' for weights pairs."""
+    if isinstance(value, list):
+        items = ("=".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
+        return ",".join(items) or "none"
+    return str(value)
 
 
 def _settings(out: Path, settings_hash: str) -> dict:
