@@ -24,6 +24,9 @@ def inspect(
 ) -> None:
     """Show what thyrocad reads from each scan: views, size, spacing, counts per view, encoding.
 
+    A view the file does not state is read from its name (PH0001_anterior.png). PNG/JPEG
+    exports hold gray levels, not counts: their line says so and sums gray levels instead.
+
     Prints one line per file on stdout, with the neck field of a whole-body sweep and the
     input-domain flags (e.g. not_i131: Tc-99m; docs/inputs.md); a file that cannot be read
     gets one line with the error type and what to do, and the others are still shown. Files
@@ -82,19 +85,25 @@ def _is_other_content(path: Path) -> bool:
 
 
 def _describe(study: Study) -> str:
-    """Views, size, spacing, counts per view, encoding; a sweep's neck field; the flags."""
+    """Views, size, spacing, counts (an export: gray levels) per view, encoding; a sweep's
+    neck field; the flags."""
     from thyrocad.intake import FROM_WHOLE_BODY
+    from thyrocad.io.read import describe_pixels
 
     rows, cols = study.images[0].counts.shape
     views = "+".join(v.value for v in study.views)
     spacing = (
         "none" if study.pixel_spacing_mm is None else "{:g}x{:g} mm".format(*study.pixel_spacing_mm)
     )
-    counts = " ".join(
+    sums = " ".join(
         f"{im.view.value}={float(im.counts.sum(dtype='float64')):.0f}" for im in study.images
     )
-    encoding = study.metadata.get("transfer_syntax") or f"{study.metadata['source_format']} export"
-    line = f"{views}  {rows}x{cols}  spacing {spacing}  counts {counts}  {encoding}"
+    encoding = study.metadata.get("transfer_syntax")
+    if encoding:  # DICOM: the values are counts
+        line = f"{views}  {rows}x{cols}  spacing {spacing}  counts {sums}  {encoding}"
+    else:
+        export = f"{study.metadata['source_format']} export: {describe_pixels(study)}, not counts"
+        line = f"{views}  {rows}x{cols}  spacing {spacing}  gray-level sum {sums}  {export}"
     fields = [im for im in study.images if FROM_WHOLE_BODY in im.flags]
     if fields:
         sweep = f"{study.metadata.get('rows', '?')}x{study.metadata.get('columns', '?')}"

@@ -183,7 +183,7 @@ def _iterate(files: list[Path], console: Console) -> Iterator[Path]:
     if len(files) < PROGRESS_FROM:
         yield from files
         return
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("diagnosing", total=len(files))
         for path in files:
             yield path

@@ -5,7 +5,7 @@ Above `io` (it reads with `thyrocad.io.read`) and below `data` (cohorts load thr
 so that the diagnosis service, cohorts and the CLI all read scans the same way.
 """
 
-from thyrocad.intake.domain import OUTSIDE_DOMAIN, check_domain, flag_name, outside_domain
+from thyrocad.intake.domain import MEANINGS, OUTSIDE_DOMAIN, check_domain, flag_name, outside_domain
 from thyrocad.intake.load import (
     ALL_VIEWS,
     Beds,
@@ -16,9 +16,14 @@ from thyrocad.intake.load import (
 )
 from thyrocad.intake.neck_field import FROM_WHOLE_BODY, find_neck_field, is_whole_body
 
+MEANINGS[FROM_WHOLE_BODY] = (
+    "a whole-body sweep: diagnosed on its neck field, found from the head top and the shoulders"
+)
+
 __all__ = [
     "ALL_VIEWS",
     "FROM_WHOLE_BODY",
+    "MEANINGS",
     "OUTSIDE_DOMAIN",
     "Beds",
     "beds_in_views",

@@ -53,6 +53,18 @@ ZOOMED = "zoomed_field"
 HEADER_CHECKS_NOT_RUN = "header_checks_not_run"
 OUTSIDE_DOMAIN = frozenset({NOT_I131, PIXEL_SIZE, FIELD, MATRIX, COUNTS_FLAG, ZOOMED})
 """Flags of inputs outside the validated domain (what `--strict` refuses)."""
+MEANINGS = {
+    NOT_I131: "the header names another radionuclide or energy window than I-131's: the model "
+    "was made for I-131 neck views (docs/inputs.md)",
+    RADIONUCLIDE_NOT_STATED: "the header states no radionuclide or energy window",
+    PIXEL_SIZE: "the pixel size lies outside 1.2-4.8 mm, where the locator was validated",
+    FIELD: "the field of view lies outside 400-650 mm, where the locator was validated",
+    MATRIX: "the matrix lies outside 128-512 pixels, where the locator was validated",
+    COUNTS_FLAG: "the total counts lie far outside those of diagnostic I-131 neck views",
+    ZOOMED: "a zoomed or pinhole field (a thyroid-only view), not a planar neck view",
+    HEADER_CHECKS_NOT_RUN: "an image export without a DICOM header: only the image check ran",
+}
+"""What each input-domain flag means, for people (legends, pages, reports)."""
 
 I131_KEV = 364.5
 PHOTOPEAKS_KEV = (  # main photopeaks of other gamma-camera nuclides, in the order tried

@@ -24,14 +24,15 @@ Beds = Mapping[str, tuple[float, float]]
 Box = tuple[int, int, int, int]
 
 
-def load_study(path: str | Path, view: View | None = None) -> Study:
+def load_study(path: str | Path, view: View | None = None, *, name_views: bool = True) -> Study:
     """Read one file into a `Study` of neck views with their input-domain flags.
 
-    `view` names the view of a single-view file that does not state one (see `read_study`).
+    `view` names the view of a single-view file that does not state one, and `name_views`
+    lets its file name name it otherwise (see `read_study`).
     A whole-body sweep gives the neck field of each of its frames (`NeckFieldError` when it
     cannot be found). Every failure is an `InputError`.
     """
-    study = read_study(path, view, whole_body=True)
+    study = read_study(path, view, whole_body=True, name_views=name_views)
     if is_whole_body(study):
         study = neck_field_study(study)
     return check_domain(study)

@@ -13,9 +13,16 @@ Two layouts are accepted:
     `CohortFile.attributes`, and per patient in `Patient.attributes` where all of the
     patient's rows agree. Paths may not be absolute nor climb out with ``..`` (checked on the
     text; symbolic links are followed).
-(b) a folder with one sub-folder per class (``residual/``, ``non_residual/``); inside, each file is
-    one patient (patient ID = file stem) or each sub-folder is one patient (its files = views).
+(b) a folder with one sub-folder per class (``residual/``, ``non_residual/``); inside, either
+    each sub-folder is one patient (its files = views), or files lie directly in the class
+    folder: a file whose name ends in a view token (``PH0001_anterior.png``, ``PH0001ANT.png``;
+    `thyrocad.io.names`) belongs to the patient named before the token, so both views of a
+    patient stay together; a file without a token is a patient of its own (patient ID = stem).
     Every non-hidden folder at the top level must be a class folder.
+
+A file's view comes from its content (DICOM view codes), else the ``view`` column, else its
+file name; `summary` counts where views came from and `cohort_warnings` lists what the
+pipeline will treat differently (no spacing, gray-level exports, mixed sizes, ...).
 
 Labels: ``residual`` / ``non_residual``, case-insensitive, with ``-`` or a space accepted for
 ``_`` (``Non-Residual``), or ``1`` / ``0``. Anything else is reported as an unknown label.
@@ -32,7 +39,15 @@ import os
 from pathlib import Path
 
 from thyrocad.data.cohort.layouts import LABELS_FILE, csv_rows, folder_rows
-from thyrocad.data.cohort.model import LABEL_NAMES, Cohort, CohortFile, Patient, parse_label
+from thyrocad.data.cohort.model import (
+    LABEL_NAMES,
+    Cohort,
+    CohortFile,
+    FileFacts,
+    Patient,
+    parse_label,
+)
+from thyrocad.data.cohort.summary import cohort_warnings, ungrouped_files
 from thyrocad.data.cohort.validation import (
     check_beds,
     check_classes,
@@ -95,7 +110,10 @@ __all__ = [
     "LABEL_NAMES",
     "Cohort",
     "CohortFile",
+    "FileFacts",
     "Patient",
+    "cohort_warnings",
     "load_cohort",
     "parse_label",
+    "ungrouped_files",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from thyrocad.data.cohort.model import parse_label
 from thyrocad.errors import ConfigError
 from thyrocad.intake import ALL_VIEWS, parse_bed
+from thyrocad.io.names import view_from_name
 from thyrocad.study import View
 
 LABELS_FILE = "labels.csv"
@@ -37,9 +38,19 @@ _VIEW_ALIASES = {
 }
 
 
+# How a file was assigned to its patient (`Row.grouping`).
+GROUPINGS = {
+    "csv": "patient_id column of labels.csv",
+    "name": "file name before the view token",
+    "folder": "patient folder",
+    "file": "one file, one patient (no view token in the name)",
+}
+
+
 @dataclass
 class Row:
-    """One file entry of either layout; `line` is the CSV line (None for folder layouts)."""
+    """One file entry of either layout; `line` is the CSV line (None for folder layouts);
+    `grouping` says how the file was assigned to its patient (a key of `GROUPINGS`)."""
 
     line: int | None
     patient_id: str
@@ -48,6 +59,7 @@ class Row:
     view_hint: View | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     beds: dict[str, tuple[float, float]] = field(default_factory=dict)  # by BED_COLUMNS key
+    grouping: str = "csv"
 
 
 def where(rows: Iterable[Row]) -> str:
@@ -194,10 +206,19 @@ def folder_rows(root: Path) -> tuple[list[Row], list[str]]:
     for class_dir, label in class_dirs:
         for entry in _visible(class_dir):
             if entry.is_file():
-                rows.append(Row(None, entry.stem, label, _rel(root, entry)))
+                rows.append(_class_file_row(root, entry, label))
             elif entry.is_dir():
                 rows.extend(_patient_folder_rows(root, entry, label, problems))
     return rows, problems
+
+
+def _class_file_row(root: Path, path: Path, label: int) -> Row:
+    """A file directly in a class folder: its patient is the name before its view token
+    (`PH0001_anterior.png` -> PH0001), else the whole stem (one file, one patient)."""
+    named = view_from_name(path.name)
+    if named is not None and named.patient:
+        return Row(None, named.patient, label, _rel(root, path), grouping="name")
+    return Row(None, path.stem, label, _rel(root, path), grouping="file")
 
 
 def _patient_folder_rows(root: Path, folder: Path, label: int, problems: list[str]) -> list[Row]:
@@ -205,7 +226,7 @@ def _patient_folder_rows(root: Path, folder: Path, label: int, problems: list[st
     rows = []
     for entry in _visible(folder):
         if entry.is_file():
-            rows.append(Row(None, folder.name, label, _rel(root, entry)))
+            rows.append(Row(None, folder.name, label, _rel(root, entry), grouping="folder"))
         else:
             problems.append(f"{_rel(root, entry)}/: folders inside a patient folder are not read")
     if not rows:
