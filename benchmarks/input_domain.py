@@ -1,12 +1,13 @@
 """Input-domain flags on real scans and on phantom views: what each check says, and the
 measures behind its threshold (head-and-neck share of the field width, total counts).
 
-Real scans: every DICOM and PNG in ../shared/refdata/scintigrams and every whole-body file in
-../shared/refdata/nm-dicom (their neck fields). Phantom: the default cohort
+Real scans: every DICOM in realdata/ (see realdata/MANIFEST.md), every DICOM and PNG in a
+folder given with `--scans` (figure exports you hold but may not redistribute), and four
+whole-body files in ../shared/refdata/nm-dicom (their neck fields). Phantom: the default cohort
 (`ensure_default_cohort`), or a fresh one of `--patients` patients. Prints markdown tables and
 writes benchmarks/results/input_domain.json.
 
-Usage: python benchmarks/input_domain.py [--patients N] [--refdata ../shared/refdata]
+Usage: python benchmarks/input_domain.py [--patients N] [--refdata ../shared/refdata] [--scans DIR]
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ def measure(path: Path, base: Path) -> list[dict]:
     ]
 
 
-def real_scans(refdata: Path) -> list[dict]:
-    scans = sorted((refdata / "scintigrams").rglob("*.dcm"))
-    scans += sorted((refdata / "scintigrams").rglob("*gray_decoded.png"))
-    scans += sorted((refdata / "scintigrams").rglob("sabouri_fig_*.png"))
-    scans += sorted((refdata / "scintigrams").rglob("*preview_linear.png"))
-    scans += [refdata / "nm-dicom" / name for name in WHOLE_BODY]
-    return [record for path in scans for record in measure(path, refdata)]
+def real_scans(refdata: Path, extra: Path | None) -> list[dict]:
+    records = [
+        r for path in sorted((ROOT / "realdata").rglob("*.dcm")) for r in measure(path, ROOT)
+    ]
+    if extra is not None:
+        scans = sorted(p for p in extra.rglob("*") if p.suffix.lower() in {".dcm", ".png"})
+        records += [r for path in scans for r in measure(path, extra.parent)]
+    if refdata.is_dir():
+        scans = [refdata / "nm-dicom" / name for name in WHOLE_BODY]
+        records += [r for path in scans for r in measure(path, refdata)]
+    return records
 
 
 def phantom_views(patients: int | None) -> tuple[str, list[dict]]:
@@ -79,8 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, help="a fresh phantom cohort of N patients")
     parser.add_argument("--refdata", type=Path, default=ROOT.parent / "shared" / "refdata")
+    parser.add_argument("--scans", type=Path, help="a folder of further real scans or exports")
     args = parser.parse_args()
-    real = real_scans(args.refdata) if args.refdata.is_dir() else []
+    real = real_scans(args.refdata, args.scans)
     print("| scan | view | head/neck share | counts | flags |\n|---|---|---|---|---|")
     for r in real:
         name = r["file"]

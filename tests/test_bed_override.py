@@ -198,7 +198,11 @@ def test_preprocess_training_and_experiment_use_the_cohort_beds(
     result = CliRunner().invoke(app, ["preprocess", str(bed_cohort), "--out", str(out)])
     assert result.exit_code == 0, result.output
     index = (out / "index.html").read_text()
-    assert index.count("bed_set_by_user") == 1  # one view of one patient
+    legend = (
+        "<dt>bed_set_by_user</dt><dd>the bed centre was given by a person, not located (1 view)"
+    )
+    assert legend in index  # one view of one patient
+    assert index.replace(legend, "").count("bed_set_by_user") == 1  # and only that view's strip
     config = preset("default")
     inputs = load_inputs(str(bed_cohort), config.to_json())
     assert [("bed_set_by_user" in f) for f in inputs.flags].count(True) == 1

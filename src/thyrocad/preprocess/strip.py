@@ -175,7 +175,8 @@ def write_index(path: Path, entries: list[StripEntry], title: str) -> Path:
     flagged = sum(1 for e in entries if set(e.flags) - set(common))
     failed = sum(1 for e in entries if e.error)
     legend = "".join(
-        f"<dt>{html.escape(f)}</dt><dd>{html.escape(flag_meaning(f))} ({n} views)</dd>"
+        f"<dt>{html.escape(f)}</dt><dd>{html.escape(flag_meaning(f))} "
+        f"({n} view{'s' * (n != 1)})</dd>"
         for f, n in sorted(counts.items())
     )
     on_all = (
