@@ -69,6 +69,7 @@ def test_cli_writes_strips_and_index(cohort, tmp_path):
     page = (out / "index.html").read_text()
     assert page.count("<img ") == 6
     assert "images/PH0001.dcm" in page and "strips/images__PH0001_anterior.png" in page
+    assert "<th>thyroid bed</th>" in page and "(confidence " in page
     assert json.loads((out / "config.json").read_text())["name"] == "paper"
 
 

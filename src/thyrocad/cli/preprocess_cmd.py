@@ -39,7 +39,7 @@ def preprocess(
     from thyrocad.errors import InputError, PreprocessError
     from thyrocad.io.read import read_study
     from thyrocad.preprocess import Pipeline, PipelineConfig, preset
-    from thyrocad.preprocess.strip import StripEntry, write_index, write_strip
+    from thyrocad.preprocess.strip import StripEntry, bed_summary, write_index, write_strip
 
     console = Console()
     config = (
@@ -59,7 +59,8 @@ def preprocess(
             for view, result in pipeline.run_study(study):
                 name = f"strips/{_safe_stem(cfile.relpath)}_{view.value}.png"
                 write_strip(out / name, result, config.output)
-                entries.append(StripEntry(cfile.relpath, view.value, name, result.flags))
+                bed = bed_summary(result)
+                entries.append(StripEntry(cfile.relpath, view.value, name, result.flags, bed=bed))
         except (InputError, PreprocessError) as exc:
             entries.append(StripEntry(cfile.relpath, "", "", (), f"{type(exc).__name__}: {exc}"))
     index = write_index(out / "index.html", entries, f"Preprocessing ({config.name})")

@@ -141,6 +141,9 @@ class Predictor:
                 used=p.usable,
                 flags=p.result.flags,
                 crop_box=p.result.crop_box.as_tuple(),
+                bed_confidence=p.result.bed_confidence,
+                bed_method=p.result.bed_method,
+                bed_reason=p.result.bed_reason,
             )
             for p, prob in zip(prepared, view_prob, strict=True)
         )

@@ -33,6 +33,9 @@ class ViewPrediction:
     used: bool  # part of the fused probability
     flags: tuple[str, ...]
     crop_box: tuple[int, int, int, int]  # (row0, col0, row1, col1) in original pixels
+    bed_confidence: float | None = None  # the thyroid-bed locator's (1.0: set by a person)
+    bed_method: str = ""  # landmarks used: "submandibular+shoulders", ..., "user", "none"
+    bed_reason: str = ""  # how the bed was placed, or why it is uncertain
 
 
 @dataclass(frozen=True)

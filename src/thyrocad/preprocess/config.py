@@ -25,9 +25,11 @@ class CropConfig(Config):
 
     The box is `width_mm` x `height_mm`, centred on the bed found by
     `thyrocad.preprocess.landmarks.locate_thyroid_bed` (or on `center_rc`, a manual (row, col)
-    override in original pixels). Without a bed, the centre falls back to
-    `fallback_center_frac` of the image height/width. Without pixel spacing (PNG/JPG exports)
-    the box is `fallback_box_px` (rows, cols).
+    override in original pixels). A located bed with a confidence below `min_bed_confidence`
+    (or none) gets a box `uncertain_scale` times larger. Without a bed, the centre falls back
+    to the middle of the neck, else to `fallback_center_frac` of the image height/width.
+    Without pixel spacing (PNG/JPG exports) the box is sized with the scale the locator
+    estimated from the neck width, else it is `fallback_box_px` (rows, cols).
     """
 
     enabled: bool = True
@@ -37,6 +39,8 @@ class CropConfig(Config):
     use_landmarks: bool = True
     fallback_center_frac: tuple[float, float] = (0.5, 0.5)
     fallback_box_px: tuple[int, int] = (55, 55)
+    min_bed_confidence: float = 0.9
+    uncertain_scale: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ def _validate(cfg: PipelineConfig) -> None:
     checks = [
         (cfg.crop.width_mm > 0 and cfg.crop.height_mm > 0, "crop width_mm/height_mm must be > 0"),
         (min(cfg.crop.fallback_box_px) >= 8, "crop fallback_box_px must be >= 8 pixels"),
+        (0 <= cfg.crop.min_bed_confidence <= 1, "crop min_bed_confidence must be in [0, 1]"),
+        (cfg.crop.uncertain_scale >= 1, "crop uncertain_scale must be >= 1"),
         (0 < cfg.window.clip_percentile <= 100, "window clip_percentile must be in (0, 100]"),
         (cfg.window.transform in ("linear", "sqrt", "log"), "window transform: linear|sqrt|log"),
         (cfg.equalize.method in ("global", "clahe"), "equalize method: global|clahe"),

@@ -81,13 +81,20 @@ def write_strip(path: Path, result: PreprocessResult, output: OutputConfig) -> P
 
 @dataclass(frozen=True)
 class StripEntry:
-    """One row of the index page: a source file, its view, the strip and the flags."""
+    """One row of the index page: a source file, its view, the strip, the flags and how the
+    thyroid bed was placed (reason and confidence)."""
 
     source: str  # path relative to the cohort folder, as the user named it
     view: str
     strip: str  # path of the PNG relative to the index page
     flags: tuple[str, ...]
     error: str = ""
+    bed: str = ""  # `bed_summary` of the result
+
+
+def bed_summary(result: PreprocessResult) -> str:
+    """How the thyroid bed was placed, for a reader: reason and confidence."""
+    return f"{result.bed_reason} (confidence {result.bed_confidence:.2f})"
 
 
 def write_index(path: Path, entries: list[StripEntry], title: str) -> Path:
@@ -102,7 +109,7 @@ def write_index(path: Path, entries: list[StripEntry], title: str) -> Path:
         )
         rows.append(
             f"<tr><td>{html.escape(e.source)}</td><td>{html.escape(e.view)}</td>"
-            f"<td>{html.escape(flags)}</td><td>{body}</td></tr>"
+            f"<td>{html.escape(flags)}</td><td>{html.escape(e.bed)}</td><td>{body}</td></tr>"
         )
     flagged = sum(1 for e in entries if e.flags or e.error)
     page = f"""<!doctype html>
@@ -113,7 +120,7 @@ tr:nth-child(even){{background:#f4f4f4}} .err{{color:#b00}}</style></head>
 <p>{len(entries)} views, {flagged} flagged or failed. Stages: {
         html.escape(", ".join(label for _, label in PANELS))
     }.</p>
-<table><tr><th>file</th><th>view</th><th>flags</th><th>stages</th></tr>
+<table><tr><th>file</th><th>view</th><th>flags</th><th>thyroid bed</th><th>stages</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
 """
