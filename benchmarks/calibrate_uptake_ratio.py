@@ -3,7 +3,7 @@
 Generates (or reuses) a phantom cohort, reads every study back from its DICOM files, scores
 it with `UptakeRatioObserver` (anterior view), and reports over the paper's 10 stratified
 3:1 patient splits: test ROC AUC, and accuracy / balanced accuracy at the Youden threshold
-fitted on each training part. Also reports how often a square crop of 60/70/80 mm around
+fitted on each training part. Also reports how often a square crop of 80/100/120 mm around
 `locate_thyroid_bed` holds every remnant focus (ground truth), over all residual views.
 Prints a markdown table; writes
 benchmarks/results/calibrate_uptake_ratio_n<patients>_difficulty<d>_<view>.json.
@@ -30,7 +30,7 @@ from thyrocad.preprocess.landmarks import locate_thyroid_bed
 from thyrocad.provenance import library_versions, machine_description
 
 RESULTS = Path(__file__).parent / "results"
-CROP_HALF_WIDTHS_MM = (30.0, 35.0, 40.0)
+CROP_HALF_WIDTHS_MM = (40.0, 50.0, 60.0)
 
 
 def score_cohort(folder: Path, view: str) -> tuple[list[str], np.ndarray, np.ndarray, dict]:

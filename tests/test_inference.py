@@ -63,6 +63,9 @@ def test_predict_gives_view_and_fused_probabilities_at_the_bundle_operating_poin
         assert diagnosis.model["name"] == "resnet18"
         assert diagnosis.model["weights_sha256"] == manifest["weights_sha256"]
         assert json.loads(diagnosis.to_json()) == diagnosis.to_dict()
+        for view, p in zip(diagnosis.to_dict()["views"], prepared, strict=True):
+            assert view["bed_confidence"] == p.result.bed_confidence
+            assert view["bed_method"] == p.result.bed_method and view["bed_reason"]
 
 
 def test_threshold_override_sets_the_verdict(predictor, inference_files):
@@ -140,6 +143,9 @@ def test_png_study_without_spacing_is_diagnosed_with_a_flag(predictor, tmp_path,
     diagnosis = predictor.predict(read_study(png))
     assert [v.view for v in diagnosis.views] == ["unknown"]
     assert "no_spacing" in diagnosis.flags
+    # without spacing the bed is never located confidently: flagged, with its reason
+    assert "bed_uncertain" in diagnosis.flags
+    assert diagnosis.views[0].bed_reason.startswith(("bed_uncertain", "bed_not_found"))
 
 
 # --- damaged or incompatible bundles -------------------------------------------------------

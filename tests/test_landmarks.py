@@ -1,53 +1,168 @@
-"""Thyroid-bed localisation on phantom views, checked against the phantom's ground truth."""
+"""The thyroid-bed locator: on every anatomy setting of the phantom (against its ground truth),
+on real public scintigrams nobody here made (hand-drawn lobe boxes), on real whole-body
+files cut to a neck field, and its confidence and flags on hard cases."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
+import pydicom
 import pytest
+from PIL import Image
 from scipy import ndimage
 
-from thyrocad.data.phantom import PhantomConfig, simulate_patient
-from thyrocad.data.phantom.physics import to_pixel
-from thyrocad.preprocess.landmarks import _fill_holes, locate_thyroid_bed
+from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
+from thyrocad.data.phantom.cohort import ground_truth
+from thyrocad.preprocess import Flag, Pipeline
+from thyrocad.preprocess.landmarks import CONFIDENT, _fill_holes, locate_thyroid_bed
+from thyrocad.preprocess.truth import points_in_box
 from thyrocad.study import View
 
-HALF_CROP_MM = 40.0  # an 80 mm crop around the estimate must hold every remnant focus
+REFDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "refdata"
+REALDATA = Path(__file__).resolve().parents[1] / "realdata"  # see realdata/MANIFEST.md
+PER_SETTING = 6  # residual patients per anatomy setting (12 views)
 
 
-def _all_foci_inside(sim, view, center_rc, cfg) -> bool:
-    for source in sim.patient.sources:
-        if source.kind == "remnant":
-            r, c = to_pixel(cfg, sim.patient, source.x_mm, source.y_mm, view)
-            if max(abs(r - center_rc[0]), abs(c - center_rc[1])) * cfg.pixel_mm > HALF_CROP_MM:
-                return False
-    return True
+def _views(name: str):
+    cfg = PhantomConfig(anatomy=name, seed=31)
+    for i in range(PER_SETTING):
+        sim = simulate_patient(cfg, i, residual=True)
+        truth = ground_truth(cfg, sim)
+        for view in (View.ANTERIOR, View.POSTERIOR):
+            yield sim.counts[view], truth, view
 
 
-@pytest.fixture(scope="module")
-def residual_sims():
-    cfg = PhantomConfig(seed=21)
-    return cfg, [simulate_patient(cfg, i, residual=True) for i in range(50)]
+@pytest.mark.parametrize("anatomy", ANATOMY_NAMES)
+def test_crop_holds_every_remnant_focus_on_each_anatomy_setting(anatomy):
+    """The crop the pipeline uses (larger when flagged uncertain) holds every focus centre in
+    at least 11 of 12 views; benchmarks/bench_anatomy.py measures the full rates."""
+    pipeline = Pipeline()
+    held, errors = [], []
+    for counts, truth, view in _views(anatomy):
+        mm = truth["pixel_mm"]
+        result = pipeline.run(counts, (mm, mm))
+        foci = [(f[view.value]["row_px"], f[view.value]["col_px"]) for f in truth["foci"]]
+        held.append(points_in_box(foci, result.crop_box))
+        assert (Flag.BED_UNCERTAIN in result.flags) == (result.bed_confidence < CONFIDENT)
+        if Flag.BED_UNCERTAIN not in result.flags:
+            true = truth["thyroid_bed_center"][view.value]
+            d_row, d_col = (
+                (result.bed_center_rc[0] - true["row_px"]) * mm,
+                (result.bed_center_rc[1] - true["col_px"]) * mm,
+            )
+            errors.append(np.hypot(d_row, d_col))
+    assert sum(held) >= len(held) - 1, f"{anatomy}: crop held all foci in {sum(held)}/{len(held)}"
+    if errors:
+        assert np.median(errors) < 20.0  # mm, confident views
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("view", [View.ANTERIOR, View.POSTERIOR])
-def test_crop_around_bed_holds_every_remnant_focus(residual_sims, view):
-    cfg, sims = residual_sims
-    inside = 0
-    for sim in sims:
-        bed = locate_thyroid_bed(sim.counts[view], (cfg.pixel_mm, cfg.pixel_mm))
-        inside += bed.found and _all_foci_inside(sim, view, bed.center_rc, cfg)
-    assert inside >= 49  # >= 98 % here; the rate on the full cohort is in docs/phantom.md
+def _real_image(row: dict) -> tuple[np.ndarray, tuple[float, float] | None]:
+    path = REALDATA / row["file"]
+    if path.suffix == ".dcm":
+        ds = pydicom.dcmread(path)
+        return ds.pixel_array.astype(np.float32), tuple(float(v) for v in ds.PixelSpacing)
+    return np.asarray(Image.open(path).convert("L"), dtype=np.float32), None
 
 
-def test_bed_found_without_remnant_and_without_spacing():
+def _boxes() -> list[dict]:
+    with (REALDATA / "bboxes.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_real_scintigrams_crop_holds_both_lobes_or_is_flagged():
+    """The native-thyroid Tc-99m scan in realdata/, as DICOM and as an 8-bit export without
+    spacing: the crop holds the hand-drawn box around both lobes, or the view is flagged
+    uncertain."""
+    pipeline = Pipeline()
+    for row in _boxes():
+        counts, spacing = _real_image(row)
+        _check_crop(pipeline, row, counts, spacing)
+        export = np.round(255 * counts / counts.max()).astype(np.float32)  # display values
+        _check_crop(pipeline, row, export, None)
+
+
+def _check_crop(pipeline, row, counts, spacing) -> None:
+    result = pipeline.run(counts, spacing)
+    r0, c0, r1, c1 = (int(row[k]) for k in ("bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1"))
+    holds = points_in_box([(r0, c0), (r1, c1)], result.crop_box)
+    assert holds or Flag.BED_UNCERTAIN in result.flags, row["file"]
+    if spacing is None:  # no spacing: never confident, crop sized from the neck width
+        assert Flag.BED_UNCERTAIN in result.flags
+        assert "spacing" in result.bed_reason or Flag.BED_NOT_FOUND in result.flags
+
+
+def test_real_dicom_thyroid_is_located_confidently():
+    row = next(r for r in _boxes() if r["file"].endswith(".dcm"))
+    counts, spacing = _real_image(row)
+    bed = locate_thyroid_bed(counts, spacing)
+    assert bed.found and bed.confidence >= CONFIDENT, bed
+    box_row = (int(row["bbox_row0"]) + int(row["bbox_row1"])) / 2
+    assert abs(bed.center_rc[0] - box_row) * spacing[0] < 25.0  # mm from the lobes' centre
+
+
+def test_neck_fields_cut_from_real_whole_body_sweeps():
+    """Tc-99m whole-body sweeps (head at the top) cut to a 256-row neck field: the pipeline
+    returns a crop inside the field with a confidence, flagged when uncertain."""
+    files = sorted((REFDATA / "nm-dicom" / "wg04").glob("NM1_*"))
+    files = [f for f in files if f.name != "NM1_JPLY"]  # no installed decoder reads it
+    if not files:
+        pytest.skip("../shared/refdata/nm-dicom (real NM files) is not available")
+    for path in [*files, REFDATA / "nm-dicom" / "openrem" / "NM-NmIm-Siemens.dcm"]:
+        ds = pydicom.dcmread(path)
+        frames = ds.pixel_array.astype(np.float32).reshape(-1, ds.Rows, ds.Columns)
+        mm = float(ds.PixelSpacing[0])
+        for frame in frames:
+            rows = np.flatnonzero(frame.sum(axis=1) > 0.05 * frame.sum(axis=1).max())
+            field = np.clip(frame[rows[0] : rows[0] + 256], 0, None)
+            result = Pipeline().run(field, (mm, mm))
+            assert 0 <= result.bed_center_rc[0] < field.shape[0], path.name
+            assert 0.0 <= result.bed_confidence <= 1.0
+            assert (Flag.BED_UNCERTAIN in result.flags) == (result.bed_confidence < CONFIDENT)
+
+
+def test_absent_glands_give_an_uncertain_bed_and_a_larger_crop():
+    cfg = PhantomConfig(anatomy="faint_glands", seed=31)
+    sim = next(
+        s
+        for s in (simulate_patient(cfg, i, True) for i in range(40))
+        if not any(src.kind == "submandibular" for src in s.patient.sources)
+    )
+    result = Pipeline().run(sim.counts[View.ANTERIOR], (2.2, 2.2))
+    assert Flag.BED_UNCERTAIN in result.flags and Flag.BED_NOT_FOUND not in result.flags
+    assert result.bed_reason == "bed_uncertain: glands not found"
+    assert result.bed_method == "shoulders" and result.bed_confidence < CONFIDENT
+    assert result.crop_box.shape == (round(180 / 2.2), round(180 / 2.2))  # 1.5 x 120 mm
+
+
+def test_a_view_without_landmarks_is_not_found_and_cropped_on_the_neck():
+    """A neck-shaped blood pool without glands or shoulders (a smooth column): bed_not_found,
+    the crop on the neck, larger."""
+    img = np.zeros((256, 256))
+    img[:, 100:156] = 40.0
+    result = Pipeline().run(ndimage.gaussian_filter(img, 3), (2.2, 2.2))
+    assert {Flag.BED_NOT_FOUND, Flag.BED_UNCERTAIN} <= set(result.flags)
+    assert result.bed_reason.startswith("bed_not_found: neither the shoulders")
+    assert 100 <= result.bed_center_rc[1] <= 156 and result.bed_confidence == 0.0
+
+
+def test_bed_set_by_user_overrides_the_locator():
+    sim = simulate_patient(PhantomConfig(seed=4), 1, residual=False)
+    result = Pipeline().run(sim.counts[View.ANTERIOR], (2.2, 2.2), bed_rc=(100.0, 120.0))
+    assert result.bed_center_rc == (100.0, 120.0) and result.bed_reason == "bed set by user"
+    assert Flag.BED_SET_BY_USER in result.flags and Flag.BED_UNCERTAIN not in result.flags
+    assert result.bed_confidence == 1.0 and result.bed_method == "user"
+
+
+def test_bed_found_without_spacing_from_the_neck_width():
     cfg = PhantomConfig(seed=4)
     sim = simulate_patient(cfg, 1, residual=False)
-    truth = to_pixel(cfg, sim.patient, 0.0, -14.0, View.ANTERIOR)
-    for spacing in ((2.2, 2.2), None):
-        bed = locate_thyroid_bed(sim.counts[View.ANTERIOR], spacing)
-        assert bed.found and bed.reason == ""
-        assert np.hypot(bed.center_rc[0] - truth[0], bed.center_rc[1] - truth[1]) * 2.2 < 25
+    truth = ground_truth(cfg, sim)["thyroid_bed_center"]["anterior"]
+    bed = locate_thyroid_bed(sim.counts[View.ANTERIOR], None)
+    assert bed.found and bed.confidence < CONFIDENT and "spacing" in bed.reason
+    assert abs(bed.scale_mm - 2.2) < 0.5  # mm per pixel, from the neck width
+    assert np.hypot(bed.center_rc[0] - truth["row_px"], bed.center_rc[1] - truth["col_px"]) < 15
 
 
 @pytest.mark.parametrize(
@@ -60,7 +175,7 @@ def test_bed_found_without_remnant_and_without_spacing():
 )
 def test_unusable_images_are_reported_not_raised(image, reason):
     bed = locate_thyroid_bed(image, (2.2, 2.2))
-    assert not bed.found and reason in bed.reason
+    assert not bed.found and reason in bed.reason and bed.confidence == 0.0
 
 
 def test_featureless_image_is_not_found():

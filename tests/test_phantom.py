@@ -27,8 +27,8 @@ from thyrocad.data.phantom.anatomy import sample_patient
 from thyrocad.data.phantom.physics import (
     counts_per_mbq,
     source_depth_cm,
+    star_taps,
     system_fwhm_mm,
-    tail_kernel,
 )
 from thyrocad.io.dicom_codes import NM_IMAGE_STORAGE, VIEW_CODES
 from thyrocad.io.read import read_study
@@ -161,26 +161,17 @@ def test_attenuation_and_blur_follow_depth():
     )
 
 
-def test_tail_kernel_has_six_spokes_at_vendor_angle():
-    k = tail_kernel(15.0, 20.0, 16.0, 0.1, 0.25)
-    assert k.sum() == pytest.approx(0.35, rel=1e-6)
-    c = k.shape[0] // 2
-    r = 30
-    on = [
-        k[
-            round(c - r * math.sin(math.radians(15 + 60 * j))),
-            round(c + r * math.cos(math.radians(15 + 60 * j))),
-        ]
-        for j in range(6)
-    ]
-    off = [
-        k[
-            round(c - r * math.sin(math.radians(45 + 60 * j))),
-            round(c + r * math.cos(math.radians(45 + 60 * j))),
-        ]
-        for j in range(6)
-    ]
-    assert min(on) > 3 * max(off)
+def test_star_has_six_spokes_at_vendor_angle():
+    taps = star_taps(15.0, 10.0, 32)
+    assert math.fsum(w for _, _, w in taps) == pytest.approx(1.0, rel=1e-12)
+    for dr, dc, _ in taps:
+        if math.hypot(dr, dc) >= 5:  # every tap lies on one of the six spokes
+            angle = math.degrees(math.atan2(-dr, dc))
+            assert min(abs((angle - 15.0 - 60.0 * k + 180.0) % 360.0 - 180.0) for k in range(6)) < 6
+    weights = {(dr, dc): w for dr, dc, w in taps}
+    near = [w for (dr, dc), w in weights.items() if 2 <= math.hypot(dr, dc) <= 4]
+    far = [w for (dr, dc), w in weights.items() if 20 <= math.hypot(dr, dc) <= 24]
+    assert min(near) > max(far)  # exponential fall-off along the spokes
 
 
 def test_difficulty_moves_faint_end_and_confounders():
@@ -254,3 +245,77 @@ def test_cli_refuses_foreign_files_and_a_cohort_of_other_settings(tmp_path):
     (mine / "notes.md").write_text("x")
     assert phantom(mine).exit_code == 2
     assert sorted(p.name for p in mine.iterdir()) == ["notes.md"]
+
+
+def test_default_anatomy_reproduces_the_published_bed_fraction():
+    """PN §9.0: the bed centre lies 0.70 (5th-95th 0.58-0.84) of the way from the
+    submandibular-gland centroid down to the sternal notch, 3.3 cm above the notch."""
+    from thyrocad.data.phantom.anatomy import _sample_body
+    from thyrocad.data.phantom.geometry import LOBE_CENTER_Y_MM
+    from thyrocad.data.phantom.portable import PortableRandom
+    from thyrocad.data.phantom.variation import anatomy_setting
+
+    cfg, setting = PhantomConfig(), anatomy_setting("default")
+    bodies = [
+        _sample_body(PortableRandom([0, i]), PortableRandom([0, i, 3]), cfg, setting)
+        for i in range(3000)
+    ]
+    f = np.array([(LOBE_CENTER_Y_MM - b.submandibular_y_mm) / (b.notch_y_mm - b.submandibular_y_mm)
+                  for b in bodies])  # fmt: skip
+    assert 0.68 < np.median(f) < 0.72
+    assert 0.52 < np.percentile(f, 5) < 0.62 and 0.80 < np.percentile(f, 95) < 0.90
+    above_notch = np.array([b.notch_y_mm - LOBE_CENTER_Y_MM for b in bodies])
+    assert 30.0 < np.median(above_notch) < 36.0  # mm
+
+
+def _patients(anatomy: str, n: int = 20) -> list:
+    cfg = PhantomConfig(anatomy=anatomy, seed=2)
+    return [sample_patient(cfg, i, residual=True) for i in range(n)]
+
+
+def test_anatomy_settings_do_what_they_say():
+    cameras = {(p.camera.matrix, p.camera.pixel_mm) for p in _patients("cameras")}
+    assert len(cameras) >= 4
+    for i in range(2):
+        sim = simulate_patient(PhantomConfig(anatomy="cameras", seed=2), i, True)
+        assert sim.counts[View.ANTERIOR].shape == (sim.patient.camera.matrix,) * 2
+    sim = simulate_patient(PhantomConfig(anatomy="rectangular_detector", seed=2), 0, True)
+    counts = sim.counts[View.ANTERIOR]  # empty bands top and bottom
+    assert counts[:20].sum() == 0 and counts[-20:].sum() == 0 and counts[100:150].sum() > 0
+    assert all("arms_up" in p.confounders for p in _patients("arms_up", 3))
+    faint = _patients("faint_glands")
+    assert any(not any(x.kind == "submandibular" for x in p.sources) for p in faint)
+    mimic = [p for p in _patients("gland_mimic") if len(p.foci) == 2]
+    assert mimic and all(f["size_mm"] >= 12 for p in mimic for f in p.foci)
+    assert sum("node" in p.confounders for p in _patients("hot_nodes")) >= 7
+    assert all(any(x.kind == "stomach" for x in p.sources) for p in _patients("stomach", 5))
+    mixed = {p.anatomy for p in _patients("mixed")}
+    assert len(mixed) >= 5 and "mixed" not in mixed
+
+
+def test_patients_are_paired_across_anatomy_settings():
+    """Patient i has the same remnant uptake and acquisition under every setting."""
+    default = PhantomConfig(seed=9)
+    for anatomy in ("small_neck", "cameras", "hot_nodes"):
+        other = PhantomConfig(seed=9, anatomy=anatomy)
+        for i in range(3):
+            a, b = sample_patient(default, i, True), sample_patient(other, i, True)
+            assert [f["uptake_pct_24h"] for f in a.foci] == [f["uptake_pct_24h"] for f in b.foci]
+            assert a.acquisition == b.acquisition
+
+
+def test_neck_length_follows_the_setting():
+    def gap(anatomy):
+        bodies = [p.body for p in _patients(anatomy, 12)]
+        return np.median([b.notch_y_mm - b.submandibular_y_mm for b in bodies])
+
+    assert gap("small_neck") < gap("default") < gap("large_neck")
+
+
+def test_cli_rejects_an_unknown_anatomy_and_lists_every_setting():
+    from thyrocad.data.phantom import ANATOMY_NAMES
+
+    bad = CliRunner().invoke(app, ["phantom", "/tmp/never", "--anatomy", "moon"])
+    assert bad.exit_code == 2 and "--anatomy must be one of" in bad.output
+    helptext = CliRunner().invoke(app, ["phantom", "--help"], terminal_width=200).output
+    assert all(name in helptext for name in ANATOMY_NAMES)

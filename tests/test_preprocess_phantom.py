@@ -69,6 +69,7 @@ def test_cli_writes_strips_and_index(cohort, tmp_path):
     page = (out / "index.html").read_text()
     assert page.count("<img ") == 6
     assert "images/PH0001.dcm" in page and "strips/images__PH0001_anterior.png" in page
+    assert "<p>thyroid bed: " in page and "(confidence " in page
     assert json.loads((out / "config.json").read_text())["name"] == "paper"
 
 
@@ -96,8 +97,9 @@ def test_cli_rejects_an_unknown_preset(cohort, tmp_path):
 
 def test_fallback_box_of_a_512_by_400_png_export_scales_with_the_field(tmp_path):
     """An export of twice the phantom's resolution (1.1 mm per pixel, 512 columns, cut to 400
-    rows): without spacing the box is still 120 mm (109 px, not the 55 px of a 256-px field)
-    and holds every remnant focus; the locator raises no NumPy warning on its empty rows."""
+    rows): without spacing the locator estimates the scale from the neck width, the bed is
+    uncertain, and the box is the enlarged 180 mm at that scale (about 164 px, not a fixed
+    pixel size) and holds every remnant focus; no NumPy warning on the empty rows."""
     import warnings
 
     from PIL import Image
@@ -117,8 +119,9 @@ def test_fallback_box_of_a_512_by_400_png_export_scales_with_the_field(tmp_path)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             result = pipeline.run(study.images[0].counts, None)
-        assert Flag.NO_SPACING in result.flags
-        assert result.crop_box.shape == (109, 109)  # 120 mm at 563 mm / 512 px
+        assert Flag.NO_SPACING in result.flags and Flag.BED_UNCERTAIN in result.flags
+        side = 1.5 * 120.0 / 1.1  # the enlarged box at the true 1.1 mm per pixel
+        assert abs(result.crop_box.shape[0] - side) <= 0.15 * side  # scale good to ~15 %
         foci = [(2 * f["anterior"]["row_px"], 2 * f["anterior"]["col_px"]) for f in truth["foci"]]
         assert points_in_box(foci, result.crop_box)
 
@@ -141,9 +144,8 @@ def test_index_says_common_flags_once_and_omits_stages_that_did_not_run(png_coho
     result = CliRunner().invoke(app, ["preprocess", str(png_cohort), "--out", str(out)])
     assert result.exit_code == 0, result.output
     # every export carries no_spacing, and the input-domain note that no header was checked
-    assert (
-        "8 views (every view: header_checks_not_run: image export, no_spacing): " in result.output
-    )
+    common = "every view: bed_uncertain, header_checks_not_run: image export, no_spacing"
+    assert f"8 views ({common}): " in result.output  # no spacing: the bed is never confident
     page = (out / "index.html").read_text()
     assert page.count("no_spacing") == 2  # once on top, once in the legend
     assert "<dt>no_spacing</dt>" in page and "563-mm field" in page

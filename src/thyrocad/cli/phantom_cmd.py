@@ -22,6 +22,15 @@ def phantom(
     difficulty: Annotated[
         str, typer.Option("--difficulty", help="A number >= 0, or easy / default / hard.")
     ] = "default",
+    anatomy: Annotated[
+        str,
+        typer.Option(
+            "--anatomy",
+            help="Anatomy setting: default, field_position, small_neck, large_neck, cameras, "
+            "rectangular_detector, arms_up, faint_glands, gland_mimic, hot_nodes, "
+            "saliva_spots, stomach or mixed (docs/phantom.md).",
+        ),
+    ] = "default",
     fmt: Annotated[
         str, typer.Option("--format", help="multiframe (one NM file, 2 frames), per-view, png.")
     ] = "multiframe",
@@ -44,6 +53,8 @@ def phantom(
     holding other files, or a cohort of other settings or format, is refused unless --force.
 
     Example: thyrocad phantom data/phantom --patients 446 --residual 346 --seed 0 --preview
+
+    Example: thyrocad phantom data/arms --patients 40 --residual 30 --anatomy arms_up
     """
     from thyrocad.data.phantom import PhantomConfig, generate_cohort, parse_difficulty
     from thyrocad.data.phantom.cohort import FORMATS
@@ -52,7 +63,11 @@ def phantom(
 
     console = Console()
     config = PhantomConfig(
-        n_patients=patients, n_residual=residual, seed=seed, difficulty=parse_difficulty(difficulty)
+        n_patients=patients,
+        n_residual=residual,
+        seed=seed,
+        difficulty=parse_difficulty(difficulty),
+        anatomy=anatomy,
     )
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

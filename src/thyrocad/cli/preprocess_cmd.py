@@ -45,7 +45,13 @@ def preprocess(
     from thyrocad.files import claim_output_dir
     from thyrocad.intake import field_beds, load_study
     from thyrocad.preprocess import Pipeline, PipelineConfig, preset
-    from thyrocad.preprocess.strip import StripEntry, common_flags, write_index, write_strip
+    from thyrocad.preprocess.strip import (
+        StripEntry,
+        bed_summary,
+        common_flags,
+        write_index,
+        write_strip,
+    )
 
     console = Console()
     config = (
@@ -73,7 +79,8 @@ def preprocess(
                 name = f"strips/{_safe_stem(cfile.relpath)}_{view.value}.png"
                 write_strip(out / name, result, config.output)
                 flags = tuple(dict.fromkeys((*image.flags, *result.flags)))
-                entries.append(StripEntry(cfile.relpath, view.value, name, flags))
+                bed = bed_summary(result)
+                entries.append(StripEntry(cfile.relpath, view.value, name, flags, bed=bed))
         except (ConfigError, InputError, PreprocessError) as exc:
             entries.append(StripEntry(cfile.relpath, "", "", (), f"{type(exc).__name__}: {exc}"))
     index = write_index(out / "index.html", entries, f"Preprocessing ({config.name})")

@@ -180,6 +180,8 @@ def _view_prediction(
         crop_box=(box.row0 + row0, box.col0 + col0, box.row1 + row0, box.col1 + col0),
         field_box=image.box_in_file(),
         bed_rc=(round(bed_row + row0, 2), round(bed_col + col0, 2)),
+        bed_confidence=prepared.result.bed_confidence,
+        bed_method=prepared.result.bed_method,
         bed_reason=prepared.result.bed_reason,
     )
 

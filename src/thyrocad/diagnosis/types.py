@@ -38,7 +38,9 @@ class ViewPrediction:
     crop_box: tuple[int, int, int, int]  # (row0, col0, row1, col1) in original pixels
     field_box: tuple[int, int, int, int] | None = None  # (row0, col0, row1, col1), ditto
     bed_rc: tuple[float, float] | None = None  # the crop's centre (row, col), ditto
-    bed_reason: str = ""  # how the bed was found, or "bed set by user"
+    bed_confidence: float | None = None  # the thyroid-bed locator's (1.0: set by a person)
+    bed_method: str = ""  # landmarks used: "submandibular+shoulders", ..., "user", "none"
+    bed_reason: str = ""  # how the bed was placed, or why it is uncertain
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,13 @@ class CropConfig(Config):
 
     The box is `width_mm` x `height_mm`, centred on the bed found by
     `thyrocad.preprocess.landmarks.locate_thyroid_bed` (or on `center_rc`, a manual (row, col)
-    override in original pixels). Without a bed, the centre falls back to
-    `fallback_center_frac` of the image height/width. Without pixel spacing (PNG/JPG exports)
-    the box is `fallback_box_px` (rows, cols) when set, else still `width_mm` x `height_mm`,
-    at the spacing the bed locator assumes then: a field `ASSUMED_FIELD_MM` (563 mm) across
-    the image width, so the box is 120/563 = 21.3 % of the width at any export size.
+    override in original pixels). A located bed with a confidence below `min_bed_confidence`
+    (or none) gets a box `uncertain_scale` times larger. Without a bed, the centre falls back
+    to the middle of the neck, else to `fallback_center_frac` of the image height/width.
+    Without pixel spacing (PNG/JPG exports) the box is sized with the scale the locator
+    estimated from the neck width; failing that, it is `fallback_box_px` (rows, cols) when
+    set, else still `width_mm` x `height_mm` at the spacing the locator assumes: a field
+    `ASSUMED_FIELD_MM` (563 mm) across the image width.
     """
 
     enabled: bool = True
@@ -39,6 +41,8 @@ class CropConfig(Config):
     use_landmarks: bool = True
     fallback_center_frac: tuple[float, float] = (0.5, 0.5)
     fallback_box_px: tuple[int, int] | None = None  # None: scaled with the image width
+    min_bed_confidence: float = 0.9
+    uncertain_scale: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ def _validate(cfg: PipelineConfig) -> None:
             cfg.crop.fallback_box_px is None or min(cfg.crop.fallback_box_px) >= 8,
             "crop fallback_box_px must be null or >= 8 pixels",
         ),
+        (0 <= cfg.crop.min_bed_confidence <= 1, "crop min_bed_confidence must be in [0, 1]"),
+        (cfg.crop.uncertain_scale >= 1, "crop uncertain_scale must be >= 1"),
         (0 < cfg.window.clip_percentile <= 100, "window clip_percentile must be in (0, 100]"),
         (cfg.window.transform in ("linear", "sqrt", "log"), "window transform: linear|sqrt|log"),
         (cfg.equalize.method in ("global", "clahe"), "equalize method: global|clahe"),

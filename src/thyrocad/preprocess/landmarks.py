@@ -1,150 +1,269 @@
-"""Locate the thyroid bed on a planar neck view from the image alone.
+"""Locate the thyroid bed on a planar neck view from the image alone: classical, explainable,
+with a confidence (docs/preprocessing.md, "Locating the thyroid bed").
 
-Anatomy used (anterior or posterior view, head up):
-- the body outline (blood-pool activity) gives the neck midline and the level where the
-  neck widens into the shoulders, which lies at about the sternal notch;
-- the submandibular glands are the lowest bright pair on either side of the neck midline;
-- the thyroid bed lies on the neck midline between them, about `BED_FRACTION` of the way
-  from the submandibular glands down to the sternal notch (cricoid to sternal notch).
+Every distance is in mm and comes from published anatomy (shared notes PHANTOM_NUMBERS.md
+§9, "PN"), not from this project's phantom, so the rule holds for any camera:
 
-No ground truth is used. When neither landmark can be found, `found` is False with the
-reason; callers then fall back to a fixed crop.
+- the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
+  line*, the lowest row where the outline has widened by `_WIDENING_MM` beyond the neck and
+  stays wide (the torso): the base of the neck, `SHOULDER_TO_NOTCH_MM` above the
+  suprasternal notch (SSN);
+- the submandibular glands (SMG) are a symmetric pair of blobs `_SMG_SEPARATION_MM` apart,
+  *confirmed* when a pair as wide as the parotids lies 15-60 mm above them; with the notch
+  known, the pair nearest its expected height (a lower pair of nodes or remnants, a higher
+  pair of parotids are rejected), else the lowest (PN §9.2, §9.3);
+- the centre of the thyroid-bed region (from the pyramidal-lobe level to the lower poles,
+  10 mm above the lower cricoid border) lies `SMG_TO_BED_MM` below the SMG centroid and
+  `NOTCH_TO_BED_MM` above the SSN (PN §9.0 chain: SMG 70 mm above the cricoid, SSN 40 mm
+  below). Each landmark gives an estimate with the spread of its links (`_SIGMA_MM`); with
+  both, they are weighted by inverse variance, unless they disagree.
+
+The *confidence* is the modelled probability that the bed region (35 mm either side of its
+centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), for a normal
+error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
+with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
+shoulders only, 0.79 with unconfirmed glands only; half of the glands' value when glands and
+shoulders disagree; at most 0.6 without pixel spacing (the scale is then estimated from the
+neck width, PN §9.4, and exported images hold display values, not counts). Below `CONFIDENT`
+the caller should treat the crop as uncertain (`reason` says why). When no landmark is
+found, `found` is False and `center_rc` is the middle of the neck (or of the image).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import ndimage
-from scipy.signal import find_peaks
+from scipy import ndimage, stats
 from skimage.filters import threshold_otsu
 
 logger = logging.getLogger(__name__)
 
 ASSUMED_FIELD_MM = 563.0
-"""Field width assumed when the pixel spacing is unknown (large-field camera, zoom 1)."""
-BED_FRACTION = 0.28
-"""Bed centre as a fraction of the submandibular-to-sternal-notch distance."""
-NOTCH_TO_BED_MM = 62.0
-"""Bed centre above the sternal notch, used when the submandibular glands are not found."""
-SUBMANDIBULAR_TO_BED_MM = 25.0
-"""Bed centre below the submandibular glands, used when the shoulders are not in view."""
+"""Field width assumed before the scale is estimated, when the pixel spacing is unknown."""
+NECK_WIDTH_MM = 120.0
+"""Typical outline width of the neck (PN §9.4: 11-13 cm), for the scale of PNG exports."""
+SMG_TO_BED_MM = 60.0
+"""Bed-region centre below the submandibular-gland centroid (PN §9.0)."""
+NOTCH_TO_BED_MM = 50.0
+"""Bed-region centre above the suprasternal notch (PN §9.0)."""
+SHOULDER_TO_NOTCH_MM = 38.0
+"""SSN below the shoulder line (outline 50 mm wider than the neck) [ESTIMATE: the base of the
+neck lies 3-5 cm above the SSN, at about the cricoid]."""
+CONFIDENT = 0.9
+"""Confidence below which a location is uncertain."""
+_NO_SPACING_CONFIDENCE = 0.6
+_SIGMA_MM = {  # PN §9.0 links + detection; glands without parotids above may be parotids
+    "submandibular": 10.5,
+    "unconfirmed glands": 20.0,
+    "shoulders": 17.5,
+}
+_DISAGREE_Z = 2.0
+_NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
+_MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
+_WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
+_NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
+_NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
+_SMG_SEPARATION_MM = (58.0, 95.0)  # centre-to-centre, PN §9.3: 7-9 cm
+_PAROTID_MIN_MM, _PAROTID_SEPARATION_MM = 95.0, 150.0  # parotids 10-13 cm apart (PN §9.3)
+_SMG_ABOVE_NOTCH_MM = (65.0, 175.0)  # PN §9.0: 87-133 mm (5th-95th), small to large adults
+_PAIR_ROW_MM = 20.0  # the two glands of a pair lie at about the same level
+_PAROTID_ROW_MM, _PAROTID_Z = 25.0, 4.0  # parotids (lobulated, often faint), when confirming
+_BLOB_SIGMA_MM, _SURROUND_SIGMA_MM = 5.0, 20.0  # blob detector: gland-sized vs surroundings
+_BLOB_CONTRAST, _BLOB_Z = 1.15, 2.0  # a blob: 15 % and 2 Poisson SDs above its surroundings
+_PAIR_Z = 7.0  # a gland pair: z of both blobs together (one gland is often fainter)
 _MAX_BODY_FRACTION = 0.9
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
-_GLANDS_TO_NOTCH_MM = (55.0, 125.0)  # plausible submandibular-to-sternal-notch distances
+_MAX_TILT_DEG = 25.0
 _BODY_LEVEL = 0.3  # outline threshold, fraction of the typical body level
-_SHOULDER_MIDPOINT_MM = 10.0  # outline half-way between neck and shoulder width this far
-# below the sternal notch
-_GLAND_INNER_MM, _GLAND_OUTER_MM = 26.0, 50.0  # submandibular glands: this far from midline
-_PEAK_PROMINENCE, _PEAK_HEIGHT = 0.2, 1.3  # gland-pair peak vs the neck background level
+_CORE_LEVEL = 0.5  # widths are measured at this fraction (raised arms stay apart)
 
 
 @dataclass(frozen=True)
 class BedLocation:
-    """Estimated thyroid-bed centre (row, col in pixels) and how it was found."""
+    """Estimated thyroid-bed centre (row, col in pixels), how it was found and how sure."""
 
     center_rc: tuple[float, float]
     found: bool
     method: str
-    reason: str = ""
+    reason: str = ""  # why not found, or why uncertain; empty when confident
     confidence: float = 0.0
     landmarks: dict[str, float] = field(default_factory=dict)
+    scale_mm: float | None = None  # mm per pixel used (estimated when the spacing is unknown)
+
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence < CONFIDENT
+
+
+@dataclass(frozen=True)
+class _Outline:
+    mask: np.ndarray
+    width_mm: np.ndarray  # per row: width of the body run through the midline (0 outside)
+    centre: np.ndarray  # per row: centre column of that run (NaN outside)
+    level: float  # typical blood-pool level of the body (smoothed counts)
 
 
 def locate_thyroid_bed(
     counts: np.ndarray, spacing_mm: tuple[float, float] | None = None
 ) -> BedLocation:
-    """Find the thyroid bed on one planar neck view of counts (head at the top).
-
-    A tilted patient (neck midline off the vertical by more than `_MIN_TILT_DEG`) is first
-    rotated upright; the result is mapped back to the original pixel grid.
-    """
+    """Find the thyroid bed on one planar neck view of counts (head at the top)."""
     img = np.asarray(counts, dtype=np.float64)
     centre = ((img.shape[0] - 1) / 2.0, (img.shape[1] - 1) / 2.0) if img.ndim == 2 else (0.0, 0.0)
     if img.ndim != 2 or min(img.shape) < 32:
         return BedLocation(centre, False, "none", f"expected a 2-D image, got shape {img.shape}")
     if not np.isfinite(img).all() or img.sum() <= 0:
         return BedLocation(centre, False, "none", "image is empty or not finite")
-    mm = float(spacing_mm[0]) if spacing_mm else ASSUMED_FIELD_MM / img.shape[1]
-    mask = _body_mask(ndimage.gaussian_filter(img, 6.0 / mm))
-    if mask is None:
+    if spacing_mm:
+        return _locate(img, float(spacing_mm[0]), centre, estimated=False)
+    first = _locate(img, ASSUMED_FIELD_MM / img.shape[1], centre, estimated=True)
+    scale = first.landmarks.get("scale_from_neck_mm")
+    if scale is None or abs(math.log(scale / first.scale_mm)) < math.log(1.2):
+        return first
+    return _locate(img, scale, centre, estimated=True)
+
+
+def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
+    """Deskew a tilted view, find the landmarks upright, map the centre back."""
+    outline = _outline(img, mm)
+    if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
-    tilt = _tilt_deg(mask, mm)
+    tilt = _tilt_deg(outline, mm)
     if abs(tilt) < _MIN_TILT_DEG:
-        return _locate_upright(img, mm, centre, mask)
-    upright = ndimage.rotate(img, tilt, reshape=False, order=1, mode="constant")
-    found = _locate_upright(np.clip(upright, 0.0, None), mm, centre)
+        found = _locate_upright(img, mm, centre, outline)
+    else:
+        upright = np.clip(ndimage.rotate(img, tilt, reshape=False, order=1), 0.0, None)
+        found = _locate_upright(upright, mm, centre, _outline(upright, mm))
+        back = _rotate_point(found.center_rc, tilt, img.shape)
+        marks = {**found.landmarks, "tilt_deg": tilt}
+        method = found.method + "+deskew" if found.found else found.method
+        found = replace(found, center_rc=back, method=method, landmarks=marks)
+    if estimated:
+        found = _with_estimated_scale(found)
+    return replace(found, scale_mm=mm)
+
+
+def _with_estimated_scale(found: BedLocation) -> BedLocation:
+    """Without pixel spacing every distance rests on a scale estimated from the neck width
+    (PN §9.4: 10-15 cm, so +-15 %), and exported images hold display values, not counts, for
+    the blob test: never confident."""
     if not found.found:
         return found
-    marks = {**found.landmarks, "tilt_deg": tilt}
-    back = _rotate_point(found.center_rc, tilt, img.shape)
-    return BedLocation(back, True, found.method + "+deskew", "", found.confidence, marks)
+    conf = min(found.confidence, _NO_SPACING_CONFIDENCE)
+    why = "pixel spacing unknown (scale estimated from the neck width)"
+    return replace(found, confidence=conf, reason=f"{found.reason}; {why}" if found.reason else why)
 
 
 def _locate_upright(
-    img: np.ndarray, mm: float, centre: tuple[float, float], mask: np.ndarray | None = None
+    img: np.ndarray, mm: float, centre: tuple[float, float], outline: _Outline | None
 ) -> BedLocation:
-    """The landmark search on an upright view (`mask`: its body outline, if already known)."""
-    if mask is None:
-        mask = _body_mask(ndimage.gaussian_filter(img, 6.0 / mm))
-    if mask is None:
+    """The landmark search on an upright view."""
+    if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
-    width, mid = _row_widths(mask)
-    notch = _notch_row(width, mm)
-    glands = _submandibular(ndimage.gaussian_filter(img, 4.0 / mm), mid, notch, mm)
-    if glands is not None and notch is not None:
-        gap_mm = (notch - glands[0]) * mm
-        if not _GLANDS_TO_NOTCH_MM[0] <= gap_mm <= _GLANDS_TO_NOTCH_MM[1]:
-            glands = None  # implausible neck length: a remnant or node pair, not the glands
     marks: dict[str, float] = {}
+    shoulder = _shoulder_row(outline, mm)
+    notch = None if shoulder is None else shoulder + SHOULDER_TO_NOTCH_MM / mm
+    neck = _neck_width_px(outline, shoulder, mm)
+    if neck is not None:
+        marks["neck_width_px"] = neck
+        marks["scale_from_neck_mm"] = NECK_WIDTH_MM / neck
     if notch is not None:
-        marks["notch_row"] = notch
+        marks["shoulder_row"], marks["notch_row"] = shoulder, notch
+    glands = _submandibular(img, outline, notch, mm)
     if glands is not None:
-        marks["submandibular_row"], marks["submandibular_col"] = glands
-    if notch is not None and glands is not None:
-        row = glands[0] + BED_FRACTION * (notch - glands[0])
-        method, confidence = "submandibular+notch", 0.9
-    elif notch is not None:
-        row, method, confidence = notch - NOTCH_TO_BED_MM / mm, "notch", 0.6
-    elif glands is not None:
-        row, method, confidence = glands[0] + SUBMANDIBULAR_TO_BED_MM / mm, "submandibular", 0.5
-    else:
-        reason = "neither the shoulders nor the submandibular glands were found"
-        return BedLocation(centre, False, "none", reason, landmarks=marks)
+        marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
+        marks["glands_confirmed"] = float(glands[2])
+    estimate = _combine(glands, notch, mm)
+    if estimate is None:
+        return _not_found(img, outline, mm, centre, marks)
+    row, method, confidence, reason = estimate
     row = float(np.clip(row, 0, img.shape[0] - 1))
-    col = glands[1] if glands is not None else _midline_at(mid, row, mm)
+    col = glands[1] if glands is not None else _midline_at(outline, row, mm)
     if col is None:
-        reason = "no neck outline at the bed level"
-        return BedLocation(centre, False, method, reason, landmarks=marks)
-    return BedLocation((row, float(col)), True, method, "", confidence, marks)
+        return BedLocation(centre, False, method, "no neck outline at the bed level", 0.0, marks)
+    return BedLocation((row, float(col)), True, method, reason, confidence, marks)
 
 
-def _tilt_deg(mask: np.ndarray, mm: float) -> float:
-    """In-plane tilt of the head and neck: angle of the outline midline from the vertical
-    (positive = head towards larger columns), fitted over the rows above the shoulders."""
-    width, mid = _row_widths(mask)
-    notch = _notch_row(width, mm)
-    last = int(notch) if notch is not None else int(mask.shape[0] * 0.55)
-    rows = np.flatnonzero(np.isfinite(mid[:last]) & (width[:last] > 20.0 / mm))
-    if rows.size < 40.0 / mm:
-        return 0.0
-    slope = np.polyfit(rows, mid[rows], 1)[0]  # columns per row, going down
-    return float(np.degrees(np.arctan(-slope)))
+def _combine(glands, notch, mm) -> tuple[float, str, float, str] | None:
+    """(row, method, confidence, reason) from the landmarks found, or None without any.
+
+    Each landmark gives an estimate of the bed row with its PN §9 spread; with both, they are
+    weighted by inverse variance, unless they disagree by more than `_DISAGREE_Z` spreads."""
+    sn = _SIGMA_MM["shoulders"]
+    sg = _SIGMA_MM["submandibular" if glands is not None and glands[2] else "unconfirmed glands"]
+    from_notch = None if notch is None else notch - NOTCH_TO_BED_MM / mm
+    if glands is None:
+        return None if notch is None else (from_notch, "shoulders", _confidence(sn), _NO_GLANDS)
+    from_glands = glands[0] + SMG_TO_BED_MM / mm
+    if from_notch is None:
+        conf = _confidence(sg)
+        return from_glands, "submandibular", conf, "" if conf >= CONFIDENT else _NO_SHOULDERS
+    gap_mm = (from_notch - from_glands) * mm
+    if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
+        reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
+        return from_notch, "shoulders", 0.5 * _confidence(sn), reason
+    wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
+    row = (wg * from_glands + wn * from_notch) / (wg + wn)
+    return row, "submandibular+shoulders", _confidence((wg + wn) ** -0.5), ""
 
 
-def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[float, float]:
-    """Map a point of the upright image (`ndimage.rotate` by +tilt about the centre) back."""
-    cr, cc = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
-    dr, dc = rc[0] - cr, rc[1] - cc
-    a = np.radians(tilt_deg)
-    return float(cr + dr * np.cos(a) + dc * np.sin(a)), float(cc + dc * np.cos(a) - dr * np.sin(a))
+def _confidence(sigma_mm: float) -> float:
+    """P(|error| <= crop margin) for a normal error of `sigma_mm`."""
+    return math.erf(_MARGIN_MM / (sigma_mm * math.sqrt(2.0)))
 
 
-def _body_mask(smooth: np.ndarray) -> np.ndarray | None:
+def _not_found(img, outline: _Outline, mm: float, centre, marks) -> BedLocation:
+    """Neither landmark: report the middle of the neck (narrowest outline) as a fallback."""
+    reason = "neither the shoulders nor the submandibular glands were found"
+    rows = np.flatnonzero(outline.width_mm > 0)
+    if rows.size == 0:
+        return BedLocation(centre, False, "none", reason, 0.0, marks)
+    inner = rows[(rows > rows[0] + 0.15 * rows.size) & (rows < rows[-1] - 0.15 * rows.size)]
+    inner = inner if inner.size else rows
+    neck_row = int(inner[np.argmin(outline.width_mm[inner])])
+    marks["neck_row"] = float(neck_row)
+    guess = (float(neck_row), float(outline.centre[neck_row]))
+    return BedLocation(guess, False, "none", reason, 0.0, marks)
+
+
+# --- the body outline ------------------------------------------------------------------------
+
+
+def _outline(img: np.ndarray, mm: float) -> _Outline | None:
+    """Body mask (blood pool) and, per row, the width and centre of the run through the
+    midline (so that raised arms beside the head do not widen the neck)."""
+    smooth = ndimage.gaussian_filter(img, 6.0 / mm)
+    found = _body_mask(smooth)
+    if found is None:
+        return None
+    mask, level = found
+    cols = np.arange(mask.shape[1], dtype=float)
+    counts = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_col = (mask * cols).sum(axis=1) / counts
+    mid = round(float(np.nanmedian(mean_col)))
+    core = mask & (smooth > _CORE_LEVEL * level)  # gaps beside the neck stay open here
+    bridge = max(3, round(15.0 / mm))  # ... noise holes do not
+    core = ndimage.minimum_filter1d(ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1)
+    core &= mask
+    left = _run_length(core[:, mid::-1])
+    right = _run_length(core[:, mid:])
+    width = np.where(core[:, mid], (left + right - 1) * mm, 0.0)
+    centre = np.where(core[:, mid], mid + (right - left) / 2.0, np.nan)
+    return _Outline(mask, width, centre, level)
+
+
+def _run_length(mask: np.ndarray) -> np.ndarray:
+    """Per row: number of leading True values."""
+    stops = np.argmin(mask, axis=1)
+    return np.where(mask.all(axis=1), mask.shape[1], stops).astype(float)
+
+
+def _body_mask(smooth: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Largest connected region brighter than `_BODY_LEVEL` x the typical body level (the
-    median of the pixels above an Otsu threshold), holes filled."""
+    median of the pixels above an Otsu threshold), holes filled; and that level."""
     clipped = np.minimum(smooth, np.percentile(smooth, 90))  # hot glands must not set the level
     if np.ptp(clipped) <= 0:
         return None
@@ -155,7 +274,9 @@ def _body_mask(smooth: np.ndarray) -> np.ndarray | None:
         return None
     sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
     body = _fill_holes(labels == (int(np.argmax(sizes)) + 1))
-    return body if body.mean() < _MAX_BODY_FRACTION else None  # no outline in a flat field
+    if body.mean() >= _MAX_BODY_FRACTION:
+        return None  # no outline in a flat field
+    return body, body_level
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -168,78 +289,165 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~np.isin(background, border[border > 0])
 
 
-def _row_widths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: number of body pixels, and the mean body column (NaN on empty rows)."""
-    width = mask.sum(axis=1).astype(float)
-    cols = np.arange(mask.shape[1], dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mid = (mask * cols).sum(axis=1) / width
-    return width, mid
+def _smoothed_width(outline: _Outline, mm: float) -> np.ndarray:
+    """Running median over 15 mm: a noisy row neither narrows nor widens the neck."""
+    return ndimage.median_filter(outline.width_mm, size=max(1, round(15.0 / mm)))
 
 
-def _notch_row(width: np.ndarray, mm: float) -> float | None:
-    """Row where the outline is half-way between neck and shoulder width (sternal notch)."""
-    full = float(np.percentile(width, 90))
-    if full <= 0:
+def _shoulder_row(outline: _Outline, mm: float) -> float | None:
+    """The shoulder line: below a plausible neck, the row where the outline has widened by
+    `_WIDENING_MM` and stays wide (the torso); the lowest such widening (raised arms widen
+    the outline beside the head, above the neck)."""
+    width = _smoothed_width(outline, mm)
+    step = max(1, round(30.0 / mm))
+    if width.size <= 2 * step:
         return None
-    narrow = np.flatnonzero(width < 0.5 * full)
-    below_full = np.flatnonzero(width >= 0.85 * full)
-    if below_full.size == 0:
+    rise = np.zeros(width.shape)
+    rise[step:-step] = width[2 * step :] - width[: -2 * step]
+    rise[width == 0] = 0.0
+    peaks = np.flatnonzero(
+        (rise >= _WIDENING_MM) & (rise == ndimage.maximum_filter1d(rise, 2 * step))
+    )
+    for best in peaks[::-1]:
+        above = width[max(0, best - 3 * step) : max(1, best - step)]
+        above = above[above > 0]
+        if above.size == 0:
+            continue
+        neck = float(np.percentile(above, 25))  # the narrowest part above: the neck
+        if not _NECK_WIDTH_RANGE_MM[0] <= neck <= _NECK_WIDTH_RANGE_MM[1]:
+            continue
+        crossing = best - step + int(np.argmax(width[best - step :] >= neck + _WIDENING_MM))
+        below = width[crossing + step // 3 : crossing + 2 * step]
+        if below.size and not np.median(below) >= max(neck + _WIDENING_MM, neck / _NECK_SHARE):
+            continue  # narrows again or only a little wider: not the torso
+        return float(crossing)
+    return None
+
+
+def _neck_width_px(outline: _Outline, shoulder: float | None, mm: float) -> float | None:
+    """Median outline width (pixels) over the 50 mm above the shoulder line."""
+    if shoulder is None:
         return None
-    torso_start = below_full[0]
-    candidates = narrow[(narrow < torso_start) & (width[narrow] > 0)]
-    if candidates.size == 0:
-        return None
-    r0 = int(candidates[-1])  # lowest narrow row above the torso
-    neck_rows = slice(max(0, r0 - int(35 / mm)), max(1, r0 - int(5 / mm)))
-    neck = float(np.median(width[neck_rows])) if width[neck_rows].size else float(width[r0])
-    if neck <= 0 or neck > 0.6 * full:
-        return None
-    level = (neck + full) / 2.0
-    crossing = np.flatnonzero(width[r0:] >= level)
-    if crossing.size == 0:
-        return None
-    return float(r0 + crossing[0]) - _SHOULDER_MIDPOINT_MM / mm
+    width = _smoothed_width(outline, mm)
+    rows = slice(max(0, int(shoulder - 60.0 / mm)), max(1, int(shoulder - 10.0 / mm)))
+    values = width[rows][width[rows] > 0]
+    return float(np.median(values)) / mm if values.size else None
+
+
+def _tilt_deg(outline: _Outline, mm: float) -> float:
+    """In-plane tilt of the neck: angle of the outline midline from the vertical (positive =
+    head towards larger columns), a robust (Theil-Sen) fit over the 120 mm above the shoulder
+    line; 0 when the shoulders are not found."""
+    shoulder = _shoulder_row(outline, mm)
+    if shoulder is None:
+        return 0.0
+    first = max(0, int(shoulder - 120.0 / mm))
+    rows = np.arange(first, int(shoulder))
+    rows = rows[np.isfinite(outline.centre[rows]) & (outline.width_mm[rows] > 20.0)]
+    if rows.size < 40.0 / mm:
+        return 0.0
+    slope = stats.theilslopes(outline.centre[rows], rows)[0]  # columns per row, going down
+    return float(np.clip(np.degrees(np.arctan(-slope)), -_MAX_TILT_DEG, _MAX_TILT_DEG))
+
+
+def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[float, float]:
+    """Map a point of the upright image (`ndimage.rotate` by +tilt about the centre) back."""
+    cr, cc = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
+    dr, dc = rc[0] - cr, rc[1] - cc
+    a = np.radians(tilt_deg)
+    return float(cr + dr * np.cos(a) + dc * np.sin(a)), float(cc + dc * np.cos(a) - dr * np.sin(a))
+
+
+def _midline_at(outline: _Outline, row: float, mm: float) -> float | None:
+    lo = int(max(0, row - 10 / mm))
+    hi = int(min(outline.centre.size, row + 10 / mm + 1))
+    values = outline.centre[lo:hi]
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
+
+
+# --- the submandibular glands ----------------------------------------------------------------
 
 
 def _submandibular(
-    smooth: np.ndarray, mid: np.ndarray, notch: float | None, mm: float
-) -> tuple[float, float] | None:
-    """(row, col) between the submandibular glands: the lowest strong peak of the row
-    profile min(left band, right band), bands 26-50 mm either side of the midline."""
-    n_rows, n_cols = smooth.shape
-    if notch is not None:
-        top, bottom = notch - 125.0 / mm, notch - 45.0 / mm
-    else:
-        top, bottom = 0.0, n_rows * 0.75
-    top, bottom = int(max(0, top)), int(min(n_rows, bottom))
-    if bottom - top < 3:
+    img: np.ndarray, outline: _Outline, notch: float | None, mm: float
+) -> tuple[float, float, bool] | None:
+    """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
+    `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
+    notch known, the pair nearest its expected height above it, else the lowest pair."""
+    rows, cols, z = _blobs(img, outline, mm)
+    pairs = [
+        (
+            (rows[i] + rows[j]) / 2.0,
+            (cols[i] + cols[j]) / 2.0,
+            (cols[j] - cols[i]) * mm,
+            z[i] + z[j],
+            abs(rows[j] - rows[i]) * mm,
+        )
+        for i, j in _symmetric_pairs(rows, cols, outline, mm)
+    ]
+    low, high = _SMG_ABOVE_NOTCH_MM
+    glands = [
+        p
+        for p in pairs
+        if p[2] <= _SMG_SEPARATION_MM[1]
+        and p[3] >= _PAIR_Z
+        and p[4] <= _PAIR_ROW_MM
+        and (notch is None or notch - high / mm <= p[0] <= notch - low / mm)
+    ]
+    if not glands:
         return None
-    rows_mid = mid[top:bottom]
-    rows_mid = rows_mid[np.isfinite(rows_mid)]  # no body in a row: NaN (np.nanmedian would warn)
-    if not rows_mid.size:
-        return None
-    centre = float(np.median(rows_mid))
-    cols = np.arange(n_cols) - centre
-    left = (cols <= -_GLAND_INNER_MM / mm) & (cols >= -_GLAND_OUTER_MM / mm)
-    right = (cols >= _GLAND_INNER_MM / mm) & (cols <= _GLAND_OUTER_MM / mm)
-    band = smooth[top:bottom]
-    profile = np.minimum(band[:, left].max(axis=1), band[:, right].max(axis=1))
-    background = float(np.median(smooth[top:bottom, (np.abs(cols) < 60.0 / mm)]))
-    # a gland pair is a peak that stands out from the rows around it (not the tail of a
-    # parotid at the window's top edge) and from the neck background
-    peaks, _ = find_peaks(profile, prominence=_PEAK_PROMINENCE * background)
-    strong = [k for k in peaks if profile[k] > _PEAK_HEIGHT * background]
-    if not strong:
-        return None
-    row = top + strong[-1]  # the lowest bright pair: submandibular, not parotid
-    lc = np.flatnonzero(left)[np.argmax(smooth[row, left])]
-    rc = np.flatnonzero(right)[np.argmax(smooth[row, right])]
-    return float(row), float((lc + rc) / 2.0)
+    confirmed = [g for g in glands if _has_parotids_above(g, pairs, mm)]
+    candidates = confirmed or glands
+    if notch is None:
+        row, col = max(candidates)[:2]  # the lowest pair
+    else:  # the pair nearest its expected height above the notch (a node pair is lower)
+        expected = notch - (SMG_TO_BED_MM + NOTCH_TO_BED_MM) / mm
+        row, col = min(candidates, key=lambda g: abs(g[0] - expected))[:2]
+    return float(row), float(col), bool(confirmed)
 
 
-def _midline_at(mid: np.ndarray, row: float, mm: float) -> float | None:
-    lo, hi = int(max(0, row - 10 / mm)), int(min(mid.size, row + 10 / mm + 1))
-    values = mid[lo:hi]
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else None
+def _has_parotids_above(glands: tuple, pairs: list[tuple], mm: float) -> bool:
+    """A pair as wide as the parotids (PN §9.3; fainter and less level than the glands may
+    be) lies 10-60 mm above the pair `glands`."""
+    return any(
+        10.0 <= (glands[0] - p[0]) * mm <= 60.0
+        and p[2] >= max(_PAROTID_MIN_MM, glands[2] + 15.0)
+        and p[3] >= _PAROTID_Z
+        for p in pairs
+    )
+
+
+def _blobs(img: np.ndarray, outline: _Outline, mm: float) -> tuple[np.ndarray, ...]:
+    """(rows, cols, z) of compact bright blobs in or near the body: local maxima that stand
+    `_BLOB_CONTRAST` above their surroundings (difference of Gaussians) and `_BLOB_Z` Poisson
+    standard deviations (z) above them."""
+    sigma = _BLOB_SIGMA_MM / mm
+    near = ndimage.gaussian_filter(img, sigma)
+    around = ndimage.gaussian_filter(img, _SURROUND_SIGMA_MM / mm)
+    noise = np.sqrt(np.maximum(around, 1e-6) / (4.0 * np.pi * sigma * sigma))
+    size = max(3, round(12.0 / mm) | 1)
+    peaks = (near == ndimage.maximum_filter(near, size=size)) & (near > 0)
+    peaks &= near >= _BLOB_CONTRAST * around
+    peaks &= near - around >= _BLOB_Z * noise
+    peaks &= ndimage.maximum_filter(outline.mask, size=2 * max(1, int(10.0 / mm)) + 1)
+    rows, cols = np.nonzero(peaks)
+    return rows, cols, ((near - around) / noise)[rows, cols]
+
+
+def _symmetric_pairs(rows: np.ndarray, cols: np.ndarray, outline: _Outline, mm: float):
+    """Index pairs (i, j) of blobs either side of the midline, level, centred, gland-apart."""
+    mid = outline.centre[rows]
+    left = np.isfinite(mid) & (cols < mid)
+    right = cols > np.where(np.isfinite(mid), mid, np.inf)
+    i, j = np.nonzero(left[:, None] & right[None, :])
+    separation = (cols[j] - cols[i]) * mm
+    level = np.abs(rows[j] - rows[i]) * mm
+    centred = np.abs((cols[i] + cols[j]) / 2.0 - mid[i]) * mm
+    keep = (
+        (separation >= _SMG_SEPARATION_MM[0])
+        & (separation <= _PAROTID_SEPARATION_MM)
+        & (level <= _PAROTID_ROW_MM)
+        & (centred <= 0.25 * separation)
+    )
+    return zip(i[keep].tolist(), j[keep].tolist(), strict=True)

@@ -36,7 +36,9 @@ class PreprocessResult:
 
     `stages` maps each name in `STAGES` to its array: counts (float32) for `original` and `crop`,
     uint8 for `window8`, `equalized`, `segmented`, bool for `grabcut_mask`, float32 CHW for
-    `network_input`. `bed_center_rc` is in original pixels; `bed_reason` says how it was found.
+    `network_input`. `bed_center_rc` is in original pixels; `bed_reason` says how it was found
+    (or, for a flagged bed, "bed_uncertain: glands not found" ...); `bed_confidence` is the
+    locator's confidence (1.0 for a centre set by a person) and `bed_method` the landmarks used.
     """
 
     stages: dict[str, np.ndarray]
@@ -44,6 +46,8 @@ class PreprocessResult:
     crop_box: CropBox
     bed_center_rc: tuple[float, float]
     bed_reason: str
+    bed_confidence: float = 1.0
+    bed_method: str = ""
 
     @property
     def network_input(self) -> np.ndarray:
@@ -84,16 +88,20 @@ class Pipeline:
         """Preprocess one planar view of counts with (row, col) spacing in mm (None if unknown).
 
         `bed_rc` is a thyroid-bed centre set by a person (original pixels): used instead of
-        the locator and flagged `bed_set_by_user`."""
+        the locator and flagged `bed_set_by_user`. An uncertain located bed is flagged
+        `bed_uncertain` and cropped `crop.uncertain_scale` times larger."""
         cfg = self.config
         counts, flags = steps.check_counts(counts)
         if spacing_mm is not None and not (min(spacing_mm) > 0 and np.all(np.isfinite(spacing_mm))):
             raise PreprocessError(
                 f"pixel spacing {spacing_mm} is not positive and finite; pass None if unknown"
             )
-        center, reason, new = steps.locate_bed(counts, spacing_mm, cfg.crop, bed_rc)
-        flags += new
-        box, new = steps.crop_box(counts.shape, spacing_mm, center, cfg.crop)
+        bed = steps.locate_bed(counts, spacing_mm, cfg.crop, bed_rc)
+        center = bed.center
+        flags += bed.flags
+        box, new = steps.crop_box(
+            counts.shape, spacing_mm, center, cfg.crop, scale_mm=bed.scale_mm, enlarge=bed.enlarge
+        )
         flags += new
         cropped, new = steps.crop(counts, box)
         flags += new
@@ -101,7 +109,7 @@ class Pipeline:
         flags += new
         equalized = steps.equalize(window8, cfg.equalize)
         bed_in_crop = (center[0] - box.row0, center[1] - box.col0)
-        crop_mm = self._crop_mm(box, spacing_mm)
+        crop_mm = self._crop_mm(box, spacing_mm, bed.enlarge)
         mask, new = steps.grabcut_mask(equalized, bed_in_crop, cfg.grabcut, crop_mm)
         flags += new
         segmented = np.where(mask, equalized, 0).astype(np.uint8)
@@ -118,7 +126,9 @@ class Pipeline:
         unique_flags = tuple(dict.fromkeys(str(f) for f in flags))
         if unique_flags:
             logger.info("preprocessing flags: %s", ", ".join(unique_flags))
-        return PreprocessResult(stages, unique_flags, box, center, reason)
+        return PreprocessResult(
+            stages, unique_flags, box, center, bed.reason, bed.confidence, bed.method
+        )
 
     def run_study(
         self, study: Study, beds: Mapping[str, tuple[float, float]] | None = None
@@ -131,10 +141,13 @@ class Pipeline:
             for im in study.images
         ]
 
-    def _crop_mm(self, box: CropBox, spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
-        """The crop's (height, width) in mm; the configured box when spacing is unknown."""
+    def _crop_mm(
+        self, box: CropBox, spacing_mm: tuple[float, float] | None, enlarge: float
+    ) -> tuple[float, float]:
+        """The crop's (height, width) in mm; taken as the configured box (times `enlarge`)
+        when the spacing is unknown."""
         if spacing_mm is None:
-            return self.config.crop.height_mm, self.config.crop.width_mm
+            return self.config.crop.height_mm * enlarge, self.config.crop.width_mm * enlarge
         return box.shape[0] * spacing_mm[0], box.shape[1] * spacing_mm[1]
 
 

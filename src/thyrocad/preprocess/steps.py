@@ -50,6 +50,7 @@ class Flag(StrEnum):
     GRABCUT_FAILED = "grabcut_failed"  # cv2.error inside GrabCut
     GRABCUT_EMPTY = "grabcut_empty"  # foreground below min_fg_fraction
     BED_SET_BY_USER = "bed_set_by_user"  # the bed centre was given by a person, not located
+    BED_UNCERTAIN = "bed_uncertain"  # low locator confidence: larger crop (bed_reason says why)
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,40 @@ def check_counts(counts: np.ndarray) -> tuple[np.ndarray, list[Flag]]:
 BED_SET_BY_USER = "bed set by user"
 
 
+@dataclass(frozen=True)
+class BedChoice:
+    """Where the crop is centred and how sure that is. Unpacks as (center, reason, flags).
+
+    `confidence` is the locator's (1.0 for a centre set by a person or by the config, 0.0
+    without one); `method` names the landmarks used; `scale_mm` is the mm per pixel the
+    locator estimated when the spacing is unknown; `enlarge` multiplies the crop's sides
+    (the fallback for an uncertain bed)."""
+
+    center: tuple[float, float]
+    reason: str
+    flags: tuple[Flag, ...]
+    confidence: float
+    method: str
+    scale_mm: float | None = None
+    enlarge: float = 1.0
+
+    def __iter__(self):
+        return iter((self.center, self.reason, list(self.flags)))
+
+
 def locate_bed(
     counts: np.ndarray,
     spacing_mm: tuple[float, float] | None,
     cfg: CropConfig,
     bed_rc: tuple[float, float] | None = None,
-) -> tuple[tuple[float, float], str, list[Flag]]:
+) -> BedChoice:
     """The thyroid-bed centre (row, col): the user's (`bed_rc`, original pixels), the config's
     manual centre, the landmarks, or the fallback centre.
 
-    Returns the centre, a short reason saying how it was chosen, and flags.
+    A located bed below `cfg.min_bed_confidence` is flagged `bed_uncertain` with the reason
+    ("bed_uncertain: glands not found") and gets a crop `cfg.uncertain_scale` times larger; a
+    bed that cannot be located is flagged `bed_not_found` too and centred on the locator's
+    guess (the middle of the neck) or `cfg.fallback_center_frac`.
     """
     if bed_rc is not None:
         row, col = (float(v) for v in bed_rc)
@@ -112,27 +137,49 @@ def locate_bed(
                 f"the thyroid bed given at row {row:g}, column {col:g} lies outside the "
                 f"{counts.shape[0]}x{counts.shape[1]} view; give original-pixel coordinates"
             )
-        return (row, col), BED_SET_BY_USER, [Flag.BED_SET_BY_USER]
+        return BedChoice((row, col), BED_SET_BY_USER, (Flag.BED_SET_BY_USER,), 1.0, "user")
     if cfg.center_rc is not None:
-        return (float(cfg.center_rc[0]), float(cfg.center_rc[1])), "manual centre", []
-    if cfg.use_landmarks:
-        try:
-            bed = locate_thyroid_bed(counts, spacing_mm)
-        except (ThyrocadError, ValueError, IndexError) as exc:
-            # A localiser bug on an odd image must not stop preprocessing: fall back, flagged.
-            logger.warning("thyroid-bed localisation raised %s: %s", type(exc).__name__, exc)
-            reason = f"localisation raised {type(exc).__name__}"
-        else:
-            if bed.found:
-                center = (float(bed.center_rc[0]), float(bed.center_rc[1]))
-                return center, f"landmarks ({bed.method})", []
-            reason = f"localisation failed: {bed.reason}"
+        center = (float(cfg.center_rc[0]), float(cfg.center_rc[1]))
+        return BedChoice(center, "manual centre", (), 1.0, "config")
+    if not cfg.use_landmarks:
+        return _fallback(counts, cfg, "localisation switched off", None)
+    try:
+        bed = locate_thyroid_bed(counts, spacing_mm)
+    except (ThyrocadError, ValueError, IndexError) as exc:
+        # A localiser bug on an odd image must not stop preprocessing: fall back, flagged.
+        logger.warning("thyroid-bed localisation raised %s: %s", type(exc).__name__, exc)
+        return _fallback(counts, cfg, f"localisation raised {type(exc).__name__}", None)
+    if not bed.found:
+        return _fallback(counts, cfg, bed.reason, bed)
+    center = (float(bed.center_rc[0]), float(bed.center_rc[1]))
+    located = {"confidence": bed.confidence, "method": bed.method, "scale_mm": bed.scale_mm}
+    if bed.confidence >= cfg.min_bed_confidence:
+        return BedChoice(center, f"landmarks ({bed.method})", (), **located)
+    logger.info("thyroid bed uncertain (%s, confidence %.2f)", bed.reason, bed.confidence)
+    reason = f"{Flag.BED_UNCERTAIN}: {bed.reason}"
+    return BedChoice(center, reason, (Flag.BED_UNCERTAIN,), **located, enlarge=cfg.uncertain_scale)
+
+
+def _fallback(counts: np.ndarray, cfg: CropConfig, why: str, bed) -> BedChoice:
+    """No located bed: the locator's guess (middle of the neck) or the configured fraction of
+    the image, flagged `bed_not_found` and `bed_uncertain`, with the larger crop."""
+    if bed is not None and "neck_row" in bed.landmarks:
+        center = (float(bed.center_rc[0]), float(bed.center_rc[1]))
+        where = "middle of the neck"
     else:
-        reason = "localisation switched off"
-    rows, cols = counts.shape
-    center = (cfg.fallback_center_frac[0] * rows, cfg.fallback_center_frac[1] * cols)
-    logger.info("thyroid bed not located (%s); using fallback centre %s", reason, center)
-    return center, reason, [Flag.BED_NOT_FOUND]
+        rows, cols = counts.shape
+        center = (cfg.fallback_center_frac[0] * rows, cfg.fallback_center_frac[1] * cols)
+        where = "fallback centre"
+    logger.info("thyroid bed not located (%s); using the %s %s", why, where, center)
+    return BedChoice(
+        center,
+        f"{Flag.BED_NOT_FOUND}: {why}; {where}",
+        (Flag.BED_NOT_FOUND, Flag.BED_UNCERTAIN),
+        confidence=0.0,
+        method="none",
+        scale_mm=None if bed is None else bed.scale_mm,
+        enlarge=cfg.uncertain_scale,
+    )
 
 
 def crop_box(
@@ -140,21 +187,26 @@ def crop_box(
     spacing_mm: tuple[float, float] | None,
     center_rc: tuple[float, float],
     cfg: CropConfig,
+    *,
+    scale_mm: float | None = None,
+    enlarge: float = 1.0,
 ) -> tuple[CropBox, list[Flag]]:
-    """The crop box around `center_rc`: mm-sized from the spacing; without one
-    `fallback_box_px`, or mm-sized at the spacing the locator assumes (`ASSUMED_FIELD_MM`
-    across the image width)."""
+    """The crop box around `center_rc`: mm-sized from the spacing; without one, from the
+    locator's estimated `scale_mm`, else `fallback_box_px` when set, else at the spacing the
+    locator assumes (`ASSUMED_FIELD_MM` across the image width); sides times `enlarge`."""
     if not cfg.enabled:
         return CropBox(0, 0, image_shape[0], image_shape[1]), []
     flags: list[Flag] = []
     if spacing_mm is None:
         flags.append(Flag.NO_SPACING)
-        assumed = ASSUMED_FIELD_MM / image_shape[1]
-        spacing_mm = (assumed, assumed)
-    height = max(1, round(cfg.height_mm / spacing_mm[0]))
-    width = max(1, round(cfg.width_mm / spacing_mm[1]))
-    if flags and cfg.fallback_box_px is not None:
-        height, width = cfg.fallback_box_px
+    if spacing_mm is None and scale_mm is None and cfg.fallback_box_px is not None:
+        height, width = (side * enlarge for side in cfg.fallback_box_px)
+    else:
+        assumed = scale_mm or ASSUMED_FIELD_MM / image_shape[1]
+        row_mm, col_mm = spacing_mm if spacing_mm is not None else (assumed, assumed)
+        height = cfg.height_mm * enlarge / row_mm
+        width = cfg.width_mm * enlarge / col_mm
+    height, width = max(1, round(height)), max(1, round(width))
     row0 = round(center_rc[0] - height / 2)
     col0 = round(center_rc[1] - width / 2)
     return CropBox(row0, col0, row0 + height, col0 + width), flags

@@ -114,20 +114,30 @@ def write_strip(path: Path, result: PreprocessResult, output: OutputConfig) -> P
 
 @dataclass(frozen=True)
 class StripEntry:
-    """One row of the index page: a source file, its view, the strip and the flags."""
+    """One row of the index page: a source file, its view, the strip, the flags and how the
+    thyroid bed was placed (reason and confidence)."""
 
     source: str  # path relative to the cohort folder, as the user named it
     view: str
     strip: str  # path of the PNG relative to the index page
     flags: tuple[str, ...]
     error: str = ""
+    bed: str = ""  # `bed_summary` of the result
+
+
+def bed_summary(result: PreprocessResult) -> str:
+    """How the thyroid bed was placed, for a reader: reason and confidence."""
+    return f"{result.bed_reason} (confidence {result.bed_confidence:.2f})"
 
 
 FLAG_MEANINGS = {
-    "no_spacing": "the image carries no pixel spacing (a PNG/JPEG export): the crop box and the "
-    "bed locator assume a 563-mm field across the image width",
-    "bed_not_found": "the thyroid bed was not located: the box is centred on the fallback "
-    "centre (the middle of the image by default)",
+    "no_spacing": "the image carries no pixel spacing (a PNG/JPEG export): the locator estimates "
+    "the scale from the neck width (failing that, it assumes a 563-mm field across the image "
+    "width), and the bed is never confident",
+    "bed_not_found": "the thyroid bed was not located: the box is centred on the middle of the "
+    "neck, else on the fallback centre (the middle of the image by default), and enlarged",
+    "bed_uncertain": "the thyroid-bed locator's confidence is low (the view's bed line says "
+    "why): the crop box is enlarged (crop.uncertain_scale); check the bed, or set it",
     "bed_set_by_user": "the bed centre was given by a person, not located",
     "padded": "the crop box reaches outside the image: the outside is zero counts",
     "negative_counts_clipped": "negative pixel values were set to 0",
@@ -209,5 +219,6 @@ def _view_html(entry: StripEntry, common: tuple[str, ...]) -> str:
         body = f'<p class="err">{html.escape(entry.error)}</p>'
     else:
         flags = f'<p class="flags">flags: {html.escape(", ".join(own))}</p>' if own else ""
-        body = f'{flags}<img src="{html.escape(entry.strip)}" alt="stages" loading="lazy">'
+        bed = f"<p>thyroid bed: {html.escape(entry.bed)}</p>" if entry.bed else ""
+        body = f'{flags}{bed}<img src="{html.escape(entry.strip)}" alt="stages" loading="lazy">'
     return f'<div class="view"><h3>{heading}</h3>{body}</div>'

@@ -12,9 +12,13 @@ from thyrocad.data.phantom.cohort import (
     simulate_patient,
 )
 from thyrocad.data.phantom.config import DIFFICULTY_PRESETS, PhantomConfig, parse_difficulty
+from thyrocad.data.phantom.variation import ANATOMY_NAMES, ANATOMY_SETTINGS, AnatomySetting
 
 __all__ = [
+    "ANATOMY_NAMES",
+    "ANATOMY_SETTINGS",
     "DIFFICULTY_PRESETS",
+    "AnatomySetting",
     "PhantomConfig",
     "default_cohort_dir",
     "ensure_default_cohort",

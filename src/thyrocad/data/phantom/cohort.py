@@ -7,6 +7,7 @@ patient's pixels do not depend on the cohort size, the worker count or the outpu
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -21,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 import thyrocad
-from thyrocad.data.phantom.anatomy import BED_CENTER_Y_MM, Patient, sample_patient
+from thyrocad.data.phantom.anatomy import sample_patient
 from thyrocad.data.phantom.config import GENERATOR_VERSION, PhantomConfig
+from thyrocad.data.phantom.geometry import BED_REGION_CENTER_Y_MM, LOBE_CENTER_Y_MM, Patient
 from thyrocad.data.phantom.physics import expected_counts, focus_mask, poisson_counts, to_pixel
+from thyrocad.data.phantom.portable import PortableRandom
 from thyrocad.data.phantom.writer import AcquisitionInfo, patient_id, write_dicom, write_png
 from thyrocad.errors import ThyrocadError
 from thyrocad.files import thyrocad_home
@@ -62,48 +65,70 @@ def residual_flags(cfg: PhantomConfig) -> np.ndarray:
 def simulate_patient(cfg: PhantomConfig, index: int, residual: bool) -> SimulatedPatient:
     """Sample patient `index` and form its two views."""
     patient = sample_patient(cfg, index, residual)
-    rng = np.random.default_rng([cfg.seed, index, 2])
+    rng = PortableRandom([cfg.seed, index, 2])
     expected = expected_counts(cfg, patient, rng)
     counts = {view: poisson_counts(expected[view], rng) for view in VIEWS}
     return SimulatedPatient(patient, counts)
 
 
-def ground_truth(cfg: PhantomConfig, sim: SimulatedPatient) -> dict:
-    """JSON-ready truth: foci per view (px and mm), bed centre, acquisition, confounders."""
-    p = sim.patient
-    foci = []
-    remnant_sources = [s for s in p.sources if s.kind == "remnant"]
-    for source in remnant_sources:
-        focus = dict(p.foci[source.focus_id])
-        for view in VIEWS:
-            row, col = to_pixel(cfg, p, source.x_mm, source.y_mm, view)
-            focus[view.value] = {
-                "row_px": row,
-                "col_px": col,
-                "row_mm": row * cfg.pixel_mm,
-                "col_mm": col * cfg.pixel_mm,
-            }
-        foci.append(focus)
-    bed = {
-        view.value: dict(
-            zip(("row_px", "col_px"), to_pixel(cfg, p, 0.0, BED_CENTER_Y_MM, view), strict=True)
-        )
+def _point(p: Patient, x_mm: float, y_mm: float) -> dict[str, dict[str, float]]:
+    """A patient-frame point in both views, in pixels."""
+    return {
+        view.value: dict(zip(("row_px", "col_px"), to_pixel(p, x_mm, y_mm, view), strict=True))
         for view in VIEWS
+    }
+
+
+def pixel_digest(cfg: PhantomConfig, n_patients: int) -> str:
+    """sha256 of the first `n_patients` patients' count images (anterior then posterior, uint16
+    little-endian) as the cohort of `cfg` makes them: the same on every machine (`portable`)."""
+    flags = residual_flags(cfg)
+    digest = hashlib.sha256()
+    for index in range(n_patients):
+        sim = simulate_patient(cfg, index, bool(flags[index]))
+        for view in VIEWS:
+            digest.update(sim.counts[view].astype("<u2").tobytes())
+    return digest.hexdigest()
+
+
+def ground_truth(cfg: PhantomConfig, sim: SimulatedPatient) -> dict:
+    """JSON-ready truth: foci per view (px and mm), bed centre, landmarks, acquisition,
+    confounders."""
+    p = sim.patient
+    mm = p.camera.pixel_mm
+    foci = []
+    for source in (s for s in p.sources if s.kind == "remnant"):
+        focus = dict(p.foci[source.focus_id])
+        for view, at in _point(p, source.x_mm, source.y_mm).items():
+            focus[view] = {**at, "row_mm": at["row_px"] * mm, "col_mm": at["col_px"] * mm}
+        foci.append(focus)
+    body = p.body
+    landmarks = {
+        "chin": _point(p, 0.0, body.chin_y_mm),
+        "submandibular": _point(p, 0.0, body.submandibular_y_mm),
+        "hyoid": _point(p, 0.0, body.hyoid_y_mm),
+        "cricoid": _point(p, 0.0, 0.0),
+        "thyroid_lobes": _point(p, 0.0, LOBE_CENTER_Y_MM),
+        "notch": _point(p, 0.0, body.notch_y_mm),
     }
     return {
         "patient_id": sim.patient_id,
         "label": "residual" if p.residual else "non_residual",
-        "pixel_mm": cfg.pixel_mm,
-        "thyroid_bed_center": bed,
+        "pixel_mm": mm,
+        "matrix": p.camera.matrix,
+        "anatomy": p.anatomy,
+        "thyroid_bed_center": _point(p, 0.0, BED_REGION_CENTER_Y_MM),
+        "landmarks": landmarks,
         "foci": foci,
         "confounders": list(p.confounders),
         "acquisition": vars(p.acquisition),
+        "camera": vars(p.camera),
         "pose": vars(p.pose),
-        "body": vars(p.body),
+        "body": vars(body),
         "other_sources": [
             {"kind": s.kind, "activity_mbq": s.activity_mbq, "depth_cm": s.depth_cm}
             for s in p.sources
-            if s.kind in ("node", "contamination", "oesophageal_retention")
+            if s.kind in ("node", "contamination", "oesophageal_retention", "stomach")
         ],
     }
 
@@ -134,7 +159,7 @@ def write_patient(
     info = AcquisitionInfo(
         index + 1,
         cfg.seed,
-        cfg.pixel_mm,
+        sim.patient.camera.pixel_mm,
         acq.frame_duration_s,
         acq.administered_mbq,
         acq.hours_post_dose,

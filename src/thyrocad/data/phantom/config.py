@@ -11,10 +11,13 @@ import json
 from dataclasses import dataclass
 
 from thyrocad.configs import Config
+from thyrocad.data.phantom import portable
+from thyrocad.data.phantom.variation import ANATOMY_NAMES
 from thyrocad.errors import ConfigError
 
-GENERATOR_VERSION = "1"
-"""Bumped whenever the same config and seed would produce different pixels."""
+GENERATOR_VERSION = "2"
+"""Bumped whenever the same config and seed would produce different pixels. 2: anatomy from
+PN §9, anatomy settings, counts identical on every CPU (`portable`)."""
 
 DIFFICULTY_PRESETS: dict[str, float] = {"easy": 0.5, "default": 1.0, "hard": 1.5}
 
@@ -28,6 +31,7 @@ class PhantomConfig(Config):
     n_residual: int = 346  # paper: 346 residual, 100 non-residual
     seed: int = 0
     difficulty: float = 1.0  # 0 = literature uptake values; see `remnant_faint_decades`
+    anatomy: str = "default"  # a name of `variation.ANATOMY_NAMES` (docs/phantom.md)
 
     # --- acquisition (paper; PN §0) --------------------------------------------------------
     matrix: int = 256  # paper: 256 x 256
@@ -50,12 +54,19 @@ class PhantomConfig(Config):
     spoke_length_mm: float = 45.0  # [ESTIMATE] e-folding length of a septal-penetration spoke
     vendor_star_angles_deg: tuple[float, ...] = (0.0, 15.0, 30.0)  # PN §7 item 6
 
-    # --- anatomy (PN §3 neck dimensions, §5 positions) ---------------------------------------
-    neck_thickness_cm: tuple[float, float] = (10.5, 14.0)  # PN §3: AP 11-13 cm, 10-15 range
-    neck_half_width_mm: tuple[float, float] = (48.0, 65.0)  # PN §3: lateral width 10-13 cm
+    # --- anatomy, neck extended (PN §9; mean and SD of normal links, else uniform ranges) ----
+    notch_below_cricoid_mm: tuple[float, float] = (40.0, 10.0)  # PN §9.0: SSN-cricoid N(4, 1) cm
+    hyoid_above_cricoid_mm: tuple[float, float] = (55.0, 8.0)  # PN §9.0: N(5.5, 0.8) cm
+    submandibular_above_hyoid_mm: tuple[float, float] = (15.0, 6.0)  # PN §9.0: N(1.5, 0.6) cm
+    mandible_above_hyoid_mm: tuple[float, float] = (24.0, 4.0)  # PN §9.3: 22.8-24.4 mm
+    parotid_above_submandibular_mm: tuple[float, float] = (30.0, 40.0)  # PN §9.3 [ESTIMATE]
+    submandibular_lateral_mm: tuple[float, float] = (35.0, 45.0)  # PN §9.3 [ESTIMATE]
+    parotid_lateral_mm: tuple[float, float] = (50.0, 65.0)  # PN §9.3 [ESTIMATE]
+    acromion_above_notch_mm: tuple[float, float] = (3.5, 13.0)  # PN §9.0: 0.2-0.5 cm, SD 1.3
+    neck_half_width_mm: tuple[float, float] = (50.0, 70.0)  # PN §9.4: 10-15 cm, 11-13 typical
+    neck_thickness_cm: tuple[float, float] = (11.0, 15.0)  # PN §9.4: 12.4-14.2 cm on CT
+    shoulder_half_width_mm: tuple[float, float] = (205.0, 270.0)  # PN §9.4: bideltoid 41-57 cm
     bed_depth_cm: tuple[float, float] = (1.2, 3.0)  # PN §0: 2.0 cm (1.2-3.0)
-    cricoid_to_notch_mm: tuple[float, float] = (35.0, 60.0)  # [ESTIMATE] neck length variation
-    cricoid_to_submandibular_mm: tuple[float, float] = (30.0, 48.0)  # [ESTIMATE]
     tilt_sd_deg: float = 3.0  # [ESTIMATE] ordinary in-plane tilt of head/neck
 
     # --- physiological uptake, % of administered activity at 24 h (PN §4.3) -------------------
@@ -105,6 +116,10 @@ class PhantomConfig(Config):
             raise ConfigError(f"--difficulty must be >= 0, got {self.difficulty}")
         if self.matrix < 64:
             raise ConfigError(f"matrix must be at least 64, got {self.matrix}")
+        if self.anatomy not in ANATOMY_NAMES:
+            raise ConfigError(
+                f"--anatomy must be one of {', '.join(ANATOMY_NAMES)}, got {self.anatomy!r}"
+            )
 
     @property
     def confounder_scale(self) -> float:
@@ -114,8 +129,8 @@ class PhantomConfig(Config):
     @property
     def remnant_median_pct(self) -> float:
         """Median remnant uptake (% IA at 24 h) at this difficulty."""
-        return self.remnant_uptake_median_pct * 10 ** (
-            -self.remnant_faint_decades * self.difficulty
+        return self.remnant_uptake_median_pct * portable.exp(
+            -self.remnant_faint_decades * self.difficulty * portable.LN10
         )
 
     def config_hash(self) -> str:

@@ -46,7 +46,8 @@ def write_preview(path: str | Path, config: PhantomConfig, per_class: int = 4) -
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(
-        f"thyrocad phantom (difficulty {config.difficulty}, seed {config.seed}); "
+        f"thyrocad phantom (difficulty {config.difficulty}, anatomy {config.anatomy}, "
+        f"seed {config.seed}); "
         "top: residual, bottom: non-residual; inverted grey, 0 to 60 % of max",
         fontsize=8,
     )

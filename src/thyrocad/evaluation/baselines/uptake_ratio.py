@@ -2,7 +2,8 @@
 background reference region, on the anterior view.
 
 - ROI: a `ROI_WIDTH_MM` x `ROI_HEIGHT_MM` rectangle centred on the thyroid bed found by
-  `thyrocad.preprocess.landmarks.locate_thyroid_bed` (image centre when it is not found).
+  `thyrocad.preprocess.landmarks.locate_thyroid_bed` (the middle of the neck or of the image
+  when it is not found), or on a centre given by the caller (e.g. a phantom's true bed).
 - Reference: two lateral neck-background rectangles at the bed level, `REF_INNER_MM` to
   `REF_OUTER_MM` either side of the bed centre, `REF_HEIGHT_MM` tall (soft tissue beside the
   bed, as for a thyroid-bed-to-background ratio).
@@ -44,14 +45,20 @@ def _box_mean(img: np.ndarray, rows: tuple[float, float], cols: tuple[float, flo
     return float(region.mean()) if region.size else float("nan")
 
 
-def uptake_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
-    """Thyroid-bed ROI mean over lateral-background mean on one view (see module doc)."""
+def uptake_ratio(
+    counts: np.ndarray,
+    spacing_mm: tuple[float, float] | None,
+    center_rc: tuple[float, float] | None = None,
+) -> float:
+    """Thyroid-bed ROI mean over lateral-background mean on one view (see module doc); the
+    ROI is centred on `center_rc` (original pixels) when given, else on the located bed."""
     img = np.asarray(counts, dtype=np.float64)
-    mm = float(spacing_mm[0]) if spacing_mm else ASSUMED_FIELD_MM / img.shape[1]
-    bed = locate_thyroid_bed(img, spacing_mm)
-    if not bed.found:
-        logger.debug("thyroid bed not found (%s); using the image centre", bed.reason)
-    r, c = bed.center_rc
+    bed = None if center_rc is not None else locate_thyroid_bed(img, spacing_mm)
+    if bed is not None and not bed.found:
+        logger.debug("thyroid bed not found (%s); using %s", bed.reason, bed.center_rc)
+    mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm if bed else None)
+    mm = mm or ASSUMED_FIELD_MM / img.shape[1]
+    r, c = center_rc if center_rc is not None else bed.center_rc
     roi = _box_mean(
         img,
         (r - ROI_HEIGHT_MM / 2 / mm, r + ROI_HEIGHT_MM / 2 / mm),
