@@ -144,6 +144,27 @@ def experiment(
     threads: Annotated[
         int | None, typer.Option(help="torch/OpenCV threads per run (default: cores / workers).")
     ] = None,
+    operating_point: Annotated[
+        str,
+        typer.Option(
+            help="CNN thresholds: argmax (the paper), oof-youden, oof-sensitivity:T "
+            "(out-of-fold, inner k-fold) or train-youden (optimistic; for comparison)."
+        ),
+    ] = DEFAULTS.operating_point,
+    inner_folds: Annotated[
+        int, typer.Option(help="Folds of the out-of-fold operating points.")
+    ] = DEFAULTS.inner_folds,
+    allow_small: Annotated[
+        bool,
+        typer.Option(
+            "--allow-small",
+            help="Run although a test part holds fewer than 5 patients of a class.",
+        ),
+    ] = DEFAULTS.allow_small,
+    test_cohort: Annotated[
+        Path | None,
+        typer.Option(help="External labelled cohort every split's model is also scored on."),
+    ] = None,
 ) -> None:
     """Run the paper's experiment: every model on the same stratified patient-level splits.
 
@@ -172,6 +193,10 @@ def experiment(
         preprocess=preprocess,
         init=init,
         device=device,
+        operating_point=operating_point,
+        inner_folds=inner_folds,
+        allow_small=allow_small,
+        test_cohort=str(test_cohort.absolute()) if test_cohort else "",
     )
     backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
     outcome = run_with_progress(cohort_dir, out, config, backend, console)

@@ -28,6 +28,10 @@ FLAGS = {
     "preprocess": "--preprocess",
     "init": "--init",
     "device": "--device",
+    "operating_point": "--operating-point",
+    "inner_folds": "--inner-folds",
+    "allow_small": "--allow-small",
+    "test_cohort": "--test-cohort",
 }
 
 
@@ -47,5 +51,11 @@ def experiment_command(
     args = ["thyrocad", "experiment", str(Path(cohort_dir).absolute())]
     args += ["--out", str(Path(out_dir).absolute())]
     for f in dataclasses.fields(config):
-        args += [FLAGS[f.name], option_value(getattr(config, f.name))]
+        value = getattr(config, f.name)
+        if isinstance(value, bool):  # a flag: present or not
+            args += [FLAGS[f.name]] if value else []
+        elif f.name == "test_cohort":  # a folder, or none
+            args += [FLAGS[f.name], str(Path(value).absolute())] if value else []
+        else:
+            args += [FLAGS[f.name], option_value(value)]
     return shlex.join(args)

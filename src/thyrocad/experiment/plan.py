@@ -7,14 +7,16 @@ settings that make up the results set's identity fixed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import thyrocad
 from thyrocad.data.cohort import load_cohort
-from thyrocad.data.splits import Split, stratified_splits
-from thyrocad.errors import WeightsError
+from thyrocad.data.splits import Split, distinct_splits, stratified_splits, test_counts
+from thyrocad.errors import ConfigError, WeightsError
+from thyrocad.evaluation.baselines.cho import has_ground_truth
 from thyrocad.experiment.cnn import scratch_weights
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.report import ModelEntry
@@ -24,7 +26,10 @@ from thyrocad.files import thyrocad_home
 from thyrocad.models import create_model, model_info
 from thyrocad.preprocess import preset
 
-SETTINGS_VERSION = 3  # 3: thyrocad 0.4.0 (the one decision rule of thyrocad.decision)
+SETTINGS_VERSION = 4  # 4: operating points, external cohorts, CHO
+MIN_TEST_PER_CLASS = 5
+CLASS_NAMES = {0: "non-residual", 1: "residual"}
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,6 +79,8 @@ class ExperimentPlan:
 def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> ExperimentPlan:
     """Validate the cohort, draw the splits, resolve each model's weights, fix the settings."""
     cohort = load_cohort(cohort_dir)
+    check_sample_size(cohort.labels, config)
+    external = load_cohort(config.test_cohort) if config.test_cohort else None
     splits = tuple(
         stratified_splits(
             cohort.patient_ids, cohort.labels, config.n_splits, config.test_fraction, config.seed
@@ -87,7 +94,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
             str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
         )
         entries.append(entry)
-    for name in config.baselines:
+    for name in _baselines(cohort_dir, cohort.patient_ids, external, config):
         entries.append(ModelEntry(name, "baseline", "n/a (no network)", "n/a"))
     settings = {
         "settings_version": SETTINGS_VERSION,
@@ -99,6 +106,8 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "inits": inits,
         "splits": [{"index": s.index, "seed": s.seed, "test": list(s.test)} for s in splits],
     }
+    if external is not None:
+        settings["test_cohort_data_hash"] = external.data_hash()
     return ExperimentPlan(
         cohort_dir=Path(cohort_dir).absolute(),
         config=config,
@@ -109,6 +118,41 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         weights=weights,
         settings=settings,
     )
+
+
+def check_sample_size(labels, config: ExperimentConfig) -> None:
+    """Refuse (`ConfigError`, one line) a test part with fewer than `MIN_TEST_PER_CLASS`
+    patients of a class unless `allow_small`, and more splits than distinct splits exist."""
+    counts = test_counts(labels, config.test_fraction)
+    small = {CLASS_NAMES[c]: t for c, (_, t) in counts.items() if t < MIN_TEST_PER_CLASS}
+    if small and not config.allow_small:
+        held = ", ".join(f"{t} {name}" for name, t in small.items())
+        raise ConfigError(
+            f"each split's test part would hold only {held} patient(s) (fewer than "
+            f"{MIN_TEST_PER_CLASS} of a class make SEN/SPE and DeLong meaningless); use a larger "
+            "cohort or --test-fraction, or pass --allow-small"
+        )
+    distinct = distinct_splits(labels, config.test_fraction)
+    if config.n_splits > distinct:
+        message = (
+            f"--splits {config.n_splits} asks for more splits than the {distinct} distinct "
+            f"stratified splits this cohort has; use --splits {distinct} or fewer"
+        )
+        if not config.allow_small:
+            raise ConfigError(message)
+        logger.warning("%s (--allow-small: some splits repeat)", message)
+
+
+def _baselines(cohort_dir, patient_ids, external, config: ExperimentConfig) -> list[str]:
+    """The baselines run: those asked for, and with `cho` on a phantom cohort (ground truth
+    for every patient, of the external cohort too) also `cho_true_bed`."""
+    names = list(config.baselines)
+    phantom = has_ground_truth(cohort_dir, patient_ids) and (
+        external is None or has_ground_truth(config.test_cohort, external.patient_ids)
+    )
+    if "cho" in names and phantom:
+        names.insert(names.index("cho") + 1, "cho_true_bed")
+    return names
 
 
 def _resolve_model(name: str, init: str, mode: str, seed: int) -> tuple[ModelEntry, str]:
