@@ -243,7 +243,7 @@ def test_indeterminate_band_contains_the_threshold_and_widens_with_overlap():
 
 
 def test_stratified_folds_keep_both_classes_and_cover_every_patient_once():
-    from thyrocad.data.splits import distinct_splits, stratified_folds, test_counts
+    from thyrocad.data.splits import distinct_splits, per_class_test_counts, stratified_folds
 
     labels = [1] * 12 + [0] * 7
     folds = stratified_folds(labels, 5, seed=3)
@@ -253,5 +253,5 @@ def test_stratified_folds_keep_both_classes_and_cover_every_patient_once():
     assert len(stratified_folds([1, 1, 1, 0, 0], 5, seed=0)) == 2  # lowered to the smaller class
     with pytest.raises(ConfigError, match="at least 2 training patients"):
         stratified_folds([1, 1, 0], 5, seed=0)
-    assert test_counts(labels, 0.25) == {0: (7, 1), 1: (12, 3)}
+    assert per_class_test_counts(labels, 0.25) == {0: (7, 1), 1: (12, 3)}
     assert distinct_splits(labels, 0.25) == 7 * 220  # C(7,1) * C(12,3)

@@ -97,7 +97,9 @@ def stratified_folds(labels: Sequence[int], k: int, seed: int) -> list[np.ndarra
     return [held for _, held in folds.split(np.zeros(y.size), y)]
 
 
-def test_counts(labels: Sequence[int], test_fraction: float) -> dict[int, tuple[int, int]]:
+def per_class_test_counts(
+    labels: Sequence[int], test_fraction: float
+) -> dict[int, tuple[int, int]]:
     """class -> (patients of that class, of them in each split's test part)."""
     y = np.asarray(labels)
     return {
@@ -109,4 +111,6 @@ def test_counts(labels: Sequence[int], test_fraction: float) -> dict[int, tuple[
 def distinct_splits(labels: Sequence[int], test_fraction: float) -> int:
     """How many different stratified splits exist: the product over classes of
     C(patients of the class, its test count)."""
-    return math.prod(math.comb(n, t) for n, t in test_counts(labels, test_fraction).values())
+    return math.prod(
+        math.comb(n, t) for n, t in per_class_test_counts(labels, test_fraction).values()
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import thyrocad
 from thyrocad.data.cohort import load_cohort
-from thyrocad.data.splits import Split, distinct_splits, stratified_splits, test_counts
+from thyrocad.data.splits import Split, distinct_splits, per_class_test_counts, stratified_splits
 from thyrocad.errors import ConfigError, WeightsError
 from thyrocad.evaluation.baselines.cho import has_ground_truth
 from thyrocad.experiment.cnn import scratch_weights
@@ -100,6 +100,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "settings_version": SETTINGS_VERSION,
         "thyrocad_version": thyrocad.__version__,
         "cohort_data_hash": cohort.data_hash(),
+        "cohort": _class_sizes(cohort.labels),
         "preprocess": pipeline_config.to_dict(),
         "experiment": config.to_dict(),
         "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
@@ -108,6 +109,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
     }
     if external is not None:
         settings["test_cohort_data_hash"] = external.data_hash()
+        settings["test_cohort"] = _class_sizes(external.labels)
     return ExperimentPlan(
         cohort_dir=Path(cohort_dir).absolute(),
         config=config,
@@ -120,10 +122,19 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
     )
 
 
+def _class_sizes(labels) -> dict[str, int]:
+    n_residual = int(sum(int(v) for v in labels))
+    return {
+        "n_patients": len(labels),
+        "n_residual": n_residual,
+        "n_non_residual": len(labels) - n_residual,
+    }
+
+
 def check_sample_size(labels, config: ExperimentConfig) -> None:
     """Refuse (`ConfigError`, one line) a test part with fewer than `MIN_TEST_PER_CLASS`
     patients of a class unless `allow_small`, and more splits than distinct splits exist."""
-    counts = test_counts(labels, config.test_fraction)
+    counts = per_class_test_counts(labels, config.test_fraction)
     small = {CLASS_NAMES[c]: t for c, (_, t) in counts.items() if t < MIN_TEST_PER_CLASS}
     if small and not config.allow_small:
         held = ", ".join(f"{t} {name}" for name, t in small.items())

@@ -50,4 +50,3 @@ def oof_probabilities(
         fitted = train(data.subset(np.flatnonzero(~held)), fold_config, cache=cache)
         prob[held] = predict_proba(fitted, data.subset(np.flatnonzero(held)).x, cache)
     return prob, len(masks)
-

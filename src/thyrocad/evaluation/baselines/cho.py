@@ -50,10 +50,10 @@ def view_channels(
     """The channel outputs of one view's thyroid-bed region (exposure-normalised counts)."""
     img = np.asarray(counts, dtype=np.float64)
     mm = float(spacing_mm[0]) if spacing_mm else ASSUMED_FIELD_MM / img.shape[1]
-    half = int(round(ROI_MM / mm / 2.0))
+    half = round(ROI_MM / mm / 2.0)
     size = 2 * half + 1
     padded = np.pad(img / max(img.mean(), 1e-9), half)
-    r, c = (int(round(v)) + half for v in center_rc)
+    r, c = (round(float(v)) + half for v in center_rc)
     r = min(max(r, half), padded.shape[0] - half - 1)
     c = min(max(c, half), padded.shape[1] - half - 1)
     roi = padded[r - half : r + half + 1, c - half : c + half + 1]

@@ -24,12 +24,14 @@ from thyrocad.experiment.report.figures import (
     training_curves_figure,
 )
 from thyrocad.experiment.report.html import ReportContext, render_report
+from thyrocad.experiment.report.methods import methods_text
 from thyrocad.experiment.runs import RunResult
 from thyrocad.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = (
+    "methods.md",
     "predictions.csv",
     "table.csv",
     "table.md",
@@ -87,7 +89,7 @@ def write_outputs(
             "training_curves.png",
             training_curves_figure(results, order),
         ),
-        "Per-split metrics": (
+        "Metrics of every split (box plots)": (
             "metrics.png",
             metrics_strip_figure(agg.per_split, order) if results else None,
         ),
@@ -96,6 +98,8 @@ def write_outputs(
         if png is not None:
             (out_dir / filename).write_bytes(png)
     context.figures = {title: png for title, (_, png) in figures.items()}
+    context.methods = methods_text(agg, context.settings, context.versions)
+    write_text_atomic(out_dir / "methods.md", "# Methods\n\n" + context.methods + "\n")
     write_text_atomic(out_dir / "report.html", render_report(agg, context))
     logger.info("wrote experiment outputs to %s", out_dir)
     return agg
