@@ -7,7 +7,6 @@ settings that make up the results set's identity fixed.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from thyrocad.preprocess import preset
 SETTINGS_VERSION = 4  # 4: operating points, external cohorts, CHO
 MIN_TEST_PER_CLASS = 5
 CLASS_NAMES = {0: "non-residual", 1: "residual"}
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,7 +131,8 @@ def _class_sizes(labels) -> dict[str, int]:
 
 def check_sample_size(labels, config: ExperimentConfig) -> None:
     """Refuse (`ConfigError`, one line) a test part with fewer than `MIN_TEST_PER_CLASS`
-    patients of a class unless `allow_small`, and more splits than distinct splits exist."""
+    patients of a class unless `allow_small`, and always more splits than distinct splits
+    exist (they would repeat)."""
     counts = per_class_test_counts(labels, config.test_fraction)
     small = {CLASS_NAMES[c]: t for c, (_, t) in counts.items() if t < MIN_TEST_PER_CLASS}
     if small and not config.allow_small:
@@ -145,13 +144,10 @@ def check_sample_size(labels, config: ExperimentConfig) -> None:
         )
     distinct = distinct_splits(labels, config.test_fraction)
     if config.n_splits > distinct:
-        message = (
+        raise ConfigError(
             f"--splits {config.n_splits} asks for more splits than the {distinct} distinct "
             f"stratified splits this cohort has; use --splits {distinct} or fewer"
         )
-        if not config.allow_small:
-            raise ConfigError(message)
-        logger.warning("%s (--allow-small: some splits repeat)", message)
 
 
 def _baselines(cohort_dir, patient_ids, external, config: ExperimentConfig) -> list[str]:
