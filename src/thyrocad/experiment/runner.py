@@ -22,6 +22,7 @@ import numpy as np
 
 from thyrocad.data.splits import Split
 from thyrocad.decision import (
+    OPERATING_POINTS,
     choose_threshold,
     fuse_by_patient,
     operating_threshold,
@@ -242,6 +243,7 @@ class ExperimentRun:
             info.update(
                 inner_folds=oof[1], oof_sensitivity=choice.sensitivity,
                 oof_specificity=choice.specificity,
+                thresholds_by_rule=_every_rule(y_train, train_fused, oof_fused),
             )  # fmt: skip
         return RunResult(
             model=spec.model,
@@ -318,6 +320,17 @@ class ExperimentRun:
             "probabilities": [float(v) for v in prob],
             "unscored": len(unscored),
         }
+
+
+def _every_rule(y_train, train_fused, oof_fused) -> dict[str, float]:
+    """The threshold each operating point would give on these training predictions (for the
+    report's comparison of rules on the same models)."""
+    return {
+        text: operating_threshold(
+            parse_operating_point(text), y_train, train_fused, oof_fused
+        ).threshold
+        for text in OPERATING_POINTS
+    }
 
 
 def _flag_counts(flag_sets) -> dict[str, int]:

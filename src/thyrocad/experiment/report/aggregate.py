@@ -39,6 +39,7 @@ from thyrocad.experiment.report.uncertainty import (
     external_results,
     mann_whitney_caveat,
     operating_point,
+    rule_comparison,
     sen_spe_uncertainty,
 )
 from thyrocad.experiment.runs import RunResult
@@ -160,6 +161,7 @@ def _statistics(grouped: dict[str, list[RunResult]], agg: Aggregate) -> dict[str
         "operating_points": {name: operating_point(runs) for name, runs in grouped.items()},
         "distinct_test_sets": len({tuple(sorted(r.patient_ids)) for r in _first(grouped)}),
         "external": external_results(grouped),
+        "operating_point_comparison": rule_comparison(grouped),
     }
 
 
@@ -366,6 +368,26 @@ def external_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def comparison_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
+    """Test SEN and SPE (mean (SD) over splits) of each model under every operating point, on
+    the same trained models."""
+    comparison = agg.stats.get("operating_point_comparison", {})
+    rows = []
+    for name, rules in comparison.items():
+        for rule, v in rules.items():
+            label = f"{rule} (optimistic)" if rule == "train-youden" else rule
+            sen, spe = v["sen"], v["spe"]
+            rows.append(
+                [
+                    name,
+                    label,
+                    _cell(sen["mean"], sen["sd"], "sen"),
+                    _cell(spe["mean"], spe["sd"], "spe"),
+                ]
+            )
+    return ["model", "operating point", "SEN %", "SPE %"], rows
+
+
 def _point_text(point: dict[str, Any]) -> str:
     text = point.get("operating_point", "n/a")
     return f"{text} (optimistic)" if point.get("optimistic") else text
@@ -397,6 +419,10 @@ def table_markdown(agg: Aggregate) -> str:
         "Baselines choose their threshold by Youden's J on the training patients: a count ratio "
         "or a CHO decision variable cannot memorise them."
     )
+    header, rows = comparison_rows(agg)
+    if rows:
+        lines += ["", "Operating points compared on the same trained models (test parts):", ""]
+        lines += _markdown(header, rows)
     header, rows = external_rows(agg)
     if rows:
         lines += ["", "External test cohort (every split's model; int. = internal test parts):"]

@@ -12,6 +12,7 @@ from typing import Any
 from thyrocad.experiment.report.aggregate import (
     SUMMARY_RULE,
     Aggregate,
+    comparison_rows,
     external_rows,
     p_text,
     p_value_rows,
@@ -151,6 +152,19 @@ def _per_split_table(agg: Aggregate) -> str:
     return _table(header, rows, (1, 7, 8))
 
 
+def _comparison_section(agg: Aggregate) -> list[str]:
+    header, rows = comparison_rows(agg)
+    if not rows:
+        return []
+    return [
+        "<h3>Operating points compared on the same trained models</h3>",
+        "<p class='note'>Test SEN and SPE, mean (SD) over splits, at the threshold each rule "
+        "gives on the same models (the out-of-fold predictions were computed for the "
+        "experiment's own out-of-fold operating point).</p>",
+        _table(header, rows),
+    ]
+
+
 def _external_section(agg: Aggregate) -> list[str]:
     header, rows = external_rows(agg)
     if not rows:
@@ -222,6 +236,7 @@ def render_report(agg: Aggregate, ctx: ReportContext) -> str:
         "patients' own predictions. Baselines choose their threshold by Youden's J on the "
         "training patients: a count ratio or a CHO decision variable cannot memorise "
         "them.</p>",
+        *_comparison_section(agg),
         *_external_section(agg),
         "<h2>Methods</h2>",
         f"<p>{_esc(ctx.methods)}</p>",

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from thyrocad.evaluation.metrics import binary_metrics
 from thyrocad.evaluation.stats import summarize_splits
 from thyrocad.evaluation.validation import labelled_metrics, wilson_interval
 from thyrocad.experiment.runs import RunResult
@@ -86,3 +87,25 @@ def _mean_sd(values: list[float]) -> dict[str, float]:
         s = summarize_splits(finite)
         return {"mean": s.mean, "sd": s.sd}
     return {"mean": finite[0] if finite else math.nan, "sd": math.nan}
+
+
+def rule_comparison(grouped: dict[str, list[RunResult]]) -> dict[str, Any]:
+    """model -> operating point -> mean (SD) over splits of the test SEN and SPE at the
+    threshold that rule gave on the same trained models (runs with out-of-fold predictions
+    record every rule's threshold); {} when no run recorded them."""
+    out: dict[str, Any] = {}
+    for name, runs in grouped.items():
+        recorded = [r for r in runs if "thresholds_by_rule" in r.info]
+        if not recorded:
+            continue
+        out[name] = {}
+        for rule in recorded[0].info["thresholds_by_rule"]:
+            values = {"sen": [], "spe": []}
+            for run in recorded:
+                m = binary_metrics(
+                    run.labels, run.probabilities, run.info["thresholds_by_rule"][rule]
+                )
+                values["sen"].append(m["sen"])
+                values["spe"].append(m["spe"])
+            out[name][rule] = {k: _mean_sd(v) for k, v in values.items()}
+    return out
