@@ -24,7 +24,7 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px;max-width:100%}
 th,td{border:1px solid #bbb;padding:4px 8px;text-align:right;overflow-wrap:anywhere}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child{text-align:left;white-space:nowrap;overflow-wrap:normal}
 td.text{text-align:left}
 pre{background:#f5f5f5;padding:8px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 img{max-width:100%}
