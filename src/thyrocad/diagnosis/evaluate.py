@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from thyrocad.diagnosis.predictor import Predictor
 from thyrocad.errors import NoUsableViewError
 from thyrocad.evaluation.figures import confusion_png, reliability_png, roc_png
 from thyrocad.evaluation.validation import labelled_metrics
-from thyrocad.files import claim_output_dir, write_text_atomic
+from thyrocad.files import claim_output_dir, strict_json, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def evaluate_bundle(
     if band:
         metrics["indeterminate_patients"] = sum(band[0] <= p <= band[1] for p in prob)
     _write_predictions(folder / "predictions.csv", rows)
-    write_text_atomic(folder / "metrics.json", json.dumps(_json_safe(metrics), indent=1))
+    write_text_atomic(folder / "metrics.json", strict_json(metrics))
     write_text_atomic(folder / "report.html", _report(metrics, labels, prob))
     logger.info("evaluated %d patients (%d unscored)", len(rows), len(rows) - len(scored))
     return Evaluation(folder, metrics)
@@ -103,16 +102,6 @@ def _write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
         for r in rows:
             p = r["probability"]
             writer.writerow({**r, "probability": repr(float(p)) if p != "" else ""})
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 # --- report.html -----------------------------------------------------------------------------
@@ -182,7 +171,7 @@ def _report(m: dict[str, Any], labels: list[int], prob: list[float]) -> str:
             "</tbody></table>",
             f"<div class='figs'>{figures}</div>",
             "<h2>What the bundle was trained on</h2>",
-            f"<pre>{esc(json.dumps(_json_safe(b), indent=1))}</pre>",
+            f"<pre>{esc(strict_json(b))}</pre>",
             "<p class='note'>Research software, not a medical device. Per-patient results are "
             "in predictions.csv beside this page.</p></body></html>",
         ]

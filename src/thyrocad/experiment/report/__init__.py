@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from thyrocad.experiment.report.aggregate import (
     METRICS,
@@ -26,7 +23,7 @@ from thyrocad.experiment.report.figures import (
 from thyrocad.experiment.report.html import ReportContext, render_report
 from thyrocad.experiment.report.methods import methods_text
 from thyrocad.experiment.runs import RunResult
-from thyrocad.files import write_text_atomic
+from thyrocad.files import strict_json, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +51,6 @@ __all__ = [
 ]
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become None so stats.json is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def write_outputs(
     out_dir: Path,
     results: Sequence[RunResult],
@@ -79,9 +65,7 @@ def write_outputs(
     write_predictions_csv(results, out_dir / "predictions.csv")
     write_table_csv(agg, out_dir / "table.csv")
     write_text_atomic(out_dir / "table.md", table_markdown(agg))
-    write_text_atomic(
-        out_dir / "stats.json", json.dumps(_json_safe(agg.stats), indent=1, allow_nan=False)
-    )
+    write_text_atomic(out_dir / "stats.json", strict_json(agg.stats))
     order = [e.name for e in entries if e.ran]
     figures = {
         "ROC curves (paper Fig. 10)": ("roc.png", roc_figure(results, order) if results else None),
