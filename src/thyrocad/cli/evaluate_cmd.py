@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import busy, command
 
 
 @command()
@@ -33,7 +33,7 @@ def evaluate(
     from thyrocad.diagnosis.evaluate import evaluate_bundle
 
     console = Console()
-    with console.status("diagnosing every patient of the cohort"):
+    with busy(console, "diagnosing every patient of the cohort"):
         result = evaluate_bundle(bundle, cohort_dir, out, force=force)
     m = result.metrics
     table = Table(title=f"{m['bundle']['model']} on {m.get('n_patients', 0)} patients")

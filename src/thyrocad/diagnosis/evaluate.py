@@ -71,8 +71,9 @@ def evaluate_bundle(
 
 def _diagnose(predictor: Predictor, patient) -> dict[str, Any]:
     row = {"patient_id": patient.patient_id, "label": int(patient.label)}
+    study, beds = patient.load_study_with_beds()  # beds set in labels.csv, as in training
     try:
-        d = predictor.predict(patient.load_study())
+        d = predictor.predict(study, beds=beds)
     except NoUsableViewError:
         return {**row, "probability": "", "verdict": "", "flags": NO_USABLE_VIEW}
     return {**row, "probability": d.probability, "verdict": d.verdict, "flags": ";".join(d.flags)}

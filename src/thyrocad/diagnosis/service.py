@@ -30,8 +30,9 @@ from thyrocad.diagnosis.figures import (
 )
 from thyrocad.diagnosis.predictor import Predictor
 from thyrocad.diagnosis.types import Analysis, Diagnosis
-from thyrocad.errors import InputError
-from thyrocad.io.read import merge_studies, read_study
+from thyrocad.errors import InputError, OutsideDomainError
+from thyrocad.intake import load_study, outside_domain
+from thyrocad.io.read import merge_studies
 from thyrocad.study import Study
 
 logger = logging.getLogger(__name__)
@@ -108,11 +109,15 @@ class DiagnosisService:
         paths: Sequence[Path],
         outputs: Outputs = Outputs(),
         beds: Mapping[str, tuple[float, float]] | None = None,
+        strict: bool = False,
     ) -> Outcome:
         """Read the files of one study (one file, or one file per view), diagnose it and
-        write `outputs`. `beds` maps a view name to a thyroid-bed centre (original pixels)
-        set by a person, used instead of the locator."""
+        write `outputs`. `beds` maps a view name (or `thyrocad.intake.ALL_VIEWS`) to a
+        thyroid-bed centre (original pixels) set by a person, used instead of the locator.
+        `strict` refuses a study outside the validated domain (`OutsideDomainError`)."""
         study, sources = read_files(paths)
+        if strict:
+            refuse_outside_domain(study)
         analysis = self.predictor.analyse(study, explain=outputs.explain, beds=beds)
         outcome = Outcome(study, analysis, analysis.diagnosis)
         overlays = view_overlays(analysis, study.pixel_spacing_mm) if outputs.explain else []
@@ -151,14 +156,25 @@ class DiagnosisService:
 
 
 def read_files(paths: Sequence[Path]) -> tuple[Study, list[Path]]:
-    """One `Study` from the files of one study, and those of them that are DICOM (the
-    references of DICOM results). Several files are merged with `merge_studies`' checks."""
+    """One `Study` from the files of one study (`thyrocad.intake.load_study`: neck fields of
+    whole-body sweeps, input-domain flags), and those of them that are DICOM (the references
+    of DICOM results). Several files are merged with `merge_studies`' checks."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no files given for the study")
-    studies = [read_study(p) for p in paths]
+    studies = [load_study(p) for p in paths]
     sources = [p for p, s in zip(paths, studies, strict=True) if _is_dicom(s)]
     return merge_studies(studies), sources
+
+
+def refuse_outside_domain(study: Study) -> None:
+    """`OutsideDomainError` naming the flags that put `study` outside the validated domain."""
+    outside = list(dict.fromkeys(f for im in study.images for f in outside_domain(im.flags)))
+    if outside:
+        raise OutsideDomainError(
+            f"{study.source or 'the study'}: outside what thyrocad was validated on "
+            f"({'; '.join(outside)}); --strict refuses it (docs/inputs.md)"
+        )
 
 
 def _is_dicom(study: Study) -> bool:

@@ -25,13 +25,14 @@ FLAGS = {
     "batch_size": "--batch-size",
     "lr": "--lr",
     "weight_decay": "--weight-decay",
-    "preprocess": "--preprocess",
+    "preprocess": "--preset",
     "init": "--init",
     "device": "--device",
     "operating_point": "--operating-point",
     "inner_folds": "--inner-folds",
     "allow_small": "--allow-small",
     "test_cohort": "--test-cohort",
+    "weights": "--weights",  # repeated, MODEL=FILE
 }
 
 
@@ -52,7 +53,10 @@ def experiment_command(
     args += ["--out", str(Path(out_dir).absolute())]
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if isinstance(value, bool):  # a flag: present or not
+        if f.name == "weights":
+            for model, file in value:
+                args += [FLAGS[f.name], f"{model}={Path(file).absolute()}"]
+        elif isinstance(value, bool):  # a flag: present or not
             args += [FLAGS[f.name]] if value else []
         elif f.name == "test_cohort":  # a folder, or none
             args += [FLAGS[f.name], str(Path(value).absolute())] if value else []

@@ -24,8 +24,10 @@ from thyrocad.experiment.runs import RunSpec
 from thyrocad.files import thyrocad_home
 from thyrocad.models import create_model, model_info
 from thyrocad.preprocess import preset
+from thyrocad.training.runtime import resolve_device
 
-SETTINGS_VERSION = 4  # 4: operating points, external cohorts, CHO
+SETTINGS_VERSION = 5  # 3: the one decision rule (0.4.0); 4: the device used, weights files;
+# 5: operating points, external cohorts, CHO
 MIN_TEST_PER_CLASS = 5
 CLASS_NAMES = {0: "non-residual", 1: "residual"}
 
@@ -85,15 +87,22 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         )
     )
     pipeline_config = preset(config.preprocess)
+    device = str(resolve_device(config.device))
+    files = dict(config.weights)
     entries, inits, weights = [], {}, {}
     for name in config.models:
-        entry, inits[name] = _resolve_model(name, config.init, config.mode, config.seed)
-        weights[name] = (
-            str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
-        )
+        if name in files:
+            entry, inits[name] = _file_model(name, files[name], config.mode)
+            weights[name] = str(Path(files[name]).absolute())
+        else:
+            entry, inits[name] = _resolve_model(name, config.init, config.mode, config.seed)
+            weights[name] = (
+                str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
+            )
         entries.append(entry)
     for name in _baselines(cohort_dir, cohort.patient_ids, external, config):
         entries.append(ModelEntry(name, "baseline", "n/a (no network)", "n/a"))
+    _check_reference(config, entries)
     settings = {
         "settings_version": SETTINGS_VERSION,
         "thyrocad_version": thyrocad.__version__,
@@ -103,6 +112,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "experiment": config.to_dict(),
         "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
         "inits": inits,
+        "device": device,
         "splits": [{"index": s.index, "seed": s.seed, "test": list(s.test)} for s in splits],
     }
     if external is not None:
@@ -162,6 +172,30 @@ def _baselines(cohort_dir, patient_ids, external, config: ExperimentConfig) -> l
     if "cho" in names and phantom:
         names.insert(names.index("cho") + 1, "cho_true_bed")
     return names
+
+
+def _file_model(name: str, file: str, mode: str) -> tuple[ModelEntry, str]:
+    """(ModelEntry, "file:<sha256>") of a backbone given its initial weights as a file
+    (`--weights MODEL=FILE`); a file that does not fit the model raises `WeightsError`."""
+    source = model_info(create_model(name, weights=file)).weights
+    label = f"file {Path(file).name} (sha256 {source.sha256[:12]})"
+    return ModelEntry(name, "model", label, mode), f"file:{source.sha256}"
+
+
+def _check_reference(config: ExperimentConfig, entries: list[ModelEntry]) -> None:
+    """Refuse, before anything runs, an experiment whose reference model cannot run: every
+    p-value would be n/a. The message names both remedies."""
+    reference = next(e for e in entries if e.name == config.reference)
+    if reference.ran:
+        return
+    others = [e.name for e in entries if e.ran]
+    other = f"--reference {others[0]}" if others else "--reference with an available model"
+    raise ConfigError(
+        f"the reference model {reference.name} cannot run, so every comparison with it would "
+        f"be n/a. Either give its weights: --weights {reference.name}=FILE (or the hub-cache "
+        f"file named below); or run without them: --init imagenet-or-scratch (a random "
+        f"initialisation, stated in the report) or {other}. Why: {reference.reason}"
+    )
 
 
 def _resolve_model(name: str, init: str, mode: str, seed: int) -> tuple[ModelEntry, str]:

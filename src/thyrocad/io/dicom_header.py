@@ -12,10 +12,11 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -33,6 +34,7 @@ from thyrocad.io.dicom_codes import LEGACY_VIEW_CODES, VIEW_CODES
 from thyrocad.study import View
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENERGY_WINDOW_VECTOR = 0x00540010
 DETECTOR_VECTOR = 0x00540020
@@ -72,6 +74,8 @@ class Header:
     manufacturer: str
     model: str
     radionuclide: str
+    collimator: str  # CollimatorType of the first detector (PARA, PINH, ...), "" if absent
+    zoom: float | None  # ZoomFactor of the first detector (the larger of its two values)
 
 
 @contextmanager
@@ -190,6 +194,8 @@ def _header(ds: Dataset, path: Path) -> Header:
         manufacturer=_text(ds, "Manufacturer"),
         model=_text(ds, "ManufacturerModelName"),
         radionuclide=_radionuclide(ds),
+        collimator=_first_detector(ds, _text, "CollimatorType").upper(),
+        zoom=_first_detector(ds, _zoom, "ZoomFactor"),
     )
 
 
@@ -267,6 +273,18 @@ def _radionuclide(ds: Dataset) -> str:
             if meaning:
                 return meaning
     return ""
+
+
+def _first_detector(ds: Dataset, read: Callable[[Dataset, str], T], keyword: str) -> T:
+    """`read(item, keyword)` of the first Detector Information item (or of `ds` without one)."""
+    items = _as_list(ds.get("DetectorInformationSequence"))
+    return read(items[0] if items else ds, keyword)
+
+
+def _zoom(item: Dataset, keyword: str) -> float | None:
+    values = [_positive_float(v) for v in _as_list(item.get(keyword))]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
 
 
 def _positive_float(value: object) -> float | None:
