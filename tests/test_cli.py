@@ -46,8 +46,11 @@ def test_default_experiment_on_too_small_a_cohort_is_a_setting_error(server_coho
     result = invoke("experiment", str(server_cohort), "--out", str(tmp_path / "x"))
     assert result.exit_code == 2
     line = one_error_line(result)
-    assert "3 patient(s): too few for a test fraction of 0.25" in line
-    assert "--test-fraction" in line  # says what to change
+    assert "would hold only 0 non-residual, 0 residual patient(s) (fewer than 5" in line
+    assert "--test-fraction" in line and "--allow-small" in line  # says what to change
+    result = invoke("experiment", str(server_cohort), "--out", str(tmp_path / "x"), "--allow-small")
+    assert result.exit_code == 2
+    assert "3 patient(s): too few for a test fraction of 0.25" in one_error_line(result)
 
 
 def test_unknown_model_is_a_setting_error_naming_the_known_ones(tmp_path):

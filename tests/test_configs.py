@@ -32,8 +32,8 @@ CONFIGS = [
         mode="last",
         epochs=3,
         val_fraction=0.25,
-        threshold_rule="sensitivity",
-        threshold_target=0.9,
+        operating_point="oof-sensitivity:0.9",
+        inner_folds=3,
     ),
     ExperimentConfig(
         models=("resnet18",),

@@ -186,3 +186,72 @@ def test_choose_threshold_refuses_bad_input():
 def test_threshold_choice_is_a_plain_record():
     choice = choose_threshold([0, 1], [0.2, 0.8])
     assert choice == ThresholdChoice(0.5, 1.0, 1.0, "youden", None)
+
+
+# ---- operating points ----------------------------------------------------------------------------
+
+
+def test_operating_points_parse_into_their_rules():
+    from thyrocad.decision import parse_operating_point
+
+    assert parse_operating_point("argmax").source == "argmax"
+    oof = parse_operating_point("oof-youden")
+    assert (oof.source, oof.rule, oof.needs_oof, oof.optimistic) == (
+        "out_of_fold", "youden", True, False,
+    )  # fmt: skip
+    sens = parse_operating_point("oof-sensitivity:0.95")
+    assert (sens.rule, sens.target, sens.text) == ("sensitivity", 0.95, "oof-sensitivity:0.95")
+    assert parse_operating_point("train-youden").optimistic
+    assert "optimistic" in parse_operating_point("train-youden").describe()
+    assert "5-fold" in oof.describe(5)
+    for bad in ("youden", "oof-sensitivity:1.5", "oof-sensitivity:x", ""):
+        with pytest.raises(ConfigError, match="operating point must be one of"):
+            parse_operating_point(bad)
+
+
+def test_operating_threshold_uses_the_data_its_rule_names():
+    from thyrocad.decision import ARGMAX_THRESHOLD, operating_threshold, parse_operating_point
+
+    y = np.array([1, 1, 1, 0, 0, 0])
+    memorised = np.array([0.99, 0.98, 0.97, 0.02, 0.01, 0.03])  # the model's own training data
+    oof = np.array([0.9, 0.6, 0.4, 0.5, 0.1, 0.2])  # the same patients, held out
+    arg = operating_threshold(parse_operating_point("argmax"), y, memorised, oof)
+    assert (arg.threshold, arg.sensitivity, arg.specificity) == (ARGMAX_THRESHOLD, 1.0, 1.0)
+    train = operating_threshold(parse_operating_point("train-youden"), y, memorised, oof)
+    assert train == choose_threshold(y, memorised)
+    held = operating_threshold(parse_operating_point("oof-youden"), y, memorised, oof)
+    assert held == choose_threshold(y, oof)
+    assert held.sensitivity < 1.0 or held.specificity < 1.0  # out-of-fold is honest
+    with pytest.raises(ValueError, match="out-of-fold"):
+        operating_threshold(parse_operating_point("oof-youden"), y, memorised)
+
+
+def test_indeterminate_band_contains_the_threshold_and_widens_with_overlap():
+    from thyrocad.decision import indeterminate_band, parse_operating_point
+
+    rule = parse_operating_point("oof-youden")
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(60), np.zeros(30)].astype(int)
+    apart = np.r_[rng.normal(0.8, 0.05, 60), rng.normal(0.2, 0.05, 30)]
+    overlap = np.r_[rng.normal(0.6, 0.15, 60), rng.normal(0.4, 0.15, 30)]
+    t = choose_threshold(y, overlap).threshold
+    low, high = indeterminate_band(y, overlap, rule, resamples=200)
+    assert low <= t <= high
+    narrow = indeterminate_band(y, apart, rule, resamples=200)
+    assert narrow[1] - narrow[0] < high - low
+    assert indeterminate_band(y, overlap, rule, resamples=200) == (low, high)  # seeded
+
+
+def test_stratified_folds_keep_both_classes_and_cover_every_patient_once():
+    from thyrocad.data.splits import distinct_splits, per_class_test_counts, stratified_folds
+
+    labels = [1] * 12 + [0] * 7
+    folds = stratified_folds(labels, 5, seed=3)
+    assert len(folds) == 5
+    assert sorted(np.concatenate(folds).tolist()) == list(range(19))
+    assert all({labels[i] for i in f} == {0, 1} for f in folds)
+    assert len(stratified_folds([1, 1, 1, 0, 0], 5, seed=0)) == 2  # lowered to the smaller class
+    with pytest.raises(ConfigError, match="at least 2 training patients"):
+        stratified_folds([1, 1, 0], 5, seed=0)
+    assert per_class_test_counts(labels, 0.25) == {0: (7, 1), 1: (12, 3)}
+    assert distinct_splits(labels, 0.25) == 7 * 220  # C(7,1) * C(12,3)

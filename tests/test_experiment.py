@@ -36,6 +36,7 @@ CONFIG = ExperimentConfig(
     epochs=2,
     reference="efficientnet_lite0",
     init="imagenet-or-scratch",
+    allow_small=True,  # 2 + 2 test patients per split: the least DeLong accepts
 )
 
 
@@ -123,18 +124,18 @@ def test_each_view_passes_each_frozen_backbone_once(first_run):
 
 
 def test_baseline_scores_are_kept_per_cohort_and_code(first_run, cohort, monkeypatch):
-    from thyrocad.evaluation.baselines.scores import cohort_scores
+    from thyrocad.evaluation.baselines.scores import cohort_features, cohort_scores
     from thyrocad.evaluation.baselines.uptake_ratio import UptakeRatioObserver
 
     def no_scoring(self, studies):
         raise AssertionError("scored again")
 
-    cohort_scores.cache_clear()  # forget this process's copy: only the disk cache is left
+    cohort_features.cache_clear()  # forget this process's copy: only the disk cache is left
     monkeypatch.setattr(UptakeRatioObserver, "score", no_scoring)
     _, scores = cohort_scores(str(cohort), "uptake_ratio")
     rows = [r for r in _predictions(first_run[0]) if r["model"] == "uptake_ratio"]
     assert rows and all(scores[r["patient_id"]] == float(r["probability"]) for r in rows)
-    cohort_scores.cache_clear()
+    cohort_features.cache_clear()
 
 
 def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
@@ -323,6 +324,79 @@ def test_runs_are_grouped_by_their_number_of_training_rows():
     assert _same_size_groups(runs) == [[0, 2], [1, 4], [3]]
 
 
+def test_default_operating_point_is_the_argmax(first_run):
+    out, outcome = first_run
+    for path in _runs(out, outcome).glob("*--split*.json"):
+        info = json.loads(path.read_text())["info"]
+        if json.loads(path.read_text())["kind"] == "model":
+            assert info["threshold"] == 0.5 and info["operating_point"] == "argmax"
+        else:  # baselines: Youden on the training patients, said so
+            assert info["operating_point"] == "train-youden" and not info["optimistic"]
+
+
+@pytest.fixture(scope="module")
+def small_cohorts(tmp_path_factory):
+    """An 8-patient cohort (5 residual) and a 6-patient external one (3 residual)."""
+    from thyrocad.data.phantom import PhantomConfig, generate_cohort
+
+    root = tmp_path_factory.mktemp("small")
+    generate_cohort(root / "eight", PhantomConfig(n_patients=8, n_residual=5, seed=21), workers=1)
+    generate_cohort(root / "ext", PhantomConfig(n_patients=6, n_residual=3, seed=22), workers=1)
+    return root / "eight", root / "ext"
+
+
+def test_small_samples_are_refused_with_one_line(small_cohorts, tmp_path):
+    eight, _ = small_cohorts
+    args = ["experiment", str(eight), "--out", str(tmp_path / "r"), "--splits", "30"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "fewer than 5" in line and "--allow-small" in line
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+    # with --allow-small: more splits (30) than the 5 x 3 = 15 distinct ones is still refused
+    result = CliRunner().invoke(app, [*args, "--allow-small", "--test-fraction", "0.34"])
+    assert result.exit_code == 2 and "15 distinct" in result.stderr
+
+
+def test_external_cohort_cho_and_out_of_fold_thresholds(cohort, small_cohorts, tmp_path):
+    _, external = small_cohorts
+    config = ExperimentConfig(
+        **{
+            **CONFIG.__dict__,
+            "models": ("squeezenet1_1",),
+            "baselines": ("uptake_ratio", "cho"),
+            "reference": "squeezenet1_1",
+            "operating_point": "oof-youden",
+            "inner_folds": 2,
+            "test_cohort": str(external),
+        }
+    )
+    out = tmp_path / "ext"
+    outcome = run_experiment(cohort, out, config, Backend(threads_per_run=1))
+    runs = [
+        json.loads(p.read_text())
+        for p in (out / RUNS_DIRNAME / outcome.settings_hash).glob("*--split*.json")
+    ]
+    assert {r["model"] for r in runs} == {"squeezenet1_1", "uptake_ratio", "cho", "cho_true_bed"}
+    ext_ids = sorted(p.name[:-5] for p in (external / "ground_truth").glob("*.json"))
+    for run in runs:
+        assert sorted(run["external"]["patient_ids"]) == ext_ids
+        if run["kind"] == "model":
+            info = run["info"]
+            assert info["operating_point"] == "oof-youden" and info["inner_folds"] == 2
+            assert 0 <= info["oof_sensitivity"] <= 1 and info["threshold"] != 0.5
+    stats = json.loads((outcome.out_dir / "stats.json").read_text())
+    assert set(stats["external"]) == {"squeezenet1_1", "uptake_ratio", "cho", "cho_true_bed"}
+    per_split = stats["external"]["squeezenet1_1"]["per_split"][0]
+    assert per_split["n_patients"] == 6 and "calibration" in per_split
+    assert "brier" not in stats["external"]["cho"]["per_split"][0]  # a score, not a probability
+    md = (outcome.out_dir / "table.md").read_text()
+    assert "External test cohort" in md and "| cho_true_bed |" in md
+    assert (
+        "external cohort of 6 patients (3 residual" in (outcome.out_dir / "methods.md").read_text()
+    )
+
+
 # --- the results folder: one set per settings, never overwritten ---------------------------------
 
 
@@ -365,7 +439,7 @@ def test_unavailable_reference_stops_before_any_run_with_both_remedies(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
     out = tmp_path / "results"
     args = ["experiment", str(cohort), "--out", str(out), "--models", "resnet18,efficientnet_lite0",
-            "--splits", "2", "--test-fraction", "0.4"]  # fmt: skip
+            "--splits", "2", "--test-fraction", "0.4", "--allow-small"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     line = result.stderr.strip()
@@ -386,8 +460,8 @@ def test_weights_file_for_a_model_makes_it_available_offline(cohort, tmp_path, m
     torch.save(create_model("resnet18", weights="none", num_classes=1000).state_dict(), weights)
     out = tmp_path / "results"
     args = ["experiment", str(cohort), "--out", str(out), "--models", "resnet18", "--baselines",
-            "none", "--splits", "2", "--test-fraction", "0.4", "--epochs", "2", "--weights",
-            f"resnet18={weights}", "--threads", "1"]  # fmt: skip
+            "none", "--splits", "2", "--test-fraction", "0.4", "--allow-small", "--epochs", "2",
+            "--weights", f"resnet18={weights}", "--threads", "1"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = (out / "latest" / "table.md").read_text()
@@ -421,3 +495,22 @@ def test_reproducing_command_with_weights_parses_back_into_its_config(tmp_path):
     params = parse_command(experiment_command(tmp_path, tmp_path / "r", config))
     assert params["weights"] == [f"resnet18={weights}"]
     assert params["preset_name"] == config.preprocess and params["device"] == config.device
+
+
+def test_reproducing_command_carries_the_operating_point_and_the_guards(tmp_path):
+    from doc_commands import parse_command
+
+    config = ExperimentConfig(
+        models=("resnet18",),
+        baselines=("uptake_ratio", "cho"),
+        reference="resnet18",
+        operating_point="oof-sensitivity:0.9",
+        inner_folds=3,
+        allow_small=True,
+        test_cohort=str(tmp_path),
+    )
+    params = parse_command(experiment_command(tmp_path, tmp_path / "r", config))
+    assert params["operating_point"] == "oof-sensitivity:0.9" and params["inner_folds"] == 3
+    assert params["allow_small"] is True and params["test_cohort"] == tmp_path.absolute()
+    plain = parse_command(experiment_command(tmp_path, tmp_path / "r", ExperimentConfig()))
+    assert plain["allow_small"] is False and plain["test_cohort"] is None

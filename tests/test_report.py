@@ -110,9 +110,14 @@ def test_statistics_against_reference():
 def test_table_markdown_layout_states_init_mode_and_unavailable_reason():
     agg = aggregate(_results(), ENTRIES, reference="good")
     md = table_markdown(agg)
-    header = md.splitlines()[0]
-    assert header.startswith("| metric | good | weak | same | p (weak vs good)")
-    assert "missing" not in header
+    lines = md.splitlines()
+    assert lines[0] == "| metric | good | weak | same |"  # p-values in a table of their own
+    assert "missing" not in lines[0]
+    p_header = lines.index("| metric | weak | same |")
+    assert "Mann–Whitney" in lines[p_header - 2]
+    assert lines[p_header + 2 + 6] == "| AUC | 0.027 | 1.000 |"
+    assert "Caveat: Mann–Whitney on 4 split(s)" in md
+    assert "of n = 22 (" in md and "of n = 8 (" in md  # SEN/SPE with the patients they rest on
     assert re.search(r"\| AUC \| 0\.\d{3} \(0\.\d{3}\)", md)
     assert "| missing | model | ImageNet | head | unavailable |" in md
     assert "- missing: no weights file X" in md
@@ -120,10 +125,22 @@ def test_table_markdown_layout_states_init_mode_and_unavailable_reason():
 
 
 def test_write_outputs_writes_every_file_and_a_self_contained_report(tmp_path):
+    from thyrocad.experiment.config import ExperimentConfig
+    from thyrocad.preprocess import preset
+
     results = _results()
+    settings = {
+        "experiment": ExperimentConfig(n_splits=N_SPLITS, epochs=7).to_dict(),
+        "cohort": {"n_patients": 120, "n_residual": 88, "n_non_residual": 32},
+        "preprocess": preset("default").to_dict(),
+        "splits": [
+            {"index": i, "seed": 0, "test": next(r.patient_ids for r in results if r.split == i)}
+            for i in range(N_SPLITS)
+        ],
+    }
     ctx = ReportContext(
         command="thyrocad experiment cohort --out res",
-        settings={"a": 1},
+        settings=settings,
         settings_hash="abc",
         data_hash="deadbeef",
         versions={"torch": "x"},
@@ -153,3 +170,25 @@ def test_write_outputs_writes_every_file_and_a_self_contained_report(tmp_path):
     for text in ("thyrocad experiment cohort --out res", "deadbeef", "no weights file X"):
         assert text in page
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # no patient ID in the shareable report (splits.json keeps them); split sizes instead
+    assert not re.search(r"S\dP\d\d", page)
+    assert "&quot;n_test&quot;: 30" in page
+    methods = (tmp_path / "methods.md").read_text()
+    for text in (
+        "120 patients (88 with and 32 without",
+        "tested on 30 (22 residual, 8 non-res",
+        "trained on 90 patients",
+        "7 epochs",
+        "torch x",
+        "Wilson",
+    ):
+        assert text in methods, text
+    assert methods.split("\n", 2)[2].strip() in page.replace("&#x27;", "'")
+
+
+def test_p_values_read_the_same_everywhere():
+    from thyrocad.experiment.report.aggregate import p_text
+
+    assert p_text({"p_value": 0.0004}) == "<0.001"
+    assert p_text({"p_value": 0.0123}) == "0.012"
+    assert p_text({"error": "undefined"}) == p_text(None) == "n/a"

@@ -43,6 +43,9 @@ def test_train_writes_a_usable_bundle(cohort, tmp_path, monkeypatch):
     assert manifest["cohort"]["n_patients"] == 16
     assert set(manifest["threshold"]) >= {"value", "train_sensitivity", "train_specificity"}
     assert manifest["threshold"]["level"] == "patient"  # chosen on view-fused patient probabilities
+    # head mode: the threshold is chosen on out-of-fold predictions of an inner 5-fold
+    assert (manifest["threshold"]["source"], manifest["threshold"]["k"]) == ("out_of_fold", 5)
+    assert "out of fold (5 folds)" in result.output and "indeterminate band" in result.output
     assert info.threshold.value == manifest["threshold"]["value"]
     assert f"{info.threshold.value:.4f}" in result.output  # the summary shows what was written
     assert manifest["view_fusion"] == "mean" and info.fusion == "mean"
@@ -72,6 +75,14 @@ def test_train_reports_missing_weights_clearly(cohort, tmp_path, monkeypatch):
 def test_train_help_has_an_example():
     result = runner.invoke(app, ["train", "--help"])
     assert result.exit_code == 0 and "Example: thyrocad train" in result.output
+
+
+def test_train_refuses_an_unknown_operating_point(cohort, tmp_path):
+    args = ["train", str(cohort), "--out", str(tmp_path / "m"), "--operating-point", "youden"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "operating point must be one of argmax, oof-youden" in result.stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_train_refuses_an_existing_bundle_and_foreign_files_before_training(cohort, tmp_path):

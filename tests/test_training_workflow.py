@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -89,3 +90,47 @@ def test_train_bundle_writes_what_it_trained(cohort_with_a_blank_view, tmp_path)
         (made.threshold.sensitivity, made.threshold.specificity)
     )
     assert unscored.size == 0 and made.threshold.level == "patient"
+
+
+def test_out_of_fold_threshold_is_recorded_with_its_folds_and_band(
+    cohort_with_a_blank_view, tmp_path
+):
+    config = tiny_train_config("squeezenet1_1", 2)  # head mode: operating point auto = oof-youden
+    assert config.operating_rule().text == "oof-youden"
+    made = train_bundle(cohort_with_a_blank_view, config, tmp_path / "oof")
+    t = json.loads((tmp_path / "oof" / "bundle.json").read_text())["threshold"]
+    assert (t["source"], t["rule"], t["k"]) == ("out_of_fold", "oof-youden", 2)  # 2 non-residual
+    assert 0.0 <= t["oof_sensitivity"] <= 1.0 and 0.0 <= t["oof_specificity"] <= 1.0
+    low, high = t["indeterminate"]
+    assert low <= t["value"] <= high
+    assert made.threshold.indeterminate == (low, high)
+    argmax = train_bundle(
+        cohort_with_a_blank_view,
+        dataclasses.replace(config, operating_point="argmax"),
+        tmp_path / "argmax",
+    )
+    assert argmax.threshold.value == 0.5 and argmax.threshold.source == "argmax"
+    assert argmax.threshold.indeterminate is None and argmax.threshold.k is None
+
+
+def test_each_fold_model_never_sees_the_patients_it_scores(monkeypatch):
+    from thyrocad.training import oof
+    from training_helpers import small, toy_data
+
+    seen = []
+    real_train = oof.train
+
+    def recording_train(data, config, **kwargs):
+        seen.append(set(data.groups))
+        return real_train(data, config, **kwargs)
+
+    monkeypatch.setattr(oof, "train", recording_train)
+    data = toy_data(n=24)
+    config = small(mode="head", epochs=1, inner_folds=3)
+    prob, k = oof.oof_probabilities(data, config)
+    assert k == 3 and len(seen) == 3 and not np.isnan(prob).any()
+    masks = oof.patient_folds(data.groups, data.y.numpy(), 3, config.seed)
+    for trained_on, held in zip(seen, masks, strict=True):
+        held_patients = {g for g, h in zip(data.groups, held, strict=True) if h}
+        assert held_patients and not trained_on & held_patients
+    assert np.logical_or.reduce(masks).all() and sum(m.sum() for m in masks) == len(data)

@@ -11,6 +11,11 @@ Used alike by the experiment (Table 4), by training (a bundle's threshold) and b
 - **Threshold rules** (`THRESHOLD_RULES`): a patient is called residual when its probability is
   `>= threshold`; `choose_threshold` picks a threshold on scores by Youden's J or for a target
   sensitivity. `ARGMAX_THRESHOLD` is the network's own argmax (the paper's rule).
+- **Operating points** (`parse_operating_point`, `operating_threshold`): where a threshold comes
+  from: `argmax` (p >= 0.5), `oof-youden` / `oof-sensitivity:T` (a rule applied to out-of-fold
+  predictions of an inner k-fold over the training patients), `train-youden` (Youden on the
+  training patients' own predictions: optimistic, kept for comparison). `indeterminate_band`
+  is the bootstrap band of an out-of-fold threshold.
 
 Positive = label 1 = residual.
 """
@@ -34,6 +39,10 @@ VIEW_FUSIONS = ("mean", "max", "anterior", "posterior")
 FELL_BACK_TO_MEAN = "fusion_fell_back_to_mean"
 THRESHOLD_RULES = ("youden", "sensitivity")
 ARGMAX_THRESHOLD = 0.5
+OPERATING_POINTS = ("argmax", "oof-youden", "oof-sensitivity:0.95", "train-youden")
+DEFAULT_INNER_FOLDS = 5
+BAND_RESAMPLES = 1000  # bootstrap resamples of the indeterminate band
+BAND_LEVEL = 0.95
 
 
 def view_usable(flags: Iterable[str]) -> bool:
@@ -193,3 +202,124 @@ def choose_threshold(
     choice = ThresholdChoice(float(cand[i]), float(sen[i]), float(spe[i]), rule, tgt)
     logger.debug("choose_threshold: %s", choice)
     return choice
+
+
+def rates_at(y_true: ArrayLike, prob: ArrayLike, threshold: float) -> tuple[float, float]:
+    """(sensitivity, specificity) of calling `prob >= threshold` positive; NaN for a class
+    that is absent."""
+    y = as_binary_labels(y_true)
+    called = as_scores(prob, y.size, "prob") >= threshold
+    sen = float((called & y).sum() / y.sum()) if y.any() else float("nan")
+    spe = float((~called & ~y).sum() / (~y).sum()) if (~y).any() else float("nan")
+    return sen, spe
+
+
+# --- operating points -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatingRule:
+    """How a model's threshold is chosen (`parse_operating_point`).
+
+    `source`: "argmax" (p >= 0.5), "out_of_fold" (`rule` on out-of-fold predictions of an
+    inner k-fold over the training patients) or "training" (`rule` on the training patients'
+    own predictions: optimistic when the model can memorise them)."""
+
+    text: str
+    source: str
+    rule: str | None = None
+    target: float | None = None
+
+    @property
+    def needs_oof(self) -> bool:
+        return self.source == "out_of_fold"
+
+    @property
+    def optimistic(self) -> bool:
+        return self.source == "training"
+
+    def describe(self, k: int | None = None) -> str:
+        """One line for reports."""
+        if self.source == "argmax":
+            return "argmax: residual when P(residual) >= 0.5 (class-balanced training)"
+        what = "Youden's J" if self.rule == "youden" else f"sensitivity >= {self.target:g}"
+        if self.needs_oof:
+            folds = f"{k}-fold" if k else "k-fold"
+            return (
+                f"{what} on out-of-fold predictions of an inner stratified {folds} "
+                "cross-validation over the training patients"
+            )
+        return f"{what} on the training patients' own predictions (optimistic)"
+
+
+def parse_operating_point(text: str) -> OperatingRule:
+    """`argmax`, `oof-youden`, `oof-sensitivity:T` (0 < T <= 1) or `train-youden`."""
+    name = text.strip().lower()
+    if name == "argmax":
+        return OperatingRule("argmax", "argmax")
+    if name == "oof-youden":
+        return OperatingRule(name, "out_of_fold", "youden")
+    if name == "train-youden":
+        return OperatingRule(name, "training", "youden")
+    if name.startswith("oof-sensitivity:"):
+        try:
+            target = float(name.split(":", 1)[1])
+        except ValueError:
+            target = float("nan")
+        if 0.0 < target <= 1.0:
+            text = f"oof-sensitivity:{target:g}"
+            return OperatingRule(text, "out_of_fold", "sensitivity", target)
+    raise ConfigError(
+        f"operating point must be one of argmax, oof-youden, oof-sensitivity:T (a sensitivity "
+        f"in (0, 1], e.g. oof-sensitivity:0.95) or train-youden; got {text!r}"
+    )
+
+
+def operating_threshold(
+    rule: OperatingRule,
+    train_labels: ArrayLike,
+    train_prob: ArrayLike,
+    oof_prob: ArrayLike | None = None,
+) -> ThresholdChoice:
+    """The threshold of `rule` for one model. `oof_prob`: out-of-fold probabilities of the
+    same training patients, in the same order (needed by the out-of-fold rules).
+
+    The choice's sensitivity/specificity are measured where the threshold was chosen: the
+    out-of-fold predictions for "out_of_fold", the training predictions otherwise."""
+    if rule.source == "argmax":
+        sen, spe = rates_at(train_labels, train_prob, ARGMAX_THRESHOLD)
+        return ThresholdChoice(ARGMAX_THRESHOLD, sen, spe, "argmax")
+    if rule.needs_oof:
+        if oof_prob is None:
+            raise ValueError(f"operating point {rule.text} needs out-of-fold probabilities")
+        return choose_threshold(train_labels, oof_prob, rule.rule, rule.target or 0.95)
+    return choose_threshold(train_labels, train_prob, rule.rule, rule.target or 0.95)
+
+
+def indeterminate_band(
+    y_true: ArrayLike,
+    prob: ArrayLike,
+    rule: OperatingRule,
+    *,
+    resamples: int = BAND_RESAMPLES,
+    level: float = BAND_LEVEL,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The central `level` band of the threshold that `rule` chooses on class-stratified
+    bootstrap resamples of (`y_true`, `prob`) (out-of-fold predictions): probabilities inside
+    it could have been called either way by the same rule on another sample of patients.
+    Widened, if need be, to contain the threshold chosen on the full sample."""
+    y = as_binary_labels(y_true)
+    p = as_scores(prob, y.size, "prob")
+    chosen = choose_threshold(y, p, rule.rule or "youden", rule.target or 0.95).threshold
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    thresholds = np.empty(resamples)
+    for b in range(resamples):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        thresholds[b] = choose_threshold(
+            y[idx], p[idx], rule.rule or "youden", rule.target or 0.95
+        ).threshold
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(thresholds, [tail, 1.0 - tail])
+    return float(min(low, chosen)), float(max(high, chosen))

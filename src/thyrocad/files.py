@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from thyrocad.errors import OutputExistsError
 
@@ -65,6 +67,21 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` (UTF-8) so that a crash leaves either the old file or the new one."""
     with atomic_writer(path) as fh:
         fh.write(text.encode("utf-8"))
+
+
+def strict_json(obj: Any, indent: int | None = 1) -> str:
+    """`obj` as strict JSON: NaN and infinities become null (JSON has no NaN)."""
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def claim_output_dir(path: str | Path, kind: str, *, force: bool = False) -> Path:

@@ -49,8 +49,16 @@ NEGATIVE, POSITIVE = CLASSES
 
 @dataclass(frozen=True)
 class Threshold:
-    """A bundle's decision threshold, how it was chosen and what it achieved on the data
-    it was chosen on (`level`: "patient" when chosen on view-fused patient probabilities)."""
+    """A bundle's decision threshold and how it was chosen.
+
+    `rule`: the operating point (`thyrocad.decision.parse_operating_point`: argmax,
+    oof-youden, oof-sensitivity:T, train-youden). `source`: "argmax", "out_of_fold" (chosen on
+    out-of-fold predictions of an inner `k`-fold over the training patients) or "training"
+    (chosen on the training patients' own predictions: optimistic). `sensitivity` /
+    `specificity`: reached on the training patients (`level` "patient": view-fused
+    probabilities); `oof_sensitivity` / `oof_specificity`: reached on the out-of-fold
+    predictions, the honest estimate. `indeterminate`: probabilities in [low, high] need a
+    physician's read (the bootstrap band of the out-of-fold threshold); None: no band."""
 
     value: float
     rule: str | None
@@ -58,9 +66,11 @@ class Threshold:
     specificity: float | None = None
     target: float | None = None
     level: str = "patient"
-    source: str = "training"  # where the SEN/SPE were measured
-    # probabilities in [low, high] are "indeterminate: needs a physician's read"; None: no band
+    source: str = "training"
     indeterminate: tuple[float, float] | None = None
+    k: int | None = None
+    oof_sensitivity: float | None = None
+    oof_specificity: float | None = None
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -72,6 +82,9 @@ class Threshold:
             "level": self.level,
             "source": self.source,
             "indeterminate": list(self.indeterminate) if self.indeterminate else None,
+            "k": self.k,
+            "oof_sensitivity": self.oof_sensitivity,
+            "oof_specificity": self.oof_specificity,
         }
 
     @classmethod
@@ -85,6 +98,9 @@ class Threshold:
             level=data.get("level", "view"),
             source=data.get("source", "training"),
             indeterminate=tuple(data["indeterminate"]) if data.get("indeterminate") else None,
+            k=int(data["k"]) if data.get("k") is not None else None,
+            oof_sensitivity=_optional_float(data.get("oof_sensitivity")),
+            oof_specificity=_optional_float(data.get("oof_specificity")),
         )
 
 

@@ -45,9 +45,9 @@ def demo(
 
     Generate (once, cached) the default 446-patient synthetic cohort and run the paper's
     experiment on it: ResNet-18, SqueezeNet 1.1, ShuffleNetV2 1x and EfficientNet-Lite0 in
-    head mode (lr 1e-3) plus the uptake-ratio observer, 10 splits, 80 epochs. Prints the table and
-    writes report.html into --out/<settings hash>/ (--out/latest links to it). Re-running reuses
-    every finished run and all caches.
+    head mode (lr 1e-3) plus the uptake-ratio and channelized Hotelling observers, 10 splits,
+    80 epochs. Prints the table and writes report.html into --out/<settings hash>/ (--out/latest
+    links to it). Re-running reuses every finished run and all caches.
 
     Example: thyrocad demo --out thyrocad-demo
     """

@@ -194,6 +194,27 @@ def experiment(
     threads: Annotated[
         int | None, typer.Option(help="torch/OpenCV threads per run (default: cores / workers).")
     ] = None,
+    operating_point: Annotated[
+        str,
+        typer.Option(
+            help="CNN thresholds: argmax (the paper), oof-youden, oof-sensitivity:T "
+            "(out-of-fold, inner k-fold) or train-youden (optimistic; for comparison)."
+        ),
+    ] = DEFAULTS.operating_point,
+    inner_folds: Annotated[
+        int, typer.Option(help="Folds of the out-of-fold operating points.")
+    ] = DEFAULTS.inner_folds,
+    allow_small: Annotated[
+        bool,
+        typer.Option(
+            "--allow-small",
+            help="Run although a test part holds fewer than 5 patients of a class.",
+        ),
+    ] = DEFAULTS.allow_small,
+    test_cohort: Annotated[
+        Path | None,
+        typer.Option(help="External labelled cohort every split's model is also scored on."),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -232,6 +253,10 @@ def experiment(
         preprocess=preset_name,
         init=init,
         device=device,
+        operating_point=operating_point,
+        inner_folds=inner_folds,
+        allow_small=allow_small,
+        test_cohort=str(test_cohort.absolute()) if test_cohort else "",
         weights=model_weights(weights),
     )
     backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)

@@ -4,6 +4,7 @@
 from thyrocad.cli import (  # noqa: F401
     cohort_cmd,
     demo_cmd,
+    evaluate_cmd,
     experiment_cmd,
     export_cmd,
     inspect_cmd,

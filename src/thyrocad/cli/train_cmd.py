@@ -49,11 +49,23 @@ def train_command(
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Share of patients held out for val curves.")
     ] = 0.0,
+    operating_point: Annotated[
+        str,
+        typer.Option(
+            "--operating-point",
+            help="How the threshold is chosen: argmax, oof-youden, oof-sensitivity:T or "
+            "train-youden (optimistic). Default: oof-youden in head mode, argmax otherwise.",
+        ),
+    ] = "auto",
+    inner_folds: Annotated[
+        int, typer.Option("--inner-folds", min=2, help="Folds of the out-of-fold rules.")
+    ] = 5,
     target_sensitivity: Annotated[
         float | None,
         typer.Option(
             "--target-sensitivity",
-            help="Threshold rule: reach this sensitivity on training data (default: Youden's J).",
+            hidden=True,
+            help="Old form of --operating-point oof-sensitivity:T.",
         ),
     ] = None,
     preset_name: Annotated[
@@ -84,15 +96,24 @@ def train_command(
     """Fine-tune a backbone on a labelled cohort and write a model bundle.
 
     Train a classifier (paper settings: Adam 1e-5, weight decay 1e-5, 80 epochs, balanced
-    sampling) on every view of every patient, pick the decision threshold on the training data
-    and write a model bundle (weights, configs, data hash, history + plot, threshold). An
-    existing bundle in --out, or a folder of other files, is refused unless --force.
+    sampling) on every view of every patient, choose the decision threshold (--operating-point;
+    in head mode by default on out-of-fold predictions of an inner 5-fold) and write a model
+    bundle (weights, configs, data hash, history + plot, threshold). An existing bundle in
+    --out, or a folder of other files, is refused unless --force.
 
     Example: thyrocad train data/phantom --model resnet18 --out models/r18 --mode head --epochs 80
     """
     from thyrocad.training import TrainConfig
 
     console = Console()
+    old_point = None if target_sensitivity is None else f"oof-sensitivity:{target_sensitivity:g}"
+    operating_point = renamed(
+        old_point,
+        "--target-sensitivity T",
+        operating_point,
+        "--operating-point oof-sensitivity:T",
+        "auto",
+    )
     config = TrainConfig(
         model=model,
         weights=initial_weights(model, init, weights),
@@ -105,8 +126,8 @@ def train_command(
         bf16=bf16,
         channels_last=channels_last,
         val_fraction=val_fraction,
-        threshold_rule="youden" if target_sensitivity is None else "sensitivity",
-        threshold_target=0.95 if target_sensitivity is None else target_sensitivity,
+        operating_point=operating_point,
+        inner_folds=inner_folds,
         allow_download=allow_download,
     )
     claim_bundle_dir(out, force=force)
@@ -182,9 +203,29 @@ def _train(
 
 
 def _summary(console: Console, t, out: Path) -> None:
-    table = Table(title="Decision threshold (chosen on training data)")
-    for column in ("rule", "threshold", "sensitivity", "specificity"):
+    table = Table(title=f"Decision threshold ({t.rule}; chosen {_SOURCES.get(t.source, t.source)})")
+    for column in ("threshold", "on", "sensitivity", "specificity"):
         table.add_column(column)
-    table.add_row(t.rule, f"{t.value:.4f}", f"{t.sensitivity:.3f}", f"{t.specificity:.3f}")
+    table.add_row(f"{t.value:.4f}", "training patients", _num(t.sensitivity), _num(t.specificity))
+    if t.k:
+        table.add_row(
+            "", f"out of fold ({t.k} folds)", _num(t.oof_sensitivity), _num(t.oof_specificity)
+        )
     console.print(table)
+    if t.indeterminate:
+        low, high = t.indeterminate
+        console.print(f"indeterminate band (needs a physician's read): {low:.4f} to {high:.4f}")
+    if t.source == "training":
+        console.print("the threshold was chosen on the training predictions: optimistic")
     console.print(f"model bundle written to {out}")
+
+
+_SOURCES = {
+    "argmax": "as the network's argmax",
+    "out_of_fold": "on out-of-fold predictions",
+    "training": "on the training predictions",
+}
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

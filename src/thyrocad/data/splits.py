@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import StratifiedKFold
 
 from thyrocad.errors import ConfigError
 
@@ -77,3 +78,39 @@ def stratified_splits(
             )
         )
     return splits
+
+
+def stratified_folds(labels: Sequence[int], k: int, seed: int) -> list[np.ndarray]:
+    """Held-out index sets of an inner stratified `k`-fold over patients (`labels` in patient
+    order), shuffled with `seed`. `k` is lowered to the smaller class's size when that class
+    has fewer patients (every fold then still holds each class); fewer than 2 patients of a
+    class is a `ConfigError`."""
+    y = np.asarray(labels)
+    smallest = min(int(np.sum(y == c)) for c in np.unique(y)) if y.size else 0
+    if np.unique(y).size < 2 or smallest < 2:
+        raise ConfigError(
+            "out-of-fold thresholds need at least 2 training patients of each class; "
+            "use --operating-point argmax for so small a cohort"
+        )
+    k = min(k, smallest)
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed % 2**32)
+    return [held for _, held in folds.split(np.zeros(y.size), y)]
+
+
+def per_class_test_counts(
+    labels: Sequence[int], test_fraction: float
+) -> dict[int, tuple[int, int]]:
+    """class -> (patients of that class, of them in each split's test part)."""
+    y = np.asarray(labels)
+    return {
+        int(c): (int(np.sum(y == c)), math.floor(int(np.sum(y == c)) * test_fraction))
+        for c in np.unique(y)
+    }
+
+
+def distinct_splits(labels: Sequence[int], test_fraction: float) -> int:
+    """How many different stratified splits exist: the product over classes of
+    C(patients of the class, its test count)."""
+    return math.prod(
+        math.comb(n, t) for n, t in per_class_test_counts(labels, test_fraction).values()
+    )

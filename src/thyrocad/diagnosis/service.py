@@ -47,7 +47,7 @@ LIMITS_SYNTHETIC = (
     "Trained on synthetic phantom scintigrams, not on patients; its numbers say nothing about "
     "real-world accuracy until you train and validate it on your own cases.",
     "For planar anterior/posterior I-131 neck views after thyroidectomy only.",
-    "The operating point was chosen on the training data.",
+    "The operating point was chosen on the training data.",  # replaced per bundle, see below
     "Grad-CAM shows where the network looked, not where tissue is.",
 )
 NO_DICOM_NOTE = "PNG/JPEG input: no DICOM output written"
@@ -229,21 +229,43 @@ def model_card(manifest: dict[str, Any], version: str) -> dict[str, Any]:
         f"{INITIAL_WEIGHTS.get(initial, initial)}"
     )
     limits = list(LIMITS_SYNTHETIC) if synthetic else [LIMITS_SYNTHETIC[0], *LIMITS_SYNTHETIC[2:]]
+    limits = [_operating_limit(threshold) if s == LIMITS_SYNTHETIC[3] else s for s in limits]
     return {
         "model": manifest["model"]["name"],
         "version": version,
         "created_utc": manifest.get("created_utc"),
         "trained_on": trained_on,
-        "operating_point": (
-            f"threshold {threshold.get('value', float('nan')):.3f} ({threshold.get('rule')}); "
-            f"on training data sensitivity {_num(threshold.get('train_sensitivity'))}, "
-            f"specificity {_num(threshold.get('train_specificity'))}"
-        ),
+        "operating_point": _operating_text(threshold),
         "validation": manifest.get("validation")
         or "no held-out validation numbers recorded in the bundle",
         "limits": limits,
         "synthetic": synthetic,
     }
+
+
+def _operating_text(threshold: dict[str, Any]) -> str:
+    text = (
+        f"threshold {threshold.get('value', float('nan')):.3f} ({threshold.get('rule')}); "
+        f"on training data sensitivity {_num(threshold.get('train_sensitivity'))}, "
+        f"specificity {_num(threshold.get('train_specificity'))}"
+    )
+    if threshold.get("k"):
+        text += (
+            f"; out of fold ({threshold['k']} folds) sensitivity "
+            f"{_num(threshold.get('oof_sensitivity'))}, specificity "
+            f"{_num(threshold.get('oof_specificity'))}"
+        )
+    return text
+
+
+def _operating_limit(threshold: dict[str, Any]) -> str:
+    """What the operating point rests on, for the model card's limits."""
+    source = threshold.get("source", "training")
+    if source == "out_of_fold":
+        return "The operating point was chosen on out-of-fold predictions of the training data."
+    if source == "argmax":
+        return "The operating point is the network's argmax (p >= 0.5), not tuned on any data."
+    return "The operating point was chosen on the training data (optimistic)."
 
 
 def _num(value: float | None) -> str:

@@ -24,6 +24,7 @@ from thyrocad.models import (
 )
 from thyrocad.training import FeatureCache, TrainConfig, TrainData, TrainResult, train
 from thyrocad.training.feature_cache import backbone_key, default_feature_cache
+from thyrocad.training.fit import predict_proba as training_predict_proba
 from thyrocad.training.head_group import HeadFit, HeadRun, affine_head, train_heads
 from thyrocad.training.history import EpochRecord
 from thyrocad.training.runtime import resolve_device
@@ -76,18 +77,7 @@ def fit_one(x: np.ndarray, labels: np.ndarray, groups: Sequence[str], cfg: Train
 
 def predict_proba(fitted: TrainResult, x: np.ndarray) -> np.ndarray:
     """P(residual) of each image under a `TrainResult`'s model (cached features in head mode)."""
-    cfg, model = fitted.config, fitted.model.eval()
-    images = torch.from_numpy(x)
-    parts = split_model(model)
-    with torch.no_grad():
-        if cfg.mode == "head" and cfg.cache_features:
-            feats = cached_features(
-                parts.backbone, cfg.model, fitted.backbone_fingerprint, images, cfg
-            )
-            logits = parts.head.cpu()(feats)
-        else:
-            logits = torch.cat([model(b) for b in images.split(cfg.batch_size)])
-    return logits.softmax(1)[:, 1].numpy()
+    return training_predict_proba(fitted, torch.from_numpy(x), feature_cache())
 
 
 def frozen_features(cfg: TrainConfig, x_all: np.ndarray) -> tuple[torch.nn.Module, torch.Tensor]:

@@ -28,6 +28,10 @@ FLAGS = {
     "preprocess": "--preset",
     "init": "--init",
     "device": "--device",
+    "operating_point": "--operating-point",
+    "inner_folds": "--inner-folds",
+    "allow_small": "--allow-small",
+    "test_cohort": "--test-cohort",
     "weights": "--weights",  # repeated, MODEL=FILE
 }
 
@@ -48,9 +52,14 @@ def experiment_command(
     args = ["thyrocad", "experiment", str(Path(cohort_dir).absolute())]
     args += ["--out", str(Path(out_dir).absolute())]
     for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
         if f.name == "weights":
-            for model, file in config.weights:
+            for model, file in value:
                 args += [FLAGS[f.name], f"{model}={Path(file).absolute()}"]
+        elif isinstance(value, bool):  # a flag: present or not
+            args += [FLAGS[f.name]] if value else []
+        elif f.name == "test_cohort":  # a folder, or none
+            args += [FLAGS[f.name], str(Path(value).absolute())] if value else []
         else:
-            args += [FLAGS[f.name], option_value(getattr(config, f.name))]
+            args += [FLAGS[f.name], option_value(value)]
     return shlex.join(args)

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thyrocad.configs import Config
-from thyrocad.decision import VIEW_FUSIONS
+from thyrocad.decision import DEFAULT_INNER_FOLDS, VIEW_FUSIONS, parse_operating_point
 from thyrocad.errors import ConfigError
 from thyrocad.models import list_models
 from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
 from thyrocad.training.config import DEVICES, MODES
 
 DEFAULT_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0")
-BASELINES = ("uptake_ratio",)
+BASELINES = ("uptake_ratio",)  # the default
+KNOWN_BASELINES = ("uptake_ratio", "cho")  # cho adds cho_true_bed on phantom cohorts
 INITS = ("imagenet", "scratch", "imagenet-or-scratch")
 
 
@@ -43,6 +44,12 @@ class ExperimentConfig(Config):
     preprocess: str = "default"  # a thyrocad.preprocess preset name
     init: str = "imagenet"  # imagenet | scratch | imagenet-or-scratch (scratch where missing)
     device: str = "auto"  # training device (auto | cpu | cuda); part of the settings
+    # how each CNN's threshold is chosen (thyrocad.decision.parse_operating_point); argmax is
+    # the paper's protocol
+    operating_point: str = "argmax"
+    inner_folds: int = DEFAULT_INNER_FOLDS  # folds of the out-of-fold operating points
+    allow_small: bool = False  # run although a test part holds fewer than 5 of a class
+    test_cohort: str = ""  # an external labelled cohort every split's model is also scored on
     # explicit initial weights, (model, state_dict file) pairs: they replace --init for those
     # models (e.g. the torchvision ImageNet file of an offline machine)
     weights: tuple[tuple[str, str], ...] = ()
@@ -59,9 +66,9 @@ def _names(c: ExperimentConfig) -> list[str]:
     if unknown:
         guesses = [f"{m} (did you mean {g[0]}?)" if (g := _close(m, known)) else m for m in unknown]
         return [f"unknown model(s) {', '.join(guesses)}; known: {', '.join(known)}"]
-    bad = [b for b in c.baselines if b not in BASELINES]
+    bad = [b for b in c.baselines if b not in KNOWN_BASELINES]
     if bad:
-        return [f"unknown baseline(s) {', '.join(bad)}; known: {', '.join(BASELINES)}"]
+        return [f"unknown baseline(s) {', '.join(bad)}; known: {', '.join(KNOWN_BASELINES)}"]
     if len(set(c.models)) != len(c.models):
         return ["a model is listed twice in --models"]
     if not c.models and not c.baselines:
@@ -122,6 +129,12 @@ def _numbers(c: ExperimentConfig) -> list[str]:
         problems.append(f"--batch-size must be >= 1, got {c.batch_size}")
     if c.lr <= 0 or c.weight_decay < 0:
         problems.append("--lr must be > 0 and --weight-decay >= 0")
+    if c.inner_folds < 2:
+        problems.append(f"--inner-folds must be >= 2, got {c.inner_folds}")
+    try:
+        parse_operating_point(c.operating_point)
+    except ConfigError as exc:
+        problems.append(f"--operating-point: {exc}")
     return problems
 
 

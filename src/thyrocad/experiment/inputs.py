@@ -88,10 +88,10 @@ def load_inputs(cohort_dir: str, pipeline_json: str) -> CohortInputs:
     return inputs
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=2)
 def model_inputs(cohort_dir: str, pipeline_json: str, model: str) -> np.ndarray:
     """float32 (V, 3, H, W) inputs of every view for `model` (its mean/std), once per process;
-    runs are grouped by model, so one array is kept at a time."""
+    runs are grouped by model, so one array (and an external cohort's) is kept at a time."""
     data = load_inputs(cohort_dir, pipeline_json)
     spec = architecture(model).spec
     return data.network_inputs(np.arange(len(data.views)), spec.mean, spec.std)

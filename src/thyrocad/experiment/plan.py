@@ -13,8 +13,9 @@ from typing import Any
 
 import thyrocad
 from thyrocad.data.cohort import load_cohort
-from thyrocad.data.splits import Split, stratified_splits
+from thyrocad.data.splits import Split, distinct_splits, per_class_test_counts, stratified_splits
 from thyrocad.errors import ConfigError, WeightsError
+from thyrocad.evaluation.baselines.cho import has_ground_truth
 from thyrocad.experiment.cnn import scratch_weights
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.report import ModelEntry
@@ -25,7 +26,10 @@ from thyrocad.models import create_model, model_info
 from thyrocad.preprocess import preset
 from thyrocad.training.runtime import resolve_device
 
-SETTINGS_VERSION = 4  # 3: the one decision rule (0.4.0); 4: the device used, weights files
+SETTINGS_VERSION = 5  # 3: the one decision rule (0.4.0); 4: the device used, weights files;
+# 5: operating points, external cohorts, CHO
+MIN_TEST_PER_CLASS = 5
+CLASS_NAMES = {0: "non-residual", 1: "residual"}
 
 
 @dataclass
@@ -75,6 +79,8 @@ class ExperimentPlan:
 def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> ExperimentPlan:
     """Validate the cohort, draw the splits, resolve each model's weights, fix the settings."""
     cohort = load_cohort(cohort_dir)
+    check_sample_size(cohort.labels, config)
+    external = load_cohort(config.test_cohort) if config.test_cohort else None
     splits = tuple(
         stratified_splits(
             cohort.patient_ids, cohort.labels, config.n_splits, config.test_fraction, config.seed
@@ -94,13 +100,14 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
                 str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
             )
         entries.append(entry)
-    for name in config.baselines:
+    for name in _baselines(cohort_dir, cohort.patient_ids, external, config):
         entries.append(ModelEntry(name, "baseline", "n/a (no network)", "n/a"))
     _check_reference(config, entries)
     settings = {
         "settings_version": SETTINGS_VERSION,
         "thyrocad_version": thyrocad.__version__,
         "cohort_data_hash": cohort.data_hash(),
+        "cohort": _class_sizes(cohort.labels),
         "preprocess": pipeline_config.to_dict(),
         "experiment": config.to_dict(),
         "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
@@ -108,6 +115,9 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "device": device,
         "splits": [{"index": s.index, "seed": s.seed, "test": list(s.test)} for s in splits],
     }
+    if external is not None:
+        settings["test_cohort_data_hash"] = external.data_hash()
+        settings["test_cohort"] = _class_sizes(external.labels)
     return ExperimentPlan(
         cohort_dir=Path(cohort_dir).absolute(),
         config=config,
@@ -118,6 +128,50 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         weights=weights,
         settings=settings,
     )
+
+
+def _class_sizes(labels) -> dict[str, int]:
+    n_residual = int(sum(int(v) for v in labels))
+    return {
+        "n_patients": len(labels),
+        "n_residual": n_residual,
+        "n_non_residual": len(labels) - n_residual,
+    }
+
+
+def check_sample_size(labels, config: ExperimentConfig) -> None:
+    """Refuse (`ConfigError`, one line) a test part with fewer than `MIN_TEST_PER_CLASS`
+    patients of a class unless `allow_small`, and always more splits than distinct splits
+    exist (they would repeat)."""
+    counts = per_class_test_counts(labels, config.test_fraction)
+    small = {CLASS_NAMES[c]: t for c, (_, t) in counts.items() if t < MIN_TEST_PER_CLASS}
+    if small and not config.allow_small:
+        held = ", ".join(f"{t} {name}" for name, t in small.items())
+        raise ConfigError(
+            f"each split's test part would hold only {held} patient(s) (fewer than "
+            f"{MIN_TEST_PER_CLASS} of a class make SEN/SPE and DeLong meaningless); use a larger "
+            "cohort or --test-fraction, or pass --allow-small"
+        )
+    if any(not 1 <= t < n for n, t in counts.values()):
+        return  # drawing the splits refuses this with the class and its size
+    distinct = distinct_splits(labels, config.test_fraction)
+    if config.n_splits > distinct:
+        raise ConfigError(
+            f"--splits {config.n_splits} asks for more splits than the {distinct} distinct "
+            f"stratified splits this cohort has; use --splits {distinct} or fewer"
+        )
+
+
+def _baselines(cohort_dir, patient_ids, external, config: ExperimentConfig) -> list[str]:
+    """The baselines run: those asked for, and with `cho` on a phantom cohort (ground truth
+    for every patient, of the external cohort too) also `cho_true_bed`."""
+    names = list(config.baselines)
+    phantom = has_ground_truth(cohort_dir, patient_ids) and (
+        external is None or has_ground_truth(config.test_cohort, external.patient_ids)
+    )
+    if "cho" in names and phantom:
+        names.insert(names.index("cho") + 1, "cho_true_bed")
+    return names
 
 
 def _file_model(name: str, file: str, mode: str) -> tuple[ModelEntry, str]:

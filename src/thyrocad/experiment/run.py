@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thyrocad.data.splits import Split
-from thyrocad.evaluation.baselines.scores import cohort_scores
+from thyrocad.evaluation.baselines.scores import cohort_features
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.execute import Backend, execute_runs, threads
 from thyrocad.experiment.inputs import load_inputs
@@ -123,13 +123,15 @@ def _prepare(plan: ExperimentPlan, pending: Sequence[RunSpec]) -> None:
     """Work every pending run needs, done once here instead of in each worker at once: the
     preprocessed cohort, frozen backbone features ('head' mode), baseline scores."""
     run_fn = plan.run_function()
+    cohorts = [run_fn.cohort_dir, *([plan.config.test_cohort] if plan.config.test_cohort else [])]
     with threads(os.cpu_count() or 1):  # backbone passes over the whole cohort: all cores
-        if any(s.kind == "model" for s in pending):
-            load_inputs(run_fn.cohort_dir, run_fn.pipeline_json)
-        for model in dict.fromkeys(s.model for s in pending if s.kind == "model"):
-            run_fn.warm_features(model)
-        for name in dict.fromkeys(s.model for s in pending if s.kind == "baseline"):
-            cohort_scores(str(plan.cohort_dir), name)
+        for cohort in cohorts:
+            if any(s.kind == "model" for s in pending):
+                load_inputs(cohort, run_fn.pipeline_json)
+            for model in dict.fromkeys(s.model for s in pending if s.kind == "model"):
+                run_fn.warm_features(model, cohort)
+            for name in dict.fromkeys(s.model for s in pending if s.kind == "baseline"):
+                cohort_features(cohort, name)
 
 
 def _wall_times(plan: ExperimentPlan, results: list[RunResult], total: float) -> dict[str, float]:

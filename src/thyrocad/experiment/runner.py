@@ -5,9 +5,12 @@ patient's label; a view `thyrocad.decision` would not classify (blank or flat cr
 out of training and testing, exactly as `predict` leaves it out. A test patient's probability
 fuses its usable views' probabilities by the configured view fusion; a test patient without a
 usable view gets none and is counted in the run's `info`. A CNN calls a patient residual when
-its probability is >= a threshold chosen on its own training patients (Youden's J on their
-fused probabilities), a baseline likewise on its scores; no test patient influences a
-threshold.
+its probability is >= the threshold of the experiment's operating point
+(`thyrocad.decision`): the argmax (0.5), a rule on out-of-fold predictions of an inner
+stratified k-fold over the training patients (in 'head' mode the fold heads train together
+with the splits' heads), or Youden on the training patients' own predictions (optimistic). A
+baseline fits its template (CHO) and threshold (Youden) on the training patients. No test
+patient influences a threshold. With a test cohort, every run also scores the external cohort.
 """
 
 from __future__ import annotations
@@ -18,18 +21,28 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from thyrocad.data.splits import Split
-from thyrocad.decision import choose_threshold, fuse_by_patient
-from thyrocad.evaluation.baselines.scores import cohort_scores
+from thyrocad.decision import (
+    OPERATING_POINTS,
+    choose_threshold,
+    fuse_by_patient,
+    operating_threshold,
+    parse_operating_point,
+    rates_at,
+)
+from thyrocad.evaluation.baselines.scores import cohort_features, fit_observer
 from thyrocad.experiment import cnn
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.inputs import CohortInputs, load_inputs, model_inputs
 from thyrocad.experiment.runs import RunResult, RunSpec
 from thyrocad.files import using_home
-from thyrocad.training import TrainConfig
+from thyrocad.training import TrainConfig, TrainData
 from thyrocad.training.head_group import HeadRun
+from thyrocad.training.oof import fold_seed, oof_probabilities, patient_folds
 
-THRESHOLD_RULE = "Youden on the training patients (fused training-image probabilities)"
-BASELINE_THRESHOLD_RULE = "Youden on the training patients' scores (the observer's own rule)"
+BASELINE_THRESHOLD_RULE = (
+    "Youden on the training patients' scores (its only fitted parameter besides the CHO "
+    "template: it cannot memorise them)"
+)
 
 
 def run_seed(seed: int, split: int) -> int:
@@ -81,15 +94,18 @@ class ExperimentRun:
             batch_size=self.config.batch_size,
             seed=run_seed(self.config.seed, split),
             device=self.config.device,
+            operating_point="argmax",  # the experiment applies its own (see _result)
+            inner_folds=self.config.inner_folds,
         )
 
-    def warm_features(self, model: str) -> None:
-        """Pass every view through `model`'s frozen backbone once ('head' mode), so that runs
-        in worker processes read the features from the disk cache instead of each computing
-        them."""
+    def warm_features(self, model: str, cohort_dir: str | None = None) -> None:
+        """Pass every view of the cohort (or of `cohort_dir`) through `model`'s frozen
+        backbone once ('head' mode), so that runs in worker processes read the features from
+        the disk cache instead of each computing them."""
         cfg = self.train_config(model, 0)
         if cfg.mode == "head" and cfg.cache_features:
-            cnn.frozen_features(cfg, self._x_all(model))
+            x = model_inputs(cohort_dir or self.cohort_dir, self.pipeline_json, model)
+            cnn.frozen_features(cfg, x)
 
     def _x_all(self, model: str) -> np.ndarray:
         return model_inputs(self.cohort_dir, self.pipeline_json, model)
@@ -99,25 +115,43 @@ class ExperimentRun:
         rows = data.rows_of(patients)
         return rows[data.usable[rows]]
 
+    @property
+    def rule(self):
+        """The CNNs' operating point."""
+        return parse_operating_point(self.config.operating_point)
+
     def _model(self, spec: RunSpec) -> RunResult:
-        """One run through the training engine (`thyrocad.training.train`)."""
+        """One run through the training engine (`thyrocad.training.train`); an out-of-fold
+        operating point costs `inner_folds` more engine runs on the training patients."""
         data = load_inputs(self.cohort_dir, self.pipeline_json)
         x_all = self._x_all(spec.model)
         split = self.splits[spec.split]
         train_rows, test_rows = self._rows(data, split.train), self._rows(data, split.test)
         cfg = self.train_config(spec.model, spec.split)
         patients = data.view_patient[train_rows]
-        fitted = cnn.fit_one(
-            x_all[train_rows], data.labels[patients], [data.patient_ids[p] for p in patients], cfg
-        )
+        groups = [data.patient_ids[p] for p in patients]
+        fitted = cnn.fit_one(x_all[train_rows], data.labels[patients], groups, cfg)
+        oof = None
+        if self.rule.needs_oof:
+            train_data = TrainData.build(x_all[train_rows], data.labels[patients], groups)
+            oof = oof_probabilities(train_data, cfg, cnn.feature_cache())
         test_prob = cnn.predict_proba(fitted, x_all[test_rows])
         history = cnn.history_series(fitted.history)
-        return self._result(spec, data, fitted.train_prob, test_prob, history, cfg.seed)
+        result = self._result(spec, data, fitted.train_prob, test_prob, history, cfg.seed, oof)
+        if self.config.test_cohort:
+            external = self._external_inputs()
+            rows = np.flatnonzero(external.usable)
+            ext_x = model_inputs(self.config.test_cohort, self.pipeline_json, spec.model)
+            result.external = self._external(
+                external, cnn.predict_proba(fitted, ext_x[rows]), result
+            )
+        return result
 
     def _head_group(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
         """Every split of one CNN in 'head' mode: the heads trained together on the cached
-        features (`thyrocad.training.head_group`), each from the head `train` would start from.
-        A head that is not dropout + one affine map is trained split by split instead."""
+        features (`thyrocad.training.head_group`), each from the head `train` would start from,
+        with the heads of the inner folds of an out-of-fold operating point. A head that is
+        not dropout + one affine map is trained split by split instead."""
         model = task[0].model
         data = load_inputs(self.cohort_dir, self.pipeline_json)
         net, feats = cnn.frozen_features(self.train_config(model, 0), self._x_all(model))
@@ -129,15 +163,42 @@ class ExperimentRun:
             HeadRun(self._rows(data, self.splits[spec.split].train), seed, head)
             for spec, seed, head in zip(task, seeds, heads, strict=True)
         ]
-        fits = cnn.train_head_group(feats, data.labels[data.view_patient], runs, self.config)
+        folds = self._fold_runs(data, net, feats, runs, model) if self.rule.needs_oof else []
+        labels = data.labels[data.view_patient]
+        fits = cnn.train_head_group(feats, labels, runs + [f[2] for f in folds], self.config)
+        oof = {i: np.full(len(run.rows), np.nan) for i, run in enumerate(runs)}
+        for (i, held, _), fit in zip(folds, fits[len(runs) :], strict=True):
+            oof[i][held] = fit.probabilities(feats[runs[i].rows[held]])
+        ext_feats = self._external_features(model) if self.config.test_cohort else None
         results = []
-        for spec, run, fit in zip(task, runs, fits, strict=True):
+        for i, (spec, run, fit) in enumerate(zip(task, runs, fits[: len(runs)], strict=True)):
             test_rows = self._rows(data, self.splits[spec.split].test)
             train_prob = fit.probabilities(feats[run.rows])
             test_prob = fit.probabilities(feats[test_rows])
             history = cnn.history_series(fit.history)
-            results.append(self._result(spec, data, train_prob, test_prob, history, run.seed))
+            k = len([f for f in folds if f[0] == i])
+            result = self._result(
+                spec, data, train_prob, test_prob, history, run.seed, (oof[i], k) if k else None
+            )
+            if ext_feats is not None:
+                result.external = self._external(
+                    self._external_inputs(), fit.probabilities(ext_feats)
+                )
+            results.append(result)
         return results
+
+    def _fold_runs(self, data: CohortInputs, net, feats, runs: list[HeadRun], model: str):
+        """(run index, held-out positions in its rows, HeadRun) of every inner fold."""
+        out = []
+        for i, run in enumerate(runs):
+            groups = [data.patient_ids[p] for p in data.view_patient[run.rows]]
+            labels = data.labels[data.view_patient[run.rows]]
+            masks = patient_folds(groups, labels, self.config.inner_folds, run.seed)
+            seeds = [fold_seed(run.seed, f) for f in range(len(masks))]
+            heads = cnn.initial_heads(net, feats.shape[1:], seeds, model)
+            for held, seed, head in zip(masks, seeds, heads, strict=True):
+                out.append((i, held, HeadRun(run.rows[~held], seed, head)))
+        return out
 
     def _fuse(
         self, data: CohortInputs, patients: tuple[str, ...], view_prob: np.ndarray
@@ -152,15 +213,38 @@ class ExperimentRun:
         )  # fmt: skip
 
     def _result(
-        self, spec: RunSpec, data: CohortInputs, train_prob, test_prob, history, seed: int
-    ) -> RunResult:
-        """A CNN run's result from its usable views' probabilities: fused per patient,
-        thresholded on its training patients."""
+        self, spec: RunSpec, data: CohortInputs, train_prob, test_prob, history, seed: int,
+        oof: tuple[np.ndarray, int] | None = None,
+    ) -> RunResult:  # fmt: skip
+        """A CNN run's result from its usable views' probabilities: fused per patient, with
+        the threshold of the operating point (`oof`: out-of-fold probabilities of the
+        training views and the number of folds)."""
         split = self.splits[spec.split]
         patients, prob, unscored = self._fuse(data, split.test, np.asarray(test_prob))
         train_patients, train_fused, _ = self._fuse(data, split.train, np.asarray(train_prob))
-        threshold = choose_threshold(data.labels[train_patients], train_fused).threshold
+        y_train = data.labels[train_patients]
+        oof_fused = self._fuse(data, split.train, oof[0])[1] if oof is not None else None
+        choice = operating_threshold(self.rule, y_train, train_fused, oof_fused)
+        train_sen, train_spe = rates_at(y_train, train_fused, choice.threshold)
         test_rows = data.rows_of(split.test)
+        info = {
+            "threshold": float(choice.threshold),
+            "operating_point": self.rule.text,
+            "threshold_rule": self.rule.describe(oof[1] if oof else None),
+            "optimistic": self.rule.optimistic,
+            "train_sensitivity": train_sen,
+            "train_specificity": train_spe,
+            "seed": seed,
+            "unusable_test_views": int((~data.usable[test_rows]).sum()),
+            "unscored_test_patients": len(unscored),
+            "test_flags": _flag_counts(data.flags[r] for r in test_rows),
+        }
+        if oof is not None:
+            info.update(
+                inner_folds=oof[1], oof_sensitivity=choice.sensitivity,
+                oof_specificity=choice.specificity,
+                thresholds_by_rule=_every_rule(y_train, train_fused, oof_fused),
+            )  # fmt: skip
         return RunResult(
             model=spec.model,
             kind=spec.kind,
@@ -169,26 +253,90 @@ class ExperimentRun:
             labels=[int(data.labels[p]) for p in patients],
             probabilities=[float(v) for v in prob],
             history=history,
-            info={
-                "threshold": float(threshold),
-                "threshold_rule": THRESHOLD_RULE,
-                "seed": seed,
-                "unusable_test_views": int((~data.usable[test_rows]).sum()),
-                "unscored_test_patients": len(unscored),
-            },
+            info=info,
         )
 
     def _baseline(self, spec: RunSpec) -> RunResult:
+        """A classical observer: its template (CHO) and its threshold fitted on the training
+        patients' features."""
         split = self.splits[spec.split]
-        labels, scores = cohort_scores(self.cohort_dir, spec.model)
+        labels, features = cohort_features(self.cohort_dir, spec.model)
         y_train = np.array([labels[p] for p in split.train])
-        threshold = choose_threshold(y_train, np.array([scores[p] for p in split.train]))
-        return RunResult(
+        score = fit_observer(spec.model, [features[p] for p in split.train], y_train)
+        train_scores = score([features[p] for p in split.train])
+        threshold = choose_threshold(y_train, train_scores).threshold
+        test_scores = score([features[p] for p in split.test])
+        result = RunResult(
             model=spec.model,
             kind=spec.kind,
             split=spec.split,
             patient_ids=list(split.test),
             labels=[labels[p] for p in split.test],
-            probabilities=[scores[p] for p in split.test],
-            info={"threshold": threshold.threshold, "threshold_rule": BASELINE_THRESHOLD_RULE},
+            probabilities=[float(v) for v in test_scores],
+            info={
+                "threshold": threshold,
+                "operating_point": "train-youden",
+                "threshold_rule": BASELINE_THRESHOLD_RULE,
+                "optimistic": False,
+            },
         )
+        if self.config.test_cohort:
+            ext_labels, ext_features = cohort_features(self.config.test_cohort, spec.model)
+            ids = sorted(ext_labels)
+            result.external = {
+                "patient_ids": ids,
+                "labels": [ext_labels[p] for p in ids],
+                "probabilities": [float(v) for v in score([ext_features[p] for p in ids])],
+                "unscored": 0,
+            }
+        return result
+
+    # --- the external test cohort ---------------------------------------------------------------
+
+    def _external_inputs(self) -> CohortInputs:
+        return load_inputs(self.config.test_cohort, self.pipeline_json)
+
+    def _external_features(self, model: str):
+        """Frozen-backbone features of the external cohort's usable views ('head' mode)."""
+        external = self._external_inputs()
+        x = model_inputs(self.config.test_cohort, self.pipeline_json, model)
+        _, feats = cnn.frozen_features(self.train_config(model, 0), x)
+        return feats[np.flatnonzero(external.usable)]
+
+    def _external(self, external: CohortInputs, view_prob) -> dict:
+        """The external cohort's fused probabilities under one run's model."""
+        patients = external.patient_ids
+        rows = external.rows_of(patients)
+        usable = external.usable[rows]
+        full = np.full(len(rows), np.nan)
+        full[usable] = view_prob
+        scored, prob, unscored = fuse_by_patient(
+            full, external.view_patient[rows], [external.views[r] for r in rows], usable,
+            self.config.view_fusion,
+        )  # fmt: skip
+        return {
+            "patient_ids": [patients[p] for p in scored],
+            "labels": [int(external.labels[p]) for p in scored],
+            "probabilities": [float(v) for v in prob],
+            "unscored": len(unscored),
+        }
+
+
+def _every_rule(y_train, train_fused, oof_fused) -> dict[str, float]:
+    """The threshold each operating point would give on these training predictions (for the
+    report's comparison of rules on the same models)."""
+    return {
+        text: operating_threshold(
+            parse_operating_point(text), y_train, train_fused, oof_fused
+        ).threshold
+        for text in OPERATING_POINTS
+    }
+
+
+def _flag_counts(flag_sets) -> dict[str, int]:
+    """How many views carry each preprocessing flag (every flag name, as the pipeline set it)."""
+    counts: dict[str, int] = {}
+    for flags in flag_sets:
+        for flag in flags:
+            counts[flag] = counts.get(flag, 0) + 1
+    return dict(sorted(counts.items()))

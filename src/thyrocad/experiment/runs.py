@@ -52,6 +52,9 @@ class RunResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    # the external test cohort under this run's model: patient_ids, labels, probabilities,
+    # unscored (patients without a usable view); empty without a test cohort
+    external: dict[str, Any] = field(default_factory=dict)
 
     @property
     def spec(self) -> RunSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thyrocad.configs import Config
-from thyrocad.decision import THRESHOLD_RULES
+from thyrocad.decision import DEFAULT_INNER_FOLDS, OperatingRule, parse_operating_point
 from thyrocad.errors import ConfigError
 
 MODES = ("head", "full", "last")
@@ -22,8 +22,10 @@ class TrainConfig(Config):
     `mode`: 'head' trains only the new classifier on a frozen backbone (the paper's text),
     'last' also the last stage, 'full' every layer. `weights`: 'imagenet', 'none' (random, on
     purpose) or a path to a state_dict file. `val_fraction` > 0 holds out that share of patients
-    (stratified) for the validation curves. `threshold_rule`: 'youden' or 'sensitivity' (then
-    `threshold_target` is the sensitivity to reach on training data).
+    (stratified) for the validation curves. `operating_point`: how the bundle's threshold is
+    chosen (`thyrocad.decision.parse_operating_point`); 'auto' is 'oof-youden' in 'head' mode
+    (out-of-fold predictions of `inner_folds` extra cheap head trainings) and 'argmax'
+    otherwise (an out-of-fold rule there costs `inner_folds` extra full trainings).
     """
 
     model: str = "resnet18"
@@ -40,8 +42,8 @@ class TrainConfig(Config):
     channels_last: bool = False  # CUDA only
     cache_features: bool = True  # 'head' mode only
     val_fraction: float = 0.0
-    threshold_rule: str = "youden"
-    threshold_target: float = 0.95
+    operating_point: str = "auto"
+    inner_folds: int = DEFAULT_INNER_FOLDS
     allow_download: bool = False
 
     def __post_init__(self) -> None:
@@ -56,14 +58,19 @@ class TrainConfig(Config):
                 0.0 <= self.val_fraction < 1.0,
                 f"val_fraction must lie in [0, 1), got {self.val_fraction}",
             ),
-            (
-                self.threshold_rule in THRESHOLD_RULES,
-                f"threshold_rule must be one of {THRESHOLD_RULES}, got {self.threshold_rule!r}",
-            ),
+            (self.inner_folds >= 2, f"inner_folds must be >= 2, got {self.inner_folds}"),
         )
         problems = [message for ok, message in checks if not ok]
+        if self.operating_point != "auto":
+            parse_operating_point(self.operating_point)  # a ConfigError naming the choices
         if problems:
             raise ConfigError("invalid training settings: " + "; ".join(problems))
+
+    def operating_rule(self) -> OperatingRule:
+        """The operating point, 'auto' resolved by the mode."""
+        if self.operating_point == "auto":
+            return parse_operating_point("oof-youden" if self.mode == "head" else "argmax")
+        return parse_operating_point(self.operating_point)
 
     def differences(self, other: TrainConfig) -> list[str]:
         """Settings that differ from `other` and would change the result."""

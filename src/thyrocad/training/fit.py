@@ -326,3 +326,25 @@ def _restore(run: _Run, path: Path, meta: dict) -> tuple[list[EpochRecord], int]
     set_rng_state(run.generator, payload["rng"], saved["rng"])
     logger.info("resumed after epoch %d of %d", payload["epoch"], run.config.epochs)
     return [EpochRecord.from_dict(r) for r in saved["history"]], int(payload["epoch"])
+
+
+def predict_proba(
+    result: TrainResult, x: torch.Tensor | np.ndarray, cache: FeatureCache | None = None
+) -> np.ndarray:
+    """P(residual) of each image under a trained result's model (eval mode); in cached 'head'
+    mode through the backbone-feature cache, keyed as training keyed its features."""
+    cfg, model = result.config, result.model.eval()
+    images = torch.as_tensor(x)
+    parts = split_model(model)
+    with torch.no_grad():
+        if cfg.mode == "head" and cfg.cache_features:
+            device = resolve_device(cfg.device)
+            key = backbone_key(cfg.model, result.backbone_fingerprint, device, cfg.bf16)
+            feats = (cache or FeatureCache()).features(
+                parts.backbone.to(device), images, key, device, cfg.batch_size, cfg.bf16
+            )
+            logits = parts.head.cpu()(feats)
+        else:
+            model.cpu()
+            logits = torch.cat([model(b) for b in images.split(cfg.batch_size)])
+    return logits.softmax(1)[:, 1].numpy()

@@ -3,7 +3,8 @@
 `thyrocad train`, the tests' fixtures and the benchmarks all make bundles with `train_bundle`:
 
     cohort --preprocess (cached; unusable views dropped)--> TrainData --train--> TrainResult
-        --threshold on the training patients' fused probabilities (thyrocad.decision)-->
+        [--inner k-fold (out-of-fold rules)--> out-of-fold probabilities]
+        --operating point on the training patients' fused probabilities (thyrocad.decision)-->
         bundle (thyrocad.bundle)
 
 Every view of every patient is one training image labelled with its patient's label, except
@@ -22,7 +23,13 @@ import numpy as np
 
 from thyrocad.bundle.format import Threshold, write_bundle
 from thyrocad.data.cohort import Cohort, load_cohort
-from thyrocad.decision import choose_threshold, fuse_by_patient, view_usable
+from thyrocad.decision import (
+    fuse_by_patient,
+    indeterminate_band,
+    operating_threshold,
+    rates_at,
+    view_usable,
+)
 from thyrocad.models import architecture
 from thyrocad.preprocess import Pipeline, PipelineConfig, PreprocessCache, preset
 from thyrocad.training.config import TrainConfig
@@ -30,6 +37,7 @@ from thyrocad.training.data import TrainData, patient_holdout
 from thyrocad.training.feature_cache import default_feature_cache
 from thyrocad.training.fit import TrainResult, train
 from thyrocad.training.history import EpochRecord, plot_history
+from thyrocad.training.oof import oof_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -93,28 +101,45 @@ def cohort_train_data(
 
 
 def patient_threshold(
-    result: TrainResult, data: TrainData, views: tuple[str, ...], config: TrainConfig
+    result: TrainResult,
+    data: TrainData,
+    views: tuple[str, ...],
+    config: TrainConfig,
+    oof: tuple[np.ndarray, int] | None = None,
 ) -> Threshold:
-    """The threshold by the config's rule on the training patients' view-fused probabilities
-    (the same fusion the bundle records), so its sensitivity/specificity are the patient-level
-    decision's on the training data."""
+    """The threshold of the config's operating point on the training patients' view-fused
+    probabilities (the fusion the bundle records); `oof`: (out-of-fold probability of each
+    training image, folds), needed by the out-of-fold rules. Records the sensitivity and
+    specificity on the training patients and, with `oof`, out of fold, and the indeterminate
+    band (bootstrap band of the out-of-fold threshold)."""
     _, index = np.unique(np.asarray(data.groups), return_inverse=True)
-    patients, prob, _ = fuse_by_patient(
-        result.train_prob, index, views, np.ones(len(index), bool), FUSION
-    )
+
+    def fused(view_prob: np.ndarray) -> np.ndarray:
+        return fuse_by_patient(view_prob, index, views, np.ones(len(index), bool), FUSION)[1]
+
     y = data.y.numpy()
-    labels = np.array([y[index == p][0] for p in patients])
-    choice = choose_threshold(
-        labels, prob, rule=config.threshold_rule, target=config.threshold_target
+    labels = np.array([y[index == p][0] for p in np.unique(index)])
+    rule = config.operating_rule()
+    train_prob = fused(result.train_prob)
+    oof_prob = fused(oof[0]) if oof is not None else None
+    choice = operating_threshold(rule, labels, train_prob, oof_prob)
+    sen, spe = rates_at(labels, train_prob, choice.threshold)
+    oof_sen, oof_spe = (
+        rates_at(labels, oof_prob, choice.threshold) if oof_prob is not None else (None, None)
     )
+    band = indeterminate_band(labels, oof_prob, rule, seed=config.seed) if rule.needs_oof else None
     return Threshold(
         value=choice.threshold,
-        rule=choice.rule,
-        sensitivity=choice.sensitivity,
-        specificity=choice.specificity,
-        target=choice.target,
+        rule=rule.text,
+        sensitivity=sen,
+        specificity=spe,
+        target=rule.target,
         level="patient",
-        source="training",
+        source=rule.source,
+        indeterminate=band,
+        k=oof[1] if oof is not None else None,
+        oof_sensitivity=oof_sen,
+        oof_specificity=oof_spe,
     )
 
 
@@ -146,11 +171,13 @@ def train_bundle(
         views = tuple(
             v for v, g in zip(prepared.views, prepared.data.groups, strict=True) if g in kept
         )
+    cache = default_feature_cache()
     result = train(
-        data, config, run_dir=out / "checkpoint", resume=resume, val=val,
-        cache=default_feature_cache(), on_epoch=on_epoch,
+        data, config, run_dir=out / "checkpoint", resume=resume, val=val, cache=cache,
+        on_epoch=on_epoch,
     )  # fmt: skip
-    threshold = patient_threshold(result, data, views, config)
+    oof = oof_probabilities(data, config, cache) if config.operating_rule().needs_oof else None
+    threshold = patient_threshold(result, data, views, config, oof)
     manifest = {
         "mode": config.mode,
         "data_hash": cohort.data_hash(),

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from thyrocad.experiment.report.aggregate import (
     METRICS,
@@ -24,12 +21,14 @@ from thyrocad.experiment.report.figures import (
     training_curves_figure,
 )
 from thyrocad.experiment.report.html import ReportContext, render_report
+from thyrocad.experiment.report.methods import methods_text
 from thyrocad.experiment.runs import RunResult
-from thyrocad.files import write_text_atomic
+from thyrocad.files import strict_json, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = (
+    "methods.md",
     "predictions.csv",
     "table.csv",
     "table.md",
@@ -52,17 +51,6 @@ __all__ = [
 ]
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become None so stats.json is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def write_outputs(
     out_dir: Path,
     results: Sequence[RunResult],
@@ -77,9 +65,7 @@ def write_outputs(
     write_predictions_csv(results, out_dir / "predictions.csv")
     write_table_csv(agg, out_dir / "table.csv")
     write_text_atomic(out_dir / "table.md", table_markdown(agg))
-    write_text_atomic(
-        out_dir / "stats.json", json.dumps(_json_safe(agg.stats), indent=1, allow_nan=False)
-    )
+    write_text_atomic(out_dir / "stats.json", strict_json(agg.stats))
     order = [e.name for e in entries if e.ran]
     figures = {
         "ROC curves (paper Fig. 10)": ("roc.png", roc_figure(results, order) if results else None),
@@ -87,7 +73,7 @@ def write_outputs(
             "training_curves.png",
             training_curves_figure(results, order),
         ),
-        "Per-split metrics": (
+        "Metrics of every split (box plots)": (
             "metrics.png",
             metrics_strip_figure(agg.per_split, order) if results else None,
         ),
@@ -96,6 +82,8 @@ def write_outputs(
         if png is not None:
             (out_dir / filename).write_bytes(png)
     context.figures = {title: png for title, (_, png) in figures.items()}
+    context.methods = methods_text(agg, context.settings, context.versions)
+    write_text_atomic(out_dir / "methods.md", "# Methods\n\n" + context.methods + "\n")
     write_text_atomic(out_dir / "report.html", render_report(agg, context))
     logger.info("wrote experiment outputs to %s", out_dir)
     return agg

@@ -34,6 +34,14 @@ from thyrocad.evaluation.stats import (
     mann_whitney,
     summarize_splits,
 )
+from thyrocad.experiment.report.uncertainty import (
+    class_counts,
+    external_results,
+    mann_whitney_caveat,
+    operating_point,
+    rule_comparison,
+    sen_spe_uncertainty,
+)
 from thyrocad.experiment.runs import RunResult
 
 logger = logging.getLogger(__name__)
@@ -73,6 +81,13 @@ class ModelEntry:
     @property
     def ran(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def short_initialisation(self) -> str:
+        """The initialisation in a few words (the full text and reason stay in the notes)."""
+        if self.initialisation.startswith("scratch"):
+            return "random initialisation"
+        return self.initialisation.split(" (")[0] if self.kind == "model" else "n/a"
 
 
 @dataclass
@@ -130,15 +145,29 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
 
 def _statistics(grouped: dict[str, list[RunResult]], agg: Aggregate) -> dict[str, Any]:
     per_split = _per_split_auc(grouped, agg.reference)
+    n_splits = max((len(runs) for runs in grouped.values()), default=0)
     return {
         "reference": agg.reference,
         "positive_class": "residual (label 1)",
         "summary_rule": SUMMARY_RULE,
         "models": [asdict(e) for e in agg.entries],
         "mann_whitney": _mann_whitney_all(agg),
+        "mann_whitney_caveat": mann_whitney_caveat(n_splits),
         "per_split": per_split,
         "summary": _summary(grouped, agg, per_split),
+        "sen_spe_uncertainty": {
+            name: sen_spe_uncertainty(runs, agg.per_split[name]) for name, runs in grouped.items()
+        },
+        "operating_points": {name: operating_point(runs) for name, runs in grouped.items()},
+        "distinct_test_sets": len({tuple(sorted(r.patient_ids)) for r in _first(grouped)}),
+        "external": external_results(grouped),
+        "operating_point_comparison": rule_comparison(grouped),
     }
+
+
+def _first(grouped: dict[str, list[RunResult]]) -> list[RunResult]:
+    """The runs of the first model (every model is tested on the same splits)."""
+    return next(iter(grouped.values()), [])
 
 
 def _mann_whitney_all(agg: Aggregate) -> dict[str, dict[str, Any]]:
@@ -176,7 +205,11 @@ def _per_split_auc(grouped: dict[str, list[RunResult]], ref: str) -> dict[str, d
     out: dict[str, dict[str, Any]] = {}
     for name, runs in grouped.items():
         for run in runs:
-            entry = {"auc": _guarded(delong_auc, run.labels, run.probabilities)}
+            entry = {
+                "auc": _guarded(delong_auc, run.labels, run.probabilities),
+                "n_test": class_counts(run),
+                "test_flags": run.info.get("test_flags", {}),
+            }
             ref_run = ref_runs.get(run.split)
             if name != ref and ref_run is not None:
                 entry["delong_vs_reference"] = _guarded(_paired_delong, run, ref_run)
@@ -275,37 +308,126 @@ def _cell(mean: float, sd: float, metric: str) -> str:
     return f"{mean * scale:.{digits}f} ({sd_text})"
 
 
-def _p_text(result: dict[str, Any] | None) -> str:
-    if not result or "p_value" not in result:
+def p_text(result: dict[str, Any] | None) -> str:
+    """A p-value as the report prints it: 3 decimals, "<0.001" below that, "n/a" if none."""
+    if not result or result.get("p_value") is None:
         return "n/a"
     p = result["p_value"]
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def table_markdown(agg: Aggregate) -> str:
-    """Table 4 layout: metrics as rows, models as columns with mean (SD), then p vs reference."""
+def results_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
+    """Table 4: header and rows (metrics as rows, mean (SD) per model)."""
     ran = [e for e in agg.entries if e.ran]
-    others = [e for e in ran if e.name != agg.reference]
     cells = {(r["model"], r["metric"]): _cell(r["mean"], r["sd"], r["metric"]) for r in agg.table}
-    header = [
-        "metric",
-        *(e.name for e in ran),
-        *(f"p ({e.name} vs {agg.reference})" for e in others),
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = [[METRIC_LABELS[m], *(cells[(e.name, m)] for e in ran)] for m in METRICS]
+    return ["metric", *(e.name for e in ran)], rows
+
+
+def p_value_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
+    """Mann–Whitney p of each model against the reference, per metric."""
+    others = [e.name for e in agg.entries if e.ran and e.name != agg.reference]
     mw = agg.stats.get("mann_whitney", {})
-    for metric in METRICS:
-        row = [METRIC_LABELS[metric], *(cells[(e.name, metric)] for e in ran)]
-        row += [_p_text(mw.get(metric, {}).get(e.name)) for e in others]
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    rows = [[METRIC_LABELS[m], *(p_text(mw.get(m, {}).get(n)) for n in others)] for m in METRICS]
+    return ["metric", *others], rows
+
+
+def uncertainty_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
+    """Per model: the operating point and what SEN and SPE rest on (n, Wilson 95 % CI)."""
+    unc = agg.stats.get("sen_spe_uncertainty", {})
+    points = agg.stats.get("operating_points", {})
+    rows = []
+    for e in (e for e in agg.entries if e.ran and e.name in unc):
+        cells = [e.name, _point_text(points.get(e.name, {}))]
+        for metric in ("sen", "spe"):
+            u = unc[e.name][metric]
+            cells.append(
+                f"{_pct(u['mean'])} of n = {u['n']} ({_pct(u['ci_low'])}–{_pct(u['ci_high'])})"
+            )
+        rows.append(cells)
+    header = ["model", "threshold", "SEN % per split (Wilson 95 % CI)", "SPE % per split (Wilson)"]
+    return header, rows
+
+
+def external_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
+    """Internal and external mean (SD) side by side: AUC, SEN, SPE per model."""
+    ext = agg.stats.get("external", {})
+    rows_by = {(r["model"], r["metric"]): r for r in agg.table}
+    rows = []
+    for e in (e for e in agg.entries if e.name in ext):
+        cells = [e.name]
+        for metric in ("auc", "sen", "spe"):
+            internal = rows_by[(e.name, metric)]
+            external = ext[e.name]["summary"][metric]
+            cells += [
+                _cell(internal["mean"], internal["sd"], metric),
+                _cell(external["mean"], external["sd"], metric),
+            ]
+        rows.append(cells)
+    header = ["model"] + [f"{m} {w}" for m in ("AUC", "SEN %", "SPE %") for w in ("int.", "ext.")]
+    return header, rows
+
+
+def comparison_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
+    """Test SEN and SPE (mean (SD) over splits) of each model under every operating point, on
+    the same trained models."""
+    comparison = agg.stats.get("operating_point_comparison", {})
+    rows = []
+    for name, rules in comparison.items():
+        for rule, v in rules.items():
+            label = f"{rule} (optimistic)" if rule == "train-youden" else rule
+            sen, spe = v["sen"], v["spe"]
+            rows.append(
+                [
+                    name,
+                    label,
+                    _cell(sen["mean"], sen["sd"], "sen"),
+                    _cell(spe["mean"], spe["sd"], "spe"),
+                ]
+            )
+    return ["model", "operating point", "SEN %", "SPE %"], rows
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    text = point.get("operating_point", "n/a")
+    return f"{text} (optimistic)" if point.get("optimistic") else text
+
+
+def _pct(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def table_markdown(agg: Aggregate) -> str:
+    """Table 4 (metrics as rows, mean (SD) per model), the Mann–Whitney p-values against the
+    reference, what SEN/SPE rest on, the external cohort (if any), the models and notes."""
+    lines = _markdown(*results_rows(agg))
+    lines += ["", "Mean (SD) over splits; positive = residual.", ""]
+    header, rows = p_value_rows(agg)
+    if len(header) > 1:
+        lines += [f"Two-sided Mann–Whitney U p against {agg.reference} (per-split values):", ""]
+        lines += [*_markdown(header, rows), ""]
+    caveat = agg.stats.get("mann_whitney_caveat")
+    if caveat:
+        lines += [f"Caveat: {caveat}.", ""]
+    lines += [*_markdown(*uncertainty_rows(agg)), ""]
     lines.append(
-        "Mean (SD) over splits; positive = residual. p: two-sided Mann–Whitney U over the "
-        f"per-split values against {agg.reference} (method stated in stats.json)."
+        "Baselines choose their threshold by Youden's J on the training patients: a count ratio "
+        "or a CHO decision variable cannot memorise them."
     )
-    lines.append("")
-    lines.append("| model | kind | initialisation | mode | status |")
-    lines.append("|---|---|---|---|---|")
+    header, rows = comparison_rows(agg)
+    if rows:
+        lines += ["", "Operating points compared on the same trained models (test parts):", ""]
+        lines += _markdown(header, rows)
+    header, rows = external_rows(agg)
+    if rows:
+        lines += ["", "External test cohort (every split's model; int. = internal test parts):"]
+        lines += ["", *_markdown(header, rows)]
+    lines += ["", "| model | kind | initialisation | mode | status |", "|---|---|---|---|---|"]
     for e in agg.entries:
         lines.append(f"| {e.name} | {e.kind} | {e.initialisation} | {e.mode} | {e.status} |")
     notes = [f"- {e.name}: {e.reason}" for e in agg.entries if e.reason]

@@ -16,6 +16,12 @@ from thyrocad.experiment.report.aggregate import METRIC_LABELS, METRICS
 from thyrocad.experiment.runs import RunResult
 
 FPR_GRID = np.linspace(0.0, 1.0, 201)
+SERIES_TITLES = {
+    "train_loss": "Training loss (cross-entropy)",
+    "train_acc": "Training accuracy",
+    "val_loss": "Validation loss",
+    "val_acc": "Validation accuracy",
+}
 
 
 def _png(fig: Figure) -> bytes:
@@ -88,7 +94,7 @@ def training_curves_figure(results: Sequence[RunResult], order: Sequence[str]) -
             mean, sd = values.mean(axis=0), values.std(axis=0)
             ax.plot(epochs, mean, label=name)
             ax.fill_between(epochs, mean - sd, mean + sd, alpha=0.2)
-        ax.set(xlabel="epoch", title=key)
+        ax.set(xlabel="epoch", title=SERIES_TITLES.get(key, key.replace("_", " ")))
         ax.legend(fontsize=8)
     return _png(fig)
 
@@ -96,16 +102,24 @@ def training_curves_figure(results: Sequence[RunResult], order: Sequence[str]) -
 def metrics_strip_figure(
     per_split: dict[str, dict[str, list[float]]], order: Sequence[str]
 ) -> bytes:
-    """Box plot with the per-split points of every metric, one box per model."""
+    """Horizontal box plots with the per-split points of every metric, one box per model
+    (model names on the left, readable at any number of models)."""
     names = [n for n in order if n in per_split]
-    fig = Figure(figsize=(2.4 * len(METRICS), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(METRICS), squeeze=False)
+    ncols = 4
+    nrows = -(-len(METRICS) // ncols)
+    height = max(2.4, 0.45 * len(names) + 1.0)
+    fig = Figure(figsize=(3.2 * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
-    for ax, metric in zip(axes.flat, METRICS, strict=True):
+    for i, (ax, metric) in enumerate(zip(axes.flat, METRICS, strict=False)):
         data = [np.asarray(per_split[n][metric], dtype=float) for n in names]
-        ax.boxplot(data, showfliers=False)
-        for i, values in enumerate(data, start=1):
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=10, color="C1")
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=60, ha="right", fontsize=7)
-        ax.set_title(METRIC_LABELS[metric].replace(" %", ""), fontsize=10)
+        data = [d[np.isfinite(d)] for d in data]
+        ax.boxplot(data, orientation="horizontal", showfliers=False)
+        for j, values in enumerate(data, start=1):
+            ax.scatter(values, j + rng.uniform(-0.12, 0.12, len(values)), s=10, color="C1")
+        ax.set_yticks(range(1, len(names) + 1), names if i % ncols == 0 else [], fontsize=9)
+        ax.invert_yaxis()
+        ax.set_title(METRIC_LABELS[metric].replace(" %", " (fraction)"), fontsize=10)
+    for ax in list(axes.flat)[len(METRICS) :]:
+        ax.set_visible(False)
     return _png(fig)
