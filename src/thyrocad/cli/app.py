@@ -23,6 +23,7 @@ from rich.console import Console
 
 import thyrocad
 from thyrocad.errors import ConfigError, ThyrocadError
+from thyrocad.io.privacy import RedactingFilter, protect_logs, redact
 
 EXIT_SETTING, EXIT_FAILURE = 2, 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -66,7 +67,11 @@ def command(
 
 class _Formatter(logging.Formatter):
     """Tracebacks of other libraries' records only at debug level: pydicom, for one, logs each
-    failed decoder attempt with its traceback, and thyrocad reports that failure in one line."""
+    failed decoder attempt with its traceback, and thyrocad reports that failure in one line.
+    Quoted values in tracebacks are withheld (exception messages may quote header values)."""
+
+    def formatException(self, ei) -> str:
+        return redact(super().formatException(ei))
 
     def format(self, record: logging.LogRecord) -> str:
         ours = record.name == "thyrocad" or record.name.startswith("thyrocad.")
@@ -82,14 +87,18 @@ class _Formatter(logging.Formatter):
 
 def setup_logging(default: str = "warning") -> None:
     """Log to stderr at the level chosen with --log-level, else at `default` (the long-running
-    commands `serve` and `listen` default to info)."""
+    commands `serve` and `listen` default to info). Python warnings go through logging too,
+    and no record of another library prints a quoted value (`thyrocad.io.identity`)."""
     level = (_chosen_level or [default])[-1]
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_Formatter(LOG_FORMAT))
+        handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    protect_logs()
 
 
 def _show_version(value: bool) -> None:
