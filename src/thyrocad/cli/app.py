@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from thyrocad.io.privacy import RedactingFilter, protect_logs, redact
 EXIT_SETTING, EXIT_FAILURE = 2, 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PRIVATE_UMASK = 0o077
 
 app = typer.Typer(
     name="thyrocad",
@@ -83,6 +85,12 @@ class _Formatter(logging.Formatter):
             return super().format(record)
         finally:
             record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def private_files() -> None:
+    """From now on this process creates files 0600 and folders 0700 (umask 0077): for the
+    commands that write patient data or credentials (`serve`, `listen`, `users`)."""
+    os.umask(PRIVATE_UMASK)
 
 
 def setup_logging(default: str = "warning") -> None:
