@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
@@ -20,55 +19,29 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, evt
-from pynetdicom import _config as pynetdicom_config
+from pynetdicom import AE
 from pynetdicom.sop_class import (
     ComprehensiveSRStorage,
-    NuclearMedicineImageStorage,
     SecondaryCaptureImageStorage,
     Verification,
 )
 
 import dicom_factory as factory
-from server_helpers import THYROCAD, free_port
+from server_helpers import (
+    MODALITY_AET,
+    NODE_AET,
+    PACS_AET,
+    FakePacs,
+    free_port,
+    listen_process,
+    store_to_port,
+)
 from thyrocad.errors import DicomNodeError
 from thyrocad.node.scp import CadNode, analyse_received
 from thyrocad.node.send import PacsTarget, send_files
 from thyrocad.study import View
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
-NODE_AET, PACS_AET, MODALITY_AET = "THYROCAD", "FAKEPACS", "MODALITY"
-
-
-class FakePacs:
-    """A real pynetdicom storage SCP that keeps what it receives."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.received: list = []
-        self.calling: list[str] = []
-        self.event = threading.Event()
-        ae = AE(ae_title=PACS_AET)
-        for sop in (ComprehensiveSRStorage, SecondaryCaptureImageStorage):
-            ae.add_supported_context(sop, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        self.server = ae.start_server(
-            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)]
-        )
-
-    def _store(self, event) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        self.received.append(ds)
-        self.calling.append(event.assoc.requestor.ae_title)
-        self.event.set()
-        return 0x0000
-
-    def wait_for(self, n: int, timeout_s: float = 120.0) -> list:
-        deadline = time.monotonic() + timeout_s
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return self.received
 
 
 def settled(node: CadNode, timeout_s: float = 60.0) -> None:
@@ -204,7 +177,7 @@ def test_called_aet_is_checked(node):
 
 
 def test_malformed_object_is_refused_without_a_traceback(node, pacs, tmp_path, server_files,
-                                                         caplog, monkeypatch):  # fmt: skip
+                                                         caplog):  # fmt: skip
     """A sequence of undefined length without its delimiter used to make the node answer
     0xA700 (out of resources) and log a traceback; it is 0xC000 (cannot understand)."""
     caplog.set_level(logging.INFO)
@@ -216,15 +189,7 @@ def test_malformed_object_is_refused_without_a_traceback(node, pacs, tmp_path, s
     at = data.index(b"\x08\x00\x10\x11SQ\x00\x00") + 8  # its length: undefined, no delimiter
     bad = tmp_path / "bad-sequence.dcm"
     bad.write_bytes(data[:at] + b"\xff\xff\xff\xff" + data[at + 4 :])
-    monkeypatch.setattr(pynetdicom_config, "STORE_SEND_CHUNKED_DATASET", True)  # send raw bytes
-    ae = AE(ae_title=MODALITY_AET)
-    ae.add_requested_context(NuclearMedicineImageStorage, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", node.address[1], ae_title=NODE_AET)
-    try:
-        status = assoc.send_c_store(bad).Status
-    finally:
-        assoc.release()
-    assert status == 0xC000
+    assert store_to_port(node.address[1], [bad], raw=True) == [0xC000]
     assert "Traceback" not in caplog.text and factory.SENTINEL_NAME not in caplog.text
     assert store_to(node, [server_files[0]]) == [0x0000]  # the node carries on
     assert len(pacs.wait_for(3)) == 3
@@ -314,29 +279,6 @@ def test_studies_in_their_quiet_period_survive_a_shutdown(tmp_path, server_servi
         second.stop()
 
 
-def listen_process(bundle: Path, work_dir: Path, port: int, pacs_port: int, log: Path):
-    """`thyrocad listen` as a subprocess, ready once it answers a C-ECHO."""
-    cmd = [
-        str(THYROCAD), "listen", str(bundle), "--aet", NODE_AET, "--port", str(port),
-        "--pacs", f"127.0.0.1:{pacs_port}:{PACS_AET}", "--quiet-s", "0.5",
-        "--work-dir", str(work_dir),
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        ae = AE(ae_title=MODALITY_AET)
-        ae.add_requested_context(Verification)
-        assoc = ae.associate("127.0.0.1", port, ae_title=NODE_AET)
-        if assoc.is_established:
-            assoc.release()
-            return proc
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"thyrocad listen did not start: {log.read_text()[-3000:]}")
-
-
 def test_kill_9_during_an_analysis_then_restart(tmp_path, server_bundle, pacs, server_files):
     """Killed while analysing, the node used to leave `incoming/<key>.work/` behind; after a
     restart, the same study sent again killed its worker (`OSError [Errno 39] Directory not
@@ -366,15 +308,3 @@ def test_kill_9_during_an_analysis_then_restart(tmp_path, server_bundle, pacs, s
     assert len(received) == 9, text[-3000:]
     assert "recovery: 1 interrupted analysis" in text and "Errno" not in text
     assert not list((work / "incoming").glob("*.work*"))
-
-
-def store_to_port(port: int, paths: list[Path], calling: str = MODALITY_AET) -> list[int]:
-    ae = AE(ae_title=calling)
-    ae.add_requested_context(NuclearMedicineImageStorage, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", port, ae_title=NODE_AET)
-    if not assoc.is_established:
-        return []
-    try:
-        return [assoc.send_c_store(dcmread(p)).Status for p in paths]
-    finally:
-        assoc.release()

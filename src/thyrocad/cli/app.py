@@ -102,7 +102,8 @@ def setup_logging(default: str = "warning") -> None:
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_Formatter(LOG_FORMAT))
-        handler.addFilter(RedactingFilter())
+        # Uvicorn's access lines quote the request line (`serve` strips its query string).
+        handler.addFilter(RedactingFilter(exempt=("uvicorn.access",)))
         root.addHandler(handler)
     root.setLevel(level.upper())
     logging.captureWarnings(True)

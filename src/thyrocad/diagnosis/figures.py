@@ -194,8 +194,10 @@ def overlay_figure(overlays: Sequence[ViewOverlay]) -> Figure:
 def write_stages(analysis: Analysis, output: OutputConfig, path: Path) -> Path:
     """Every view's preprocessing stages, one strip per view, stacked, as PNG."""
     strips = [render_strip(p.result, output) for p in analysis.views]
-    if not cv2.imwrite(str(path), cv2.vconcat(strips)):
-        raise OSError(f"cannot write {path}")
+    ok, png = cv2.imencode(".png", cv2.vconcat(strips))
+    if not ok:
+        raise ValueError("OpenCV could not encode the preprocessing stages as PNG")
+    path.write_bytes(png.tobytes())  # a full disk raises OSError(ENOSPC), not a bare False
     return path
 
 

@@ -40,10 +40,15 @@ def describe_exception(exc: BaseException) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a library's record so that quoted values in its message are withheld."""
+    """Rewrites a library's record so that quoted values in its message are withheld
+    (records of the loggers named in `exempt`, e.g. an access log, stay as they are)."""
+
+    def __init__(self, exempt: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.exempt = exempt
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("thyrocad"):
+        if not record.name.startswith("thyrocad") and record.name not in self.exempt:
             record.msg = redact(record.getMessage())
             record.args = None
         return True
