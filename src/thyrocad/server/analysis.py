@@ -82,7 +82,7 @@ async def receive_uploads(
             (item, view)
             for name, view in FILE_FIELDS.items()
             for item in form.getlist(name)
-            if isinstance(item, UploadFile)
+            if isinstance(item, UploadFile) and (item.filename or item.size)  # not an empty input
         ]
         if not items:
             raise HTTPException(
