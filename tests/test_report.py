@@ -123,7 +123,7 @@ def test_write_outputs_writes_every_file_and_a_self_contained_report(tmp_path):
     results = _results()
     ctx = ReportContext(
         command="thyrocad experiment cohort --out res",
-        settings={"a": 1},
+        settings={"a": 1, "splits": [{"index": 0, "seed": 5, "test": ["PID-SECRET-1", "P2"]}]},
         settings_hash="abc",
         data_hash="deadbeef",
         versions={"torch": "x"},
@@ -152,4 +152,7 @@ def test_write_outputs_writes_every_file_and_a_self_contained_report(tmp_path):
     assert not re.search(r"(src|href)=['\"]https?:", page)
     for text in ("thyrocad experiment cohort --out res", "deadbeef", "no weights file X"):
         assert text in page
+    # report.html is shared: no patient ID, not even those of the splits' test sets
+    assert "&quot;n_test&quot;: 2" in page and "PID-SECRET-1" not in page
+    assert not any(pid in page for r in results for pid in r.patient_ids)
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"

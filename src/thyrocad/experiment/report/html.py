@@ -1,4 +1,8 @@
-"""report.html: one self-contained page (figures embedded as base64 PNG, no external files)."""
+"""report.html: one self-contained page (figures embedded as base64 PNG, no external files).
+
+Researchers share this page, so it names no patient: the settings it shows list each split's
+test patients by number only (their IDs are in splits.json and predictions.csv, which are
+patient data)."""
 
 from __future__ import annotations
 
@@ -36,6 +40,18 @@ class ReportContext:
     wall_times: dict[str, float]
     created_utc: str
     figures: dict[str, bytes] = field(default_factory=dict)
+
+
+def shareable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with each split's test patients replaced by their number."""
+    splits = settings.get("splits")
+    if not isinstance(splits, list):
+        return settings
+    counted = [
+        {k: v for k, v in s.items() if k != "test"} | {"n_test": len(s.get("test", []))}
+        for s in splits
+    ]
+    return {**settings, "splits": counted}
 
 
 def _esc(value: Any) -> str:
@@ -168,7 +184,10 @@ def render_report(agg: Aggregate, ctx: ReportContext) -> str:
         f"<p>Execution: {_esc(ctx.backend)}</p>",
         _table(["what", "seconds"], wall),
         "<h2>Configuration</h2>",
-        f"<pre>{_esc(json.dumps(ctx.settings, indent=1, sort_keys=True))}</pre>",
+        "<p class='note'>Test patients per split by number only: their IDs are in splits.json "
+        "and predictions.csv (patient data; do not share them).</p>",
+        f"<pre>{_esc(json.dumps(shareable_settings(ctx.settings), indent=1, sort_keys=True))}"
+        "</pre>",
         "<h2>Software and machine</h2>",
         _table(["library", "version"], [[k, v] for k, v in ctx.versions.items()]),
         _table(["machine", ""], [[k, v] for k, v in ctx.machine.items()]),
