@@ -21,6 +21,7 @@ from thyrocad.diagnosis.service import (
     DiagnosisService,
     Outputs,
     diagnosis_summary,
+    model_card,
 )
 from thyrocad.diagnosis.source import StudySource
 from thyrocad.errors import InputError, StudyMergeError
@@ -209,3 +210,12 @@ def test_model_card_says_what_the_model_was_trained_on(service):
         f"{counts['residual']} residual and {counts['non_residual']} non-residual"
         in (card["trained_on"])
     )
+
+
+@pytest.mark.parametrize("kind", ["file", "hub-cache", "package"])
+def test_model_card_names_imagenet_weights(service, kind):
+    """A bundle fine-tuned from ImageNet weights (a torchvision file, the hub cache or a
+    package) is described so; the server's log used to say "random initialisation"."""
+    manifest = {**service.predictor.info.manifest, "initial_weights": {"kind": kind}}
+    card = model_card(manifest, "v", service.predictor.operating_point)
+    assert "started from ImageNet weights" in card["trained_on"]
