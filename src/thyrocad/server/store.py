@@ -37,6 +37,15 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
+_REVIEWS = """
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    diagnosis_id TEXT NOT NULL REFERENCES diagnoses(id),
+    username TEXT NOT NULL,
+    time_utc TEXT NOT NULL,
+    agree INTEGER NOT NULL,
+    comment TEXT NOT NULL
+);"""
 _APPEND_ONLY = """
 CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
@@ -74,14 +83,7 @@ CREATE TABLE IF NOT EXISTS diagnoses (
     parent_id TEXT
 );
 CREATE INDEX IF NOT EXISTS diagnoses_created ON diagnoses(created_utc);
-CREATE TABLE IF NOT EXISTS reviews (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    diagnosis_id TEXT NOT NULL REFERENCES diagnoses(id),
-    username TEXT NOT NULL,
-    time_utc TEXT NOT NULL,
-    agree INTEGER NOT NULL,
-    comment TEXT NOT NULL
-);
+{_REVIEWS}
 CREATE INDEX IF NOT EXISTS reviews_diagnosis ON reviews(diagnosis_id);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,20 +98,13 @@ CREATE TABLE IF NOT EXISTS audit (
     + _APPEND_ONLY.format(table="reviews")
     + _APPEND_ONLY.format(table="audit")
 )
-MIGRATE_1_TO_2 = """
+MIGRATE_1_TO_2 = f"""
 ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'physician';
 ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE diagnoses ADD COLUMN call TEXT NOT NULL DEFAULT '';
 ALTER TABLE diagnoses ADD COLUMN parent_id TEXT;
 UPDATE diagnoses SET call = verdict;
-CREATE TABLE reviews (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    diagnosis_id TEXT NOT NULL REFERENCES diagnoses(id),
-    username TEXT NOT NULL,
-    time_utc TEXT NOT NULL,
-    agree INTEGER NOT NULL,
-    comment TEXT NOT NULL
-);
+{_REVIEWS}
 INSERT INTO reviews (diagnosis_id, username, time_utc, agree, comment)
     SELECT id, review_user, review_utc, review_agree, COALESCE(review_comment, '')
     FROM diagnoses WHERE review_agree IS NOT NULL ORDER BY review_utc;
