@@ -59,28 +59,36 @@ def _code_item(code: tuple[str, str, str]) -> Dataset:
     return item
 
 
-def _detector_item(code: ViewCode) -> Dataset:
+I131_CODE = ("C-B1318", "SRT", "^131^Iodine")
+TC99M_CODE = ("C-163A8", "SRT", "^99m^Technetium")
+I131_WINDOW_KEV = (327.6, 400.4)
+TC99M_WINDOW_KEV = (129.0, 150.0)
+
+
+def _detector_item(code: ViewCode, collimator: str, zoom: float | None) -> Dataset:
     item = Dataset()
-    item.CollimatorType = "PARA"
+    item.CollimatorType = collimator
+    if zoom is not None:
+        item.ZoomFactor = [f"{zoom:g}", f"{zoom:g}"]
     if code is not None:
         item.ViewCodeSequence = DicomSequence([_code_item(code)])
     return item
 
 
-def _energy_window_item() -> Dataset:
+def _energy_window_item(kev: tuple[float, float]) -> Dataset:
     window = Dataset()
-    window.EnergyWindowLowerLimit = "327.6"
-    window.EnergyWindowUpperLimit = "400.4"
+    window.EnergyWindowLowerLimit = f"{kev[0]:g}"
+    window.EnergyWindowUpperLimit = f"{kev[1]:g}"
     item = Dataset()
     item.EnergyWindowRangeSequence = DicomSequence([window])
-    item.EnergyWindowName = "I131 PEAK"
+    item.EnergyWindowName = "PEAK"
     return item
 
 
-def _radiopharmaceutical_item() -> Dataset:
+def _radiopharmaceutical_item(code: tuple[str, str, str]) -> Dataset:
     item = Dataset()
-    item.Radiopharmaceutical = "Sodium iodide I-131"
-    item.RadionuclideCodeSequence = DicomSequence([_code_item(("1368003", "SCT", "^131^Iodine"))])
+    item.Radiopharmaceutical = code[2]
+    item.RadionuclideCodeSequence = DicomSequence([_code_item(code)])
     return item
 
 
@@ -102,11 +110,17 @@ def nm_dataset(
     sop_class: str = NM_IMAGE_STORAGE,
     patient_name: str = SENTINEL_NAME,
     patient_id: str = SENTINEL_ID,
+    radionuclide: tuple[str, str, str] | None = I131_CODE,
+    energy_window_kev: tuple[float, float] | None = I131_WINDOW_KEV,
+    collimator: str = "PARA",
+    zoom: float | None = None,
 ) -> Dataset:
     """A planar NM dataset in Explicit VR Little Endian, frame i from detector i + 1.
 
     `frames` are stored values (default: two 64x64 count images); `view_codes[i]` is the
     (value, scheme, meaning) code of detector i + 1, or None for a detector without a view.
+    `radionuclide` (a code) and `energy_window_kev` default to I-131's; None leaves them out.
+    `collimator` and `zoom` go into every Detector Information item.
     """
     if frames is None:
         frames = [counts_image(seed=i) for i in range(len(view_codes))]
@@ -141,11 +155,17 @@ def nm_dataset(
     ds.FrameIncrementPointer = [ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR]
     ds.EnergyWindowVector = [1] * len(frames)
     ds.NumberOfEnergyWindows = 1
-    ds.EnergyWindowInformationSequence = DicomSequence([_energy_window_item()])
+    if energy_window_kev is not None:
+        ds.EnergyWindowInformationSequence = DicomSequence([_energy_window_item(energy_window_kev)])
     ds.DetectorVector = list(range(1, len(frames) + 1))
     ds.NumberOfDetectors = len(frames)
-    ds.DetectorInformationSequence = DicomSequence([_detector_item(c) for c in view_codes])
-    ds.RadiopharmaceuticalInformationSequence = DicomSequence([_radiopharmaceutical_item()])
+    ds.DetectorInformationSequence = DicomSequence(
+        [_detector_item(c, collimator, zoom) for c in view_codes]
+    )
+    if radionuclide is not None:
+        ds.RadiopharmaceuticalInformationSequence = DicomSequence(
+            [_radiopharmaceutical_item(radionuclide)]
+        )
     if pixel_spacing is not None:
         ds.PixelSpacing = [f"{s:g}" for s in pixel_spacing]
     if frame_duration_ms is not None:

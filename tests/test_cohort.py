@@ -20,10 +20,10 @@ from thyrocad.files import thyrocad_home
 from thyrocad.study import View
 
 
-def _png(path: Path, seed: int) -> Path:
+def _png(path: Path, seed: int, shape: tuple[int, int] = (64, 64)) -> Path:
     """A distinct 8-bit greyscale PNG (content depends on `seed`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (64, 64), dtype=np.uint8)
+    pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
     Image.fromarray(pixels).save(path)
     return path
 
@@ -306,7 +306,7 @@ def test_decoded_views_are_remembered_by_content(dicom_cohort: Path, monkeypatch
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr("thyrocad.data.cohort.validation.read_study", no_decoding)
+    monkeypatch.setattr("thyrocad.data.cohort.validation.load_study", no_decoding)
     again = load_cohort(dicom_cohort)  # same files, same reader: nothing is decoded
     assert [p.views for p in again.patients] == [p.views for p in first.patients]
     assert again.summary() == first.summary()
@@ -498,3 +498,151 @@ def test_cli_reads_views(dicom_cohort: Path):
     result = CliRunner().invoke(app, ["cohort-check", str(dicom_cohort)])
     assert result.exit_code == 0, result.output
     assert "anterior+posterior: 2" in result.output
+
+
+# --- views and patients from file names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "view", "patient"),
+    [
+        ("PH0001_anterior.png", View.ANTERIOR, "PH0001"),
+        ("PH0001_posterior.png", View.POSTERIOR, "PH0001"),
+        ("pt 12 - Post.jpg", View.POSTERIOR, "pt 12"),
+        ("0042.ANT.dcm", View.ANTERIOR, "0042"),
+        ("PH0001ANT.png", View.ANTERIOR, "PH0001"),
+        ("smithPOST.png", View.POSTERIOR, "smith"),
+        ("Anterior.png", View.ANTERIOR, ""),
+        ("case-7_Ant.png", View.ANTERIOR, "case-7"),
+    ],
+)
+def test_view_and_patient_from_a_file_name(name: str, view: View, patient: str):
+    from thyrocad.io.names import view_from_name
+
+    named = view_from_name(name)
+    assert (named.view, named.patient) == (view, patient)
+
+
+@pytest.mark.parametrize(
+    "name", ["GRANT.png", "elephant.png", "PH0001.png", "scan_a.png", "postop.png", "antrum.png"]
+)
+def test_names_without_a_view_token(name: str):
+    from thyrocad.io.names import view_from_name
+
+    assert view_from_name(name) is None
+
+
+def test_read_study_takes_a_view_from_the_name_only_where_the_content_states_none(tmp_path):
+    from thyrocad.io.read import read_study
+
+    png = _png(tmp_path / "PH7_post.png", 1)
+    assert read_study(png).views == (View.POSTERIOR,)
+    assert read_study(png, name_views=False).views == (View.UNKNOWN,)
+    assert read_study(png, view=View.ANTERIOR).views == (View.ANTERIOR,)  # the caller's word
+    dcm = _dicom(tmp_path / "PH7_post.dcm", (View.ANTERIOR,), 2)
+    assert read_study(dcm).views == (View.ANTERIOR,)  # the header wins over the name
+
+
+@pytest.fixture
+def named_folder_cohort(tmp_path: Path) -> Path:
+    """Class folders of PNG exports named PATIENT_view, as a researcher's export tool writes
+    them: 3 residual and 2 non-residual patients, both views each, one unnamed stray file."""
+    root = tmp_path / "cohort"
+    seed = 0
+    for label, patients in (("residual", ("R1", "R2", "R3")), ("non_residual", ("N1", "N2"))):
+        for patient in patients:
+            for token in ("ANT", "_posterior"):
+                seed += 1
+                _png(root / label / f"{patient}{token}.png", seed)
+    _png(root / "residual" / "scan7.png", 99)
+    return root
+
+
+def test_class_folder_files_are_grouped_by_the_name_before_the_view_token(named_folder_cohort):
+    from thyrocad.data.cohort import cohort_warnings, ungrouped_files
+    from thyrocad.data.splits import stratified_splits
+
+    cohort = load_cohort(named_folder_cohort)
+    assert cohort.patient_ids == ["N1", "N2", "R1", "R2", "R3", "scan7"]
+    r1 = cohort.patients[2]
+    assert [f.relpath for f in r1.cohort_files] == [
+        "residual/R1ANT.png",
+        "residual/R1_posterior.png",
+    ]
+    assert r1.views == (View.ANTERIOR, View.POSTERIOR)
+    assert r1.load_study().views == (View.ANTERIOR, View.POSTERIOR)  # as training reads it
+    assert [f.facts.view_source for f in r1.cohort_files] == ["file name", "file name"]
+    summary = cohort.summary()
+    assert summary["grouping"] == {"file": 1, "name": 10}
+    assert summary["views_per_class"] == {
+        "residual": {"anterior": 3, "posterior": 3, "unknown": 1},
+        "non_residual": {"anterior": 2, "posterior": 2},
+    }
+    assert summary["image_sizes"] == {"64x64": 11}
+    assert summary["pixel_spacings"] == {"none": 11}
+    assert summary["pixels"] == {"8-bit gray levels": 11}
+    assert ungrouped_files(cohort) == ["residual/scan7.png"]
+    warnings = "\n".join(cohort_warnings(cohort))
+    assert "1 file(s) in the class folders have no view token" in warnings
+    assert "11 of 11 file(s) carry no pixel spacing" in warnings  # once, not per file
+    assert "not counts" in warnings
+    assert "1 file(s) have no recognised view (residual/scan7.png)" in warnings
+    # both views of a patient always land on the same side of a split
+    for split in stratified_splits(cohort.patient_ids, cohort.labels, 3, 0.5, seed=0):
+        assert not set(split.train) & set(split.test)
+        assert {"R1", "R2", "R3"} & set(split.test)
+
+
+def test_mixed_sizes_and_spacings_and_disagreeing_names_are_warned(tmp_path: Path):
+    from thyrocad.data.cohort import cohort_warnings
+
+    root = tmp_path / "cohort"
+    _dicom(root / "A_posterior.dcm", (View.ANTERIOR,), 1)  # named posterior, header anterior
+    _dicom(root / "B.dcm", (View.ANTERIOR, View.POSTERIOR), 2, spacing=4.42)
+    _png(root / "C_ant.png", 3, shape=(80, 64))
+    _csv(
+        root,
+        "path,label,patient_id\nA_posterior.dcm,residual,A\nB.dcm,non_residual,B\n"
+        "C_ant.png,residual,C\n",
+    )
+    cohort = load_cohort(root)
+    a, _, c = cohort.patients
+    assert a.views == (View.ANTERIOR,) and a.cohort_files[0].facts.view_source == "header"
+    assert c.views == (View.ANTERIOR,) and c.cohort_files[0].facts.view_source == "file name"
+    summary = cohort.summary()
+    assert summary["pixel_spacings"] == {"2.21 x 2.21 mm": 1, "4.42 x 4.42 mm": 1, "none": 1}
+    assert summary["pixels"] == {"16-bit counts": 2, "8-bit gray levels": 1}
+    warnings = cohort_warnings(cohort)
+    assert any(w.startswith("pixel spacings differ: ") for w in warnings)
+    assert any(w.startswith("image sizes differ: ") for w in warnings)
+    assert any("mixes them with DICOM counts" in w for w in warnings)
+    assert any("named for one view but their header states the other (A_posterior.dcm)" in w
+               for w in warnings)  # fmt: skip
+    assert any(w.startswith("2 of 3 patient(s) have one view only") for w in warnings)
+
+
+def test_a_cohort_of_two_view_dicom_counts_has_no_warnings(dicom_cohort: Path):
+    from thyrocad.data.cohort import cohort_warnings
+
+    text = (
+        (dicom_cohort / "labels.csv").read_text().replace("c.png,non_residual,PID-C,anterior\n", "")
+    )
+    _dicom(dicom_cohort / "c.dcm", (View.ANTERIOR, View.POSTERIOR), 4)
+    _csv(dicom_cohort, text + "c.dcm,non_residual,PID-C,\n")
+    assert cohort_warnings(load_cohort(dicom_cohort)) == []
+
+
+def test_cli_cohort_check_shows_the_grouping_and_warnings_at_80_columns(named_folder_cohort):
+    result = CliRunner().invoke(
+        app, ["cohort-check", str(named_folder_cohort)], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "6: 4 residual, 2 non_residual" in out
+    assert "3 anterior, 3 posterior, 1 unknown" in out
+    assert "residual/R1ANT.png (anterior) + residual/R1_posterior.png" in out
+    assert "not grouped: residual/scan7.png" in out
+    assert out.count("no pixel spacing") == 1
+    assert "counts" not in out.split("warning:")[0]  # 8-bit exports are not called counts
+    assert "8-bit gray levels: 11" in out

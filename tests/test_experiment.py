@@ -54,9 +54,16 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    outcome = run_experiment(cohort, out, CONFIG, Backend(threads_per_run=1), command="cmd")
-    return out, outcome
+    """(the results set's folder, the outcome) of CONFIG, run once."""
+    root = tmp_path_factory.mktemp("results")
+    outcome = run_experiment(cohort, root, CONFIG, Backend(threads_per_run=1), command="cmd")
+    assert outcome.out_dir == root / outcome.settings_hash
+    return outcome.out_dir, outcome
+
+
+def _runs(out: Path, outcome) -> Path:
+    """Where a results set's runs are recorded: RESULTS_DIR/runs/<settings hash>/."""
+    return out.parent / RUNS_DIRNAME / outcome.settings_hash
 
 
 def _predictions(out: Path) -> list[dict]:
@@ -82,7 +89,7 @@ def test_real_experiment_writes_every_output(first_run, cohort):
             }
             assert tested == set(s["test"])
     # each row is a recorded run's own label and probability, written exactly
-    run_dir = out / RUNS_DIRNAME / outcome.settings_hash
+    run_dir = _runs(out, outcome)
     runs = [json.loads(path.read_text()) for path in run_dir.glob("*--split*.json")]
     recorded = {
         (run["model"], str(run["split"]), pid): (str(label), repr(prob))
@@ -134,7 +141,7 @@ def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
     out, outcome = first_run
     table_before = (out / "table.csv").read_bytes()
     predictions_before = (out / "predictions.csv").read_bytes()
-    run_dir = out / RUNS_DIRNAME / outcome.settings_hash
+    run_dir = _runs(out, outcome)
     lost = (
         sorted(run_dir.glob("squeezenet1_1--split*.json"))[:1]
         + sorted(run_dir.glob("uptake_ratio--split*.json"))[:1]
@@ -143,7 +150,7 @@ def test_resume_after_lost_runs_gives_the_identical_table(first_run, cohort):
     for path in lost:
         path.unlink()
     (run_dir / ".efficientnet_lite0--split001.json.123.tmp").write_text("torn")  # crash debris
-    again = run_experiment(cohort, out, CONFIG, Backend(threads_per_run=1))
+    again = run_experiment(cohort, out.parent, CONFIG, Backend(threads_per_run=1))
     assert again.n_resumed == outcome.n_runs - len(lost)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished runs were not redone
     assert (out / "table.csv").read_bytes() == table_before
@@ -208,6 +215,7 @@ def test_real_cli_killed_with_sigkill_then_rerun_gives_the_identical_table(
     exe = str(Path(sys.executable).with_name("thyrocad"))
     proc = subprocess.Popen([exe, *command[1:], "--threads", "1"], stdout=subprocess.DEVNULL)
     run_dir = killed / RUNS_DIRNAME / outcome.settings_hash
+    killed_set = killed / outcome.settings_hash
     deadline = time.monotonic() + 300
     while not list(run_dir.glob("*--split*.json")):
         assert proc.poll() is None and time.monotonic() < deadline, "ended before any run"
@@ -218,15 +226,14 @@ def test_real_cli_killed_with_sigkill_then_rerun_gives_the_identical_table(
     assert 1 <= n_finished < outcome.n_runs
     again = run_experiment(cohort, killed, CONFIG, Backend(threads_per_run=1))
     assert again.n_resumed == n_finished
-    assert (killed / "table.csv").read_bytes() == (out / "table.csv").read_bytes()
-    assert (killed / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
+    assert (killed_set / "table.csv").read_bytes() == (out / "table.csv").read_bytes()
+    assert (killed_set / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
 
 
 @pytest.mark.slow
 def test_process_pool_gives_results_identical_to_sequential(first_run, cohort, tmp_path):
     out, _ = first_run
-    pooled = tmp_path / "pooled"
-    run_experiment(cohort, pooled, CONFIG, Backend(workers=2, threads_per_run=1))
+    pooled = run_experiment(cohort, tmp_path, CONFIG, Backend(workers=2, threads_per_run=1)).out_dir
     assert _predictions(pooled) == _predictions(out)
     assert (pooled / "table.csv").read_bytes() == (out / "table.csv").read_bytes()
 
@@ -246,14 +253,14 @@ def ray_local():
 @pytest.mark.slow
 def test_small_experiment_on_a_local_ray_instance(first_run, cohort, tmp_path, ray_local):
     out, _ = first_run
-    distributed = tmp_path / "ray"
-    run_experiment(cohort, distributed, CONFIG, Backend(ray_address=ray_local, threads_per_run=1))
+    backend = Backend(ray_address=ray_local, threads_per_run=1)
+    distributed = run_experiment(cohort, tmp_path, CONFIG, backend).out_dir
     assert _predictions(distributed) == _predictions(out)
 
 
 def test_cli_runs_the_experiment_and_reports_bad_settings(first_run, cohort):
     out, _ = first_run
-    command = experiment_command(cohort, out, CONFIG)
+    command = experiment_command(cohort, out.parent, CONFIG)
     runner = CliRunner()
     result = runner.invoke(app, [*command.split()[1:], "--threads", "1"])
     assert result.exit_code == 0, result.output
@@ -267,7 +274,7 @@ def test_cli_runs_the_experiment_and_reports_bad_settings(first_run, cohort):
 
 def test_settings_file_loads_back_into_the_config_that_made_it(first_run):
     out, outcome = first_run
-    settings_file = out / RUNS_DIRNAME / outcome.settings_hash / SETTINGS_FILENAME
+    settings_file = _runs(out, outcome) / SETTINGS_FILENAME
     settings = json.loads(settings_file.read_text())
     assert ExperimentConfig.from_dict(settings["experiment"]) == CONFIG
     assert ExperimentConfig.from_json(json.dumps(settings["experiment"])) == CONFIG
@@ -314,3 +321,103 @@ def test_runs_are_grouped_by_their_number_of_training_rows():
 
     runs = [HeadRun(np.arange(n), seed=0, init=None) for n in (6, 5, 6, 4, 5)]
     assert _same_size_groups(runs) == [[0, 2], [1, 4], [3]]
+
+
+# --- the results folder: one set per settings, never overwritten ---------------------------------
+
+
+def test_other_settings_get_their_own_results_set_and_keep_the_earlier_one(first_run, cohort):
+    out, outcome = first_run
+    root = out.parent
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    other = ExperimentConfig(**{**CONFIG.__dict__, "models": ("efficientnet_lite0",), "epochs": 3})
+    again = run_experiment(cohort, root, other, Backend(threads_per_run=1))
+    assert again.out_dir == root / again.settings_hash != out
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert (again.out_dir / "report.html").is_file()
+    assert (root / "latest").resolve() == again.out_dir.resolve()
+    index = (root / "index.html").read_text()
+    assert f'href="{outcome.settings_hash}/report.html"' in index
+    assert f'href="{again.settings_hash}/report.html"' in index
+    assert index.index(again.settings_hash) < index.index(outcome.settings_hash)  # newest first
+    assert "epochs 3" in index and "epochs 2" in index  # the setting that tells them apart
+
+
+def test_a_folder_with_other_files_is_refused_unless_forced(cohort, tmp_path):
+    from thyrocad.errors import OutputExistsError
+
+    (tmp_path / "thesis.tex").write_text("mine")
+    config = ExperimentConfig(**{**CONFIG.__dict__, "models": (), "reference": "uptake_ratio"})
+    with pytest.raises(OutputExistsError, match="--force"):
+        run_experiment(cohort, tmp_path, config, Backend(threads_per_run=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+    forced = run_experiment(cohort, tmp_path, config, Backend(threads_per_run=1), force=True)
+    assert (forced.out_dir / "table.md").is_file()
+    assert (tmp_path / "thesis.tex").read_text() == "mine"
+
+
+# --- offline: weights files and an unavailable reference -----------------------------------------
+
+
+def test_unavailable_reference_stops_before_any_run_with_both_remedies(
+    cohort, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    out = tmp_path / "results"
+    args = ["experiment", str(cohort), "--out", str(out), "--models", "resnet18,efficientnet_lite0",
+            "--splits", "2", "--test-fraction", "0.4"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: the reference model resnet18")
+    assert "--weights resnet18=FILE" in line
+    assert "--init imagenet-or-scratch" in line and "--reference efficientnet_lite0" in line
+    assert "resnet18-f37072fd.pth" in line  # where the hub cache wants the file
+    assert not out.exists()
+
+
+def test_weights_file_for_a_model_makes_it_available_offline(cohort, tmp_path, monkeypatch):
+    import torch
+
+    from thyrocad.models import create_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    weights = tmp_path / "r18.pth"
+    torch.save(create_model("resnet18", weights="none", num_classes=1000).state_dict(), weights)
+    out = tmp_path / "results"
+    args = ["experiment", str(cohort), "--out", str(out), "--models", "resnet18", "--baselines",
+            "none", "--splits", "2", "--test-fraction", "0.4", "--epochs", "2", "--weights",
+            f"resnet18={weights}", "--threads", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = (out / "latest" / "table.md").read_text()
+    assert "file r18.pth (sha256 " in table and "unavailable" not in table
+    settings = json.loads(next((out / RUNS_DIRNAME).glob("*/settings.json")).read_text())
+    assert settings["experiment"]["weights"] == [["resnet18", str(weights)]]
+    assert settings["inits"]["resnet18"].startswith("file:")
+    bad = CliRunner().invoke(app, [*args, "--weights", "vgg=x.pth"])
+    assert bad.exit_code == 2 and "vgg is not among --models" in bad.stderr
+
+
+def test_old_option_spellings_work_with_a_deprecation_line(cohort, tmp_path):
+    args = ["experiment", str(cohort), "--out", str(tmp_path / "x"), "--preprocess", "bogus"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2  # the old option's value reached the check of --preset
+    assert (
+        "warning: --preprocess is deprecated" in result.stderr and "use --preset" in result.stderr
+    )
+    assert "--preset must be one of paper, default, grabcut_bed, got 'bogus'" in result.stderr
+    both = CliRunner().invoke(app, [*args, "--preset", "paper"])
+    assert both.exit_code == 2 and "give only --preset" in both.stderr
+
+
+def test_reproducing_command_with_weights_parses_back_into_its_config(tmp_path):
+    from doc_commands import parse_command
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"not read by the parser")
+    config = ExperimentConfig(models=("resnet18",), baselines=(), reference="resnet18",
+                              weights=(("resnet18", str(weights)),))  # fmt: skip
+    params = parse_command(experiment_command(tmp_path, tmp_path / "r", config))
+    assert params["weights"] == [f"resnet18={weights}"]
+    assert params["preset_name"] == config.preprocess and params["device"] == config.device

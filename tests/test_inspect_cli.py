@@ -52,9 +52,21 @@ def test_one_line_per_file_with_views_size_spacing_counts(scans) -> None:
     assert good.startswith(str(scans["good"]))
     assert "anterior+posterior  64x64  spacing 2.21x2.21 mm" in good
     assert f"anterior={total_ant} " in good
-    assert good.endswith("Explicit VR Little Endian")
-    assert "unknown  40x30  spacing none  counts unknown=8400  PNG export" in png
+    # the factory's 64 x 64 views at 2.21 mm are far smaller than a camera field: flagged
+    assert "Explicit VR Little Endian  flags: matrix_outside_validated: 64x64; " in good
+    assert "field_outside_validated: 141 x 141 mm" in good
+    assert "unknown  40x30  spacing none  gray-level sum unknown=8400  PNG export: 8-bit" in png
+    assert "gray levels, not counts  flags: header_checks_not_run: image export" in png
     _assert_no_identifiers(result.output)
+
+
+def test_a_view_the_file_does_not_state_comes_from_its_name(scans) -> None:
+    named = scans["png"].with_name("PH0007_POST.png")
+    named.write_bytes(scans["png"].read_bytes())
+    result = CliRunner().invoke(app, ["inspect", str(named)])
+    assert result.exit_code == 0, result.output
+    assert f"{named}  posterior  40x30  " in result.stdout
+    assert "gray-level sum posterior=8400" in result.stdout
 
 
 def test_failures_get_one_line_each_and_exit_1(scans) -> None:

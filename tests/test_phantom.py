@@ -232,3 +232,25 @@ def test_cli_writes_cohort_and_preview(tmp_path):
     assert len(_rows(tmp_path)) == 4 and (tmp_path / "preview.png").stat().st_size > 10_000
     bad = CliRunner().invoke(app, ["phantom", str(tmp_path), "--difficulty", "extreme"])
     assert bad.exit_code == 2 and "difficulty" in bad.output
+
+
+def test_cli_refuses_foreign_files_and_a_cohort_of_other_settings(tmp_path):
+    from typer.testing import CliRunner
+
+    from thyrocad.cli.main import app
+
+    def phantom(out, *extra):
+        args = ["phantom", str(out), "--patients", "2", "--residual", "1", "--workers", "1"]
+        return CliRunner().invoke(app, [*args, *extra])
+
+    out = tmp_path / "cohort"
+    assert phantom(out).exit_code == 0
+    assert phantom(out).exit_code == 0  # the same cohort again: a re-run
+    other = phantom(out, "--seed", "9")
+    assert other.exit_code == 2 and "other settings or format" in other.stderr
+    assert phantom(out, "--seed", "9", "--force").exit_code == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("x")
+    assert phantom(mine).exit_code == 2
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.md"]

@@ -120,11 +120,15 @@ def test_crop_box_is_sized_in_mm_and_maps_back_to_the_original():
     assert coarse.shape == (30, 30)
 
 
-def test_no_spacing_uses_the_pixel_box_and_flags_it():
+def test_no_spacing_scales_the_box_with_the_image_width_and_flags_it():
     cfg = manual(preset("default"))
     result = Pipeline(cfg).run(neck_counts(), None)
     assert Flag.NO_SPACING in result.flags
-    assert result.crop_box.shape == cfg.crop.fallback_box_px
+    assert result.crop_box.shape == (55, 55)  # 120 mm at 563 mm across 256 columns
+    wide = Pipeline(cfg).run(np.pad(neck_counts(), ((0, 0), (128, 128))), None)
+    assert wide.crop_box.shape == (109, 109)  # the same field fraction of 512 columns
+    fixed = dataclasses.replace(cfg, crop=dataclasses.replace(cfg.crop, fallback_box_px=(60, 64)))
+    assert Pipeline(fixed).run(neck_counts(), None).crop_box.shape == (60, 64)
 
 
 def test_fallback_centre_is_flagged_when_localisation_is_off():

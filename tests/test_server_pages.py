@@ -19,6 +19,7 @@ from PIL import Image
 
 import dicom_factory as factory
 from server_helpers import PASSWORD, new_db
+from test_whole_body import WB_IMAGE_TYPE, WB_SPACING, sweep
 from thyrocad.diagnosis.service import DiagnosisService
 from thyrocad.io.read import read_study
 from thyrocad.server.app import COOKIE, ServerSettings, create_app
@@ -313,6 +314,28 @@ def test_a_bed_set_by_the_physician_reruns_the_diagnosis(tmp_path, client_for, s
     assert outside.status_code == 422 and "outside" in outside.json()["detail"]
     kept = sorted(p.name for p in (tmp_path / "server" / "results" / parent["id"]).iterdir())
     assert "input.npz" in kept and not any(n.startswith("upload-") for n in kept)
+
+
+def test_a_bed_clicked_on_a_whole_body_neck_field_is_kept_in_the_files_pixels(tmp_path, client_for):
+    client = client_for(tmp_path)
+    login(client)
+    ds = factory.nm_dataset(
+        [sweep(0)], [factory.view_code(View.ANTERIOR)], pixel_spacing=(WB_SPACING, WB_SPACING),
+        image_type=WB_IMAGE_TYPE,
+    )  # fmt: skip
+    parent = upload(client, factory.write_dicom(ds, tmp_path / "wb.dcm").read_bytes()).json()
+    row0, col0, row1, col1 = parent["result"]["views"][0]["field_box"]
+    assert row0 > 0  # the page shows the neck field, not the sweep
+    bed = ((row1 - row0) // 2 + 6, (col1 - col0) // 2 - 5)  # clicked: the neck field's pixels
+    r = client.post(f"/diagnoses/{parent['id']}/bed",
+                    data={"view": "anterior", "row": bed[0], "col": bed[1]},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303, r.text
+    child = client.get(f"/api/v1{r.headers['location']}").json()
+    in_file = [float(bed[0] + row0), float(bed[1] + col0)]
+    assert child["result"]["beds_set_by_user"]["anterior"] == in_file
+    assert child["result"]["views"][0]["bed_rc"] == in_file
+    assert child["result"]["views"][0]["field_box"] == [row0, col0, row1, col1]
 
 
 def test_two_png_exports_are_one_study(tmp_path, client_for, server_files):

@@ -72,3 +72,55 @@ def test_train_reports_missing_weights_clearly(cohort, tmp_path, monkeypatch):
 def test_train_help_has_an_example():
     result = runner.invoke(app, ["train", "--help"])
     assert result.exit_code == 0 and "Example: thyrocad train" in result.output
+
+
+def test_train_refuses_an_existing_bundle_and_foreign_files_before_training(cohort, tmp_path):
+    from thyrocad.bundle.format import MANIFEST
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / MANIFEST).write_text('{"model": "another one"}')
+    args = ["train", str(cohort), "--model", "resnet18", "--init", "scratch", "--epochs", "1"]
+    refused = runner.invoke(app, [*args, "--out", str(bundle)])
+    assert refused.exit_code == 2
+    assert "already holds a model bundle" in refused.stderr and "--force" in refused.stderr
+    assert (bundle / MANIFEST).read_text() == '{"model": "another one"}'
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.xlsx").write_bytes(b"x")
+    refused = runner.invoke(app, [*args, "--out", str(foreign)])
+    assert refused.exit_code == 2 and "not a thyrocad bundle" in refused.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["data.xlsx"]
+
+
+@pytest.mark.parametrize(
+    ("options", "weights", "warning"),
+    [
+        ((), "imagenet", None),
+        (("--init", "scratch"), "none", None),
+        (("--weights", "none"), "none", "--weights none is deprecated"),
+        (("--weights", "imagenet"), "imagenet", "--weights imagenet is deprecated"),
+        (("--weights", "w.pth"), "w.pth", None),
+        (("--weights", "resnet18=w.pth"), "w.pth", None),
+    ],
+)
+def test_init_and_weights_vocabulary(options, weights, warning, capsys):
+    from doc_commands import parse_command
+    from thyrocad.cli.train_cmd import initial_weights
+
+    params = parse_command(f"thyrocad train c --out m --model resnet18 {' '.join(options)}")
+    assert initial_weights("resnet18", params["init"], params["weights"]) == weights
+    err = capsys.readouterr().err
+    assert (warning in err) if warning else "deprecated" not in err
+
+
+def test_contradicting_init_and_weights_are_setting_errors():
+    from thyrocad.cli.train_cmd import initial_weights
+    from thyrocad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="leave out --init scratch"):
+        initial_weights("resnet18", "scratch", "w.pth")
+    with pytest.raises(ConfigError, match="for squeezenet1_1, but --model is resnet18"):
+        initial_weights("resnet18", "imagenet", "squeezenet1_1=w.pth")
+    with pytest.raises(ConfigError, match="--init must be imagenet or scratch"):
+        initial_weights("resnet18", "imagenet-or-scratch", None)

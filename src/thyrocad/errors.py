@@ -84,6 +84,14 @@ class ViewConflictError(InputError):
     """The caller's view contradicts the view the file states, or cannot apply to it."""
 
 
+class NeckFieldError(NotPlanarError):
+    """The neck field of a whole-body sweep cannot be found (no head top or shoulders)."""
+
+
+class OutsideDomainError(InputError):
+    """With `--strict`: the input lies outside what thyrocad was validated on (not I-131, ...)."""
+
+
 # --- cohorts ----------------------------------------------------------------------------------
 
 

@@ -21,14 +21,28 @@ class View(StrEnum):
 
 @dataclass(frozen=True)
 class ViewImage:
-    """One planar view: a 2-D float32 image of counts (after rescale slope/intercept)."""
+    """One planar view: a 2-D float32 image of counts (after rescale slope/intercept).
+
+    `origin_rc` is where this image's pixel (0, 0) lies in the frame stored in the file: (0, 0)
+    unless the view was cut from a larger frame (the neck field of a whole-body sweep).
+    `flags` say what reading noticed about the view (`thyrocad.intake`: input-domain checks,
+    `from_whole_body`), as "name" or "name: detail".
+    """
 
     view: View
     counts: np.ndarray
+    origin_rc: tuple[int, int] = (0, 0)
+    flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.counts.ndim != 2 or self.counts.dtype != np.float32:
             raise ValueError("ViewImage.counts must be a 2-D float32 array")
+
+    def box_in_file(self) -> tuple[int, int, int, int]:
+        """(row0, col0, row1, col1), end-exclusive: where this image lies in the file's frame."""
+        rows, cols = self.counts.shape
+        row0, col0 = self.origin_rc
+        return row0, col0, row0 + rows, col0 + cols
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import busy, command
 
 
 def _cohort_table(summary: dict, folder: Path) -> Table:
@@ -34,13 +34,20 @@ def demo(
     workers: Annotated[
         int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
+        ),
+    ] = False,
 ) -> None:
     """Run the paper's experiment on the built-in synthetic cohort (the main job).
 
     Generate (once, cached) the default 446-patient synthetic cohort and run the paper's
     experiment on it: ResNet-18, SqueezeNet 1.1, ShuffleNetV2 1x and EfficientNet-Lite0 in
     head mode (lr 1e-3) plus the uptake-ratio observer, 10 splits, 80 epochs. Prints the table and
-    writes report.html into --out. Re-running reuses every finished run and all caches.
+    writes report.html into --out/<settings hash>/ (--out/latest links to it). Re-running reuses
+    every finished run and all caches.
 
     Example: thyrocad demo --out thyrocad-demo
     """
@@ -51,10 +58,10 @@ def demo(
     from thyrocad.experiment.presets import preset
 
     console = Console()
-    with console.status("Generating the default synthetic cohort (first run only)"):
+    with busy(console, "Generating the default synthetic cohort (first run only)"):
         folder = ensure_default_cohort()
         cohort = load_cohort(folder, read=False)
     console.print(_cohort_table(cohort.summary(), folder))
     backend = Backend(workers=workers or os.cpu_count() or 1)
-    outcome = run_with_progress(folder, out, preset("demo"), backend, console)
+    outcome = run_with_progress(folder, out, preset("demo"), backend, console, force=force)
     print_outcome(console, outcome)

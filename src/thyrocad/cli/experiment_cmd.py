@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,9 +17,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import command, renamed
+from thyrocad.cli.tables import print_markdown
 from thyrocad.experiment.command import option_value
 from thyrocad.experiment.config import ExperimentConfig
+from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
 
 DEFAULTS = ExperimentConfig()  # the CLI's defaults are the config's, never a copy
 
@@ -32,8 +33,26 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
-def run_with_progress(cohort_dir: Path, out: Path, config, backend, console: Console):
-    """Run (or resume) the experiment under a Rich progress bar; return its outcome."""
+def model_weights(pairs: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """['resnet18=/w/r18.pth'] -> (('resnet18', '/w/r18.pth'),), files made absolute."""
+    from thyrocad.errors import ConfigError
+
+    weights = []
+    for pair in pairs or ():
+        model, sep, file = pair.partition("=")
+        if not sep or not model.strip() or not file.strip():
+            raise ConfigError(
+                f"--weights takes MODEL=FILE (e.g. resnet18=resnet18.pth), got {pair!r}"
+            )
+        weights.append((model.strip(), str(Path(file.strip()).expanduser().absolute())))
+    return tuple(weights)
+
+
+def run_with_progress(
+    cohort_dir: Path, out: Path, config, backend, console: Console, force: bool = False
+):
+    """Run (or resume) the experiment under a Rich progress bar that leaves no text behind
+    (on success or error); say up front which models cannot run; return the outcome."""
     from thyrocad.experiment.command import experiment_command
     from thyrocad.experiment.run import run_experiment
 
@@ -49,7 +68,9 @@ def run_with_progress(cohort_dir: Path, out: Path, config, backend, console: Con
         TimeRemainingColumn(),
         TextColumn("left"),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as progress:
         task = progress.add_task("checking the cohort, drawing splits, preprocessing", total=None)
 
         def describe() -> str:
@@ -57,6 +78,12 @@ def run_with_progress(cohort_dir: Path, out: Path, config, backend, console: Con
             return f"running {shown}" if shown else "writing outputs"
 
         def on_plan(plan, n_done: int) -> None:
+            for entry in plan.entries:
+                if not entry.ran:
+                    progress.console.print(
+                        f"[yellow]unavailable:[/yellow] {entry.name} will not run: {entry.reason}",
+                        highlight=False,
+                    )
             progress.update(task, total=len(plan.specs), completed=n_done)
             progress.update(task, description="preprocessing the cohort (cached on disk)")
 
@@ -79,18 +106,18 @@ def run_with_progress(cohort_dir: Path, out: Path, config, backend, console: Con
             on_plan=on_plan,
             on_start=on_start,
             on_done=on_done,
+            force=force,
         )
-        progress.update(task, description="done")
     return outcome
 
 
 def print_outcome(console: Console, outcome) -> None:
-    """The table and where the outputs are."""
-    console.print(Markdown(outcome.table_markdown))
+    """The table (split to fit the terminal) and where the outputs are."""
+    print_markdown(console, outcome.table_markdown)
     console.print(
         f"{outcome.n_runs} runs ({outcome.n_resumed} reused from an earlier invocation), "
         f"{outcome.wall_s:.0f} s. Results set {outcome.settings_hash}; report: "
-        f"{outcome.out_dir / 'report.html'}",
+        f"{outcome.out_dir / 'report.html'} (all sets: {outcome.out_dir.parent / 'index.html'})",
         soft_wrap=True,
     )
 
@@ -98,9 +125,19 @@ def print_outcome(console: Console, outcome) -> None:
 @command()
 def experiment(
     cohort_dir: Annotated[Path, typer.Argument(help="Labelled cohort folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Results folder; each settings set gets its own subfolder."
+        ),
+    ],
     models: Annotated[
-        str, typer.Option(help="Comma-separated backbones ('none' for baselines only).")
+        str,
+        typer.Option(
+            help="Comma-separated backbones ('none' for baselines only).  "
+            f"[default: {', '.join(DEFAULTS.models)}]",
+            show_default=False,
+        ),
     ] = option_value(DEFAULTS.models),
     baselines: Annotated[
         str, typer.Option(help="Comma-separated baselines or 'none'.")
@@ -132,30 +169,53 @@ def experiment(
             help="imagenet | scratch | imagenet-or-scratch (scratch where weights are missing)."
         ),
     ] = DEFAULTS.init,
-    preprocess: Annotated[
-        str, typer.Option(help="Preprocessing preset: default | paper | grabcut_bed.")
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weights",
+            metavar="MODEL=FILE",
+            help="Initial weights of MODEL from a state_dict file (e.g. resnet18=resnet18-"
+            "f37072fd.pth for an offline machine); repeatable; overrides --init for MODEL.",
+        ),
+    ] = None,
+    preset_name: Annotated[
+        str,
+        typer.Option("--preset", help=f"Preprocessing preset: {' | '.join(PREPROCESS_PRESETS)}."),
     ] = DEFAULTS.preprocess,
+    preprocess: Annotated[
+        str | None, typer.Option("--preprocess", hidden=True, help="Old name of --preset.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = DEFAULTS.batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = DEFAULTS.lr,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = DEFAULTS.weight_decay,
     device: Annotated[
-        str, typer.Option(help="Training device: cpu | cuda | auto.")
+        str, typer.Option(help="Training device: auto (CUDA when present) | cpu | cuda.")
     ] = DEFAULTS.device,
     threads: Annotated[
         int | None, typer.Option(help="torch/OpenCV threads per run (default: cores / workers).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
+        ),
+    ] = False,
 ) -> None:
     """Run the paper's experiment: every model on the same stratified patient-level splits.
 
     Writes predictions.csv, table.csv, table.md, stats.json, figures and a self-contained
-    report.html into --out. Finished runs are recorded one by one: re-running the same command
-    after an interruption skips them; changing any setting starts a new results set.
+    report.html into --out/<settings hash>/, links --out/latest to it and lists every results
+    set in --out/index.html: other settings never overwrite earlier results. Finished runs are
+    recorded one by one: re-running the same command after an interruption skips them. A
+    reference model that cannot run (no ImageNet weights offline) stops the experiment before
+    it starts, with the remedies.
 
     Example: thyrocad experiment data/cohort --out results --splits 10 --epochs 80 --workers 2
     """
     from thyrocad.experiment.execute import Backend
 
     console = Console()
+    preset_name = renamed(preprocess, "--preprocess", preset_name, "--preset", DEFAULTS.preprocess)
     config = ExperimentConfig(
         models=_names(models),
         baselines=_names(baselines),
@@ -169,10 +229,11 @@ def experiment(
         batch_size=batch_size,
         lr=lr,
         weight_decay=weight_decay,
-        preprocess=preprocess,
+        preprocess=preset_name,
         init=init,
         device=device,
+        weights=model_weights(weights),
     )
     backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
-    outcome = run_with_progress(cohort_dir, out, config, backend, console)
+    outcome = run_with_progress(cohort_dir, out, config, backend, console, force=force)
     print_outcome(console, outcome)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import busy, command
 
 
 @command()
@@ -44,13 +44,13 @@ def export(
 
     console = Console()
     model, info = load_bundle(model_dir)
-    with console.status(f"exporting {info.model_name} to ONNX"):
+    with busy(console, f"exporting {info.model_name} to ONNX"):
         path = export_onnx(model, onnx, info)
     console.print(f"wrote {path}", markup=False, highlight=False)
     if not check:
         return
     runner = OnnxRunner(path, expected_sha256=info.weights_sha256)
-    with console.status("checking onnxruntime against PyTorch"):
+    with busy(console, "checking onnxruntime against PyTorch"):
         diff = parity(model, runner, phantom_inputs(Pipeline(info.pipeline)))
     ok = diff <= PARITY_TOLERANCE
     console.print(

@@ -24,15 +24,19 @@ def inspect(
 ) -> None:
     """Show what thyrocad reads from each scan: views, size, spacing, counts per view, encoding.
 
-    Prints one line per file on stdout; a file that cannot be read gets one line with the
-    error type and what to do, and the others are still shown. Files found in folders that
-    are neither DICOM nor PNG/JPEG (by content, e.g. a README) are skipped and counted in the
-    summary on stderr. Patient names and IDs are never shown. Exits with status 1 if any file
-    failed or none was found.
+    A view the file does not state is read from its name (PH0001_anterior.png). PNG/JPEG
+    exports hold gray levels, not counts: their line says so and sums gray levels instead.
+
+    Prints one line per file on stdout, with the neck field of a whole-body sweep and the
+    input-domain flags (e.g. not_i131: Tc-99m; docs/inputs.md); a file that cannot be read
+    gets one line with the error type and what to do, and the others are still shown. Files
+    found in folders that are neither DICOM nor PNG/JPEG (by content, e.g. a README) are
+    skipped and counted in the summary on stderr. Patient names and IDs are never shown.
+    Exits with status 1 if any file failed or none was found.
 
     Example: thyrocad inspect scans/patient_001.dcm exports/
     """
-    from thyrocad.io.read import read_study
+    from thyrocad.intake import load_study
 
     console = Console(soft_wrap=True, highlight=False)
     shown = failed = skipped = 0
@@ -42,7 +46,7 @@ def inspect(
             continue
         shown += 1
         try:
-            line = _describe(read_study(path))
+            line = _describe(load_study(path))
         except InputError as exc:
             failed += 1
             line = f"ERROR  {_error_text(exc, path)}"
@@ -81,16 +85,35 @@ def _is_other_content(path: Path) -> bool:
 
 
 def _describe(study: Study) -> str:
+    """Views, size, spacing, counts (an export: gray levels) per view, encoding; a sweep's
+    neck field; the flags."""
+    from thyrocad.intake import FROM_WHOLE_BODY
+    from thyrocad.io.read import describe_pixels
+
     rows, cols = study.images[0].counts.shape
     views = "+".join(v.value for v in study.views)
     spacing = (
         "none" if study.pixel_spacing_mm is None else "{:g}x{:g} mm".format(*study.pixel_spacing_mm)
     )
-    counts = " ".join(
+    sums = " ".join(
         f"{im.view.value}={float(im.counts.sum(dtype='float64')):.0f}" for im in study.images
     )
-    encoding = study.metadata.get("transfer_syntax") or f"{study.metadata['source_format']} export"
-    return f"{views}  {rows}x{cols}  spacing {spacing}  counts {counts}  {encoding}"
+    encoding = study.metadata.get("transfer_syntax")
+    if encoding:  # DICOM: the values are counts
+        line = f"{views}  {rows}x{cols}  spacing {spacing}  counts {sums}  {encoding}"
+    else:
+        export = f"{study.metadata['source_format']} export: {describe_pixels(study)}, not counts"
+        line = f"{views}  {rows}x{cols}  spacing {spacing}  gray-level sum {sums}  {export}"
+    fields = [im for im in study.images if FROM_WHOLE_BODY in im.flags]
+    if fields:
+        sweep = f"{study.metadata.get('rows', '?')}x{study.metadata.get('columns', '?')}"
+        boxes = ", ".join(
+            f"{im.view.value} rows {im.origin_rc[0]}-{im.origin_rc[0] + im.counts.shape[0] - 1}"
+            for im in fields
+        )
+        line += f"  whole-body sweep {sweep}, neck field: {boxes}"
+    flags = dict.fromkeys(f for im in study.images for f in im.flags if f != FROM_WHOLE_BODY)
+    return line + (f"  flags: {'; '.join(flags)}" if flags else "")
 
 
 def _error_text(exc: InputError, path: Path) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import busy, command
 
 
 @command()
@@ -31,10 +31,17 @@ def phantom(
     preview: Annotated[
         bool, typer.Option("--preview", help="Also write preview.png (example views).")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a cohort of other settings, or write among other files."
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic I-131 neck cohort (anterior + posterior views) with ground truth.
 
-    Writes images/, labels.csv, ground_truth/ and cohort.json; see docs/phantom.md.
+    Writes images/, labels.csv, ground_truth/ and cohort.json; see docs/phantom.md. A folder
+    holding other files, or a cohort of other settings or format, is refused unless --force.
 
     Example: thyrocad phantom data/phantom --patients 446 --residual 346 --seed 0 --preview
     """
@@ -49,7 +56,8 @@ def phantom(
     )
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    with console.status(f"simulating {patients} patients"):
+    _claim(out_dir, config.config_hash(), fmt, force)
+    with busy(console, f"simulating {patients} patients"):
         summary = generate_cohort(out_dir, config, fmt=fmt, workers=workers)
     console.print(
         f"wrote {summary['n_patients']} patients ({summary['n_residual']} residual, "
@@ -58,3 +66,24 @@ def phantom(
     if preview:
         path = write_preview(out_dir / "preview.png", config)
         console.print(f"preview: {path}")
+
+
+def _claim(out_dir: Path, config_hash: str, fmt: str, force: bool) -> None:
+    """Refuse, unless `force`, a folder of other files or a phantom cohort of other settings
+    or format (its files would mix with the new ones)."""
+    import json
+
+    from thyrocad.data.phantom.cohort import MANIFEST_FILE
+    from thyrocad.errors import OutputExistsError
+    from thyrocad.files import claim_output_dir
+
+    claim_output_dir(out_dir, "phantom", force=force)
+    try:
+        before = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if (before.get("config_hash"), before.get("format")) != (config_hash, fmt) and not force:
+        raise OutputExistsError(
+            f"{out_dir} holds a phantom cohort of other settings or format; choose another "
+            "folder, or pass --force to write over it"
+        )

@@ -19,9 +19,11 @@ from thyrocad.cli.app import command
 
 CSV_COLUMNS = (
     "path", "verdict", "probability", "threshold", "threshold_source", "train_sensitivity",
-    "train_specificity", "fusion", "p_anterior", "p_posterior", "flags", "outputs", "notes",
-    "error",
+    "train_specificity", "fusion", "p_anterior", "p_posterior", "flags", "crop_boxes",
+    "neck_field", "outputs", "notes", "error",
 )  # fmt: skip
+BED_VIEWS = ("anterior", "posterior", "unknown")
+WHOLE_BODY = "from_whole_body"  # thyrocad.intake.FROM_WHOLE_BODY (not imported: --help speed)
 PROGRESS_FROM = 3  # inputs from which a progress bar is shown
 
 logger = logging.getLogger(__name__)
@@ -60,9 +62,21 @@ class Row:
             p_anterior=_fmt(by_view.get("anterior")),
             p_posterior=_fmt(by_view.get("posterior")),
             flags=";".join(d.flags),
+            crop_boxes=";".join(f"{v.view} {_box(v.crop_box)}" for v in d.views),
+            neck_field=";".join(_neck_fields(d)),
             notes=";".join(d.notes),
         )
         return row
+
+
+def _neck_fields(diagnosis: Any) -> list[str]:
+    """'<view> rows a-b, cols c-d' of each view cut from a whole-body sweep."""
+    return [f"{v.view} {_box(v.field_box)}" for v in diagnosis.views if WHOLE_BODY in v.flags]
+
+
+def _box(box: tuple[int, int, int, int]) -> str:
+    """'rows 10-65, cols 3-58' (inclusive) from an end-exclusive (row0, col0, row1, col1)."""
+    return f"rows {box[0]}-{box[2] - 1}, cols {box[1]}-{box[3] - 1}"
 
 
 def _fmt(value: float | None) -> str:
@@ -107,8 +121,41 @@ class _Names:
         return path.stem if n == 1 else f"{path.stem}-{n}"
 
 
+def parse_beds(values: list[str]) -> dict[str, tuple[float, float]]:
+    """`--bed ROW,COL` (every view) or `--bed VIEW=ROW,COL` (repeatable) as a bed mapping;
+    `ConfigError` for anything else."""
+    from thyrocad.errors import ConfigError
+    from thyrocad.intake import ALL_VIEWS, parse_bed
+
+    beds: dict[str, tuple[float, float]] = {}
+    for value in values:
+        view, _, coords = value.rpartition("=")
+        view = view.strip().lower() or ALL_VIEWS
+        if view not in (*BED_VIEWS, ALL_VIEWS):
+            raise ConfigError(
+                f"--bed {value!r}: unknown view {view!r}; use ROW,COL or "
+                f"{'/'.join(BED_VIEWS)}=ROW,COL"
+            )
+        parts = coords.split(",")
+        if len(parts) != 2:
+            raise ConfigError(f"--bed {value!r}: give ROW,COL (two numbers, original pixels)")
+        if view in beds:
+            raise ConfigError(f"--bed: the {view} view is given twice")
+        beds[view] = parse_bed(*parts, what=f"--bed {value!r}")
+    if ALL_VIEWS in beds and len(beds) > 1:
+        raise ConfigError("--bed: give either ROW,COL for every view or one bed per view")
+    return beds
+
+
 def diagnose_file(
-    service, path: Path, stem: str, heatmaps: Path | None, dicom_dir: Path | None, dicom: bool
+    service,
+    path: Path,
+    stem: str,
+    heatmaps: Path | None,
+    dicom_dir: Path | None,
+    dicom: bool,
+    beds: dict[str, tuple[float, float]] | None = None,
+    strict: bool = False,
 ) -> Row:
     """Diagnose one file through the diagnosis service, writing the outputs asked for."""
     from thyrocad.diagnosis.service import Outputs
@@ -116,7 +163,7 @@ def diagnose_file(
     outputs = Outputs(
         heatmaps=heatmaps, dicom=(dicom_dir or path.parent) if dicom else None, stem=stem
     )
-    outcome = service.diagnose([path], outputs)
+    outcome = service.diagnose([path], outputs, beds=beds, strict=strict)
     return Row(path, outcome.diagnosis, [str(p) for p in outcome.files.values()])
 
 
@@ -136,7 +183,7 @@ def _iterate(files: list[Path], console: Console) -> Iterator[Path]:
     if len(files) < PROGRESS_FROM:
         yield from files
         return
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("diagnosing", total=len(files))
         for path in files:
             yield path
@@ -175,21 +222,41 @@ def predict(
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="CPU threads for the network.")
     ] = min(4, os.cpu_count() or 1),
+    bed: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bed",
+            metavar="[VIEW=]ROW,COL",
+            help="Set the thyroid-bed centre (original pixels) instead of locating it: ROW,COL "
+            "for every view, or anterior=ROW,COL / posterior=ROW,COL (repeat the option).",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse inputs outside the validated domain (not I-131, zoomed field, pixel "
+            "size, field or counts out of range; docs/inputs.md).",
+        ),
+    ] = False,
 ) -> None:
-    """Diagnose studies (DICOM, PNG/JPG) with a model bundle.
+    """Diagnose studies (DICOM, PNG/JPG, whole-body sweeps) with a model bundle.
 
     Diagnose each input study: per-view and fused probability of residual thyroid tissue and
-    the verdict at the bundle's operating point. Files that fail are reported (one line each) and
-    skipped; the exit code is 1 if any failed. Patient names and IDs are never printed.
+    the verdict at the bundle's operating point, with the flags of anything outside the
+    validated domain (e.g. not_i131). Whole-body sweeps are diagnosed on their neck field.
+    Files that fail are reported (one line each) and skipped; the exit code is 1 if any
+    failed, 2 if a --bed did not fit a file. Patient names and IDs are never printed.
 
     Example: thyrocad predict runs/bundle scans/ --out results.csv --heatmaps heatmaps/ --dicom
     """
     import torch
 
     from thyrocad.diagnosis.service import DiagnosisService
-    from thyrocad.errors import ThyrocadError
+    from thyrocad.errors import ConfigError, ThyrocadError
     from thyrocad.io.privacy import describe_exception
 
+    beds = parse_beds(bed or [])
     console = Console()
     torch.set_num_threads(threads)  # this process is ours: the library never sets it
     service = DiagnosisService.from_bundle(
@@ -199,11 +266,22 @@ def predict(
     for row in rows:
         _print_row(console, row)
     names = _Names()
+    bad_setting = False
     for path in _iterate(files, console):
         try:
             row = diagnose_file(
-                service, path, names(path), heatmaps, dicom_out, dicom or dicom_out is not None
+                service,
+                path,
+                names(path),
+                heatmaps,
+                dicom_out,
+                dicom or dicom_out is not None,
+                beds,
+                strict,
             )
+        except ConfigError as exc:  # a --bed that does not fit this file
+            bad_setting = True
+            row = Row(path, error=f"{type(exc).__name__}: {exc}")
         except ThyrocadError as exc:
             row = Row(path, error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug, not a bad input: report it and go on with the rest
@@ -216,6 +294,8 @@ def predict(
         console.print(f"results: {out}")
     failed = sum(bool(r.error) for r in rows)
     console.print(f"{len(rows) - failed} diagnosed, {failed} failed")
+    if bad_setting:
+        raise typer.Exit(code=2)
     if failed or not rows:
         raise typer.Exit(code=1)
 
@@ -228,9 +308,10 @@ def _print_row(console: Console, row: Row) -> None:
     views = ", ".join(f"{v.view} {v.probability:.3f}" for v in d.views if v.probability is not None)
     flags = f"  flags: {', '.join(d.flags)}" if d.flags else ""
     notes = f"  note: {'; '.join(d.notes)}" if d.notes else ""
+    field = f"  neck field: {'; '.join(_neck_fields(d))}" if _neck_fields(d) else ""
     console.print(
         f"{row.path}: {d.verdict} p={d.probability:.3f} (threshold "
-        f"{d.operating_point.threshold:.3f}; {views}){flags}{notes}",
+        f"{d.operating_point.threshold:.3f}; {views}){flags}{field}{notes}",
         soft_wrap=True,
         markup=False,
         highlight=False,

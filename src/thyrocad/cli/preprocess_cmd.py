@@ -27,19 +27,25 @@ def preprocess(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N files.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a non-empty folder that is not thyrocad's.")
+    ] = False,
 ) -> None:
     """Run the preprocessing pipeline on a cohort and write stage strips + index.html.
 
     Preprocess every image of a cohort; write one PNG strip of the stages per view and an
-    index.html listing them with their flags (the analogue of the paper's Figs. 2 and 4).
+    index.html listing them with their flags and a legend (the analogue of the paper's Figs. 2
+    and 4). Bed centres set in labels.csv (bed_row,bed_col; docs/inputs.md) are used. Refuses
+    a non-empty --out folder that thyrocad did not write, unless --force.
 
     Example: thyrocad preprocess data/phantom --out runs/preprocess --preset paper --limit 20
     """
     from thyrocad.data.cohort import load_cohort
-    from thyrocad.errors import InputError, PreprocessError
-    from thyrocad.io.read import read_study
+    from thyrocad.errors import ConfigError, InputError, PreprocessError
+    from thyrocad.files import claim_output_dir
+    from thyrocad.intake import field_beds, load_study
     from thyrocad.preprocess import Pipeline, PipelineConfig, preset
-    from thyrocad.preprocess.strip import StripEntry, write_index, write_strip
+    from thyrocad.preprocess.strip import StripEntry, common_flags, write_index, write_strip
 
     console = Console()
     config = (
@@ -50,22 +56,36 @@ def preprocess(
     cohort = load_cohort(cohort_dir, read=False, require_both_classes=False)
     files = [f for p in cohort.patients for f in p.cohort_files][:limit]
     pipeline = Pipeline(config)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "preprocess", force=force)
     (out / "config.json").write_text(config.to_json(), encoding="utf-8")
     entries: list[StripEntry] = []
-    for cfile in track(files, description="preprocessing", console=console):
+    for cfile in track(
+        files,
+        description="preprocessing",
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ):
         try:
-            study = read_study(cfile.path, view=cfile.view_hint)
-            for view, result in pipeline.run_study(study):
+            study = load_study(cfile.path, view=cfile.view_hint)
+            results = pipeline.run_study(study, field_beds(study, cfile.beds))
+            for image, (view, result) in zip(study.images, results, strict=True):
                 name = f"strips/{_safe_stem(cfile.relpath)}_{view.value}.png"
                 write_strip(out / name, result, config.output)
-                entries.append(StripEntry(cfile.relpath, view.value, name, result.flags))
-        except (InputError, PreprocessError) as exc:
+                flags = tuple(dict.fromkeys((*image.flags, *result.flags)))
+                entries.append(StripEntry(cfile.relpath, view.value, name, flags))
+        except (ConfigError, InputError, PreprocessError) as exc:
             entries.append(StripEntry(cfile.relpath, "", "", (), f"{type(exc).__name__}: {exc}"))
     index = write_index(out / "index.html", entries, f"Preprocessing ({config.name})")
-    n_flagged = sum(1 for e in entries if e.flags)
+    common = common_flags(entries)
+    n_flagged = sum(1 for e in entries if set(e.flags) - set(common))
     n_failed = sum(1 for e in entries if e.error)
-    console.print(f"{len(entries)} views: {n_flagged} flagged, {n_failed} failed. Open {index}")
+    on_all = f" (every view: {', '.join(common)})" if common else ""
+    console.print(
+        f"{len(entries)} views{on_all}: {n_flagged} with other flags, {n_failed} failed. "
+        f"Open {index}",
+        soft_wrap=True,
+    )
 
 
 def _safe_stem(relpath: str) -> str:

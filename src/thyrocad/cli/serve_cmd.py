@@ -15,9 +15,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import app, command, fail, private_files, setup_logging
+from thyrocad.cli.app import HelpGroup, app, command, fail, private_files, setup_logging
 
-users_app = typer.Typer(help="Manage the web app's users (argon2-hashed passwords).")
+users_app = typer.Typer(help="Manage the web app's users (argon2-hashed passwords).", cls=HelpGroup)
 app.add_typer(users_app, name="users")
 
 

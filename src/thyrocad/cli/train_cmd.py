@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import busy, command, renamed
 
 
 @command(name="train")
@@ -27,9 +27,21 @@ def train_command(
         str, typer.Option("--mode", help="head (frozen backbone), last (last stage), full.")
     ] = "head",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 80,
-    weights: Annotated[
-        str, typer.Option("--weights", help="imagenet, none (random, on purpose) or a file.")
+    init: Annotated[
+        str,
+        typer.Option(
+            "--init", help="imagenet (weights from the hub cache or --weights) or scratch."
+        ),
     ] = "imagenet",
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights",
+            metavar="FILE",
+            help="Initial weights from a state_dict file (MODEL=FILE also accepted), e.g. "
+            "torchvision's resnet18-f37072fd.pth on an offline machine.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the run.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 32,
@@ -62,12 +74,19 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the checkpoint in OUT/checkpoint.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a bundle in --out, or write into a folder of other files."
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune a backbone on a labelled cohort and write a model bundle.
 
     Train a classifier (paper settings: Adam 1e-5, weight decay 1e-5, 80 epochs, balanced
     sampling) on every view of every patient, pick the decision threshold on the training data
-    and write a model bundle (weights, configs, data hash, history + plot, threshold).
+    and write a model bundle (weights, configs, data hash, history + plot, threshold). An
+    existing bundle in --out, or a folder of other files, is refused unless --force.
 
     Example: thyrocad train data/phantom --model resnet18 --out models/r18 --mode head --epochs 80
     """
@@ -76,7 +95,7 @@ def train_command(
     console = Console()
     config = TrainConfig(
         model=model,
-        weights=weights,
+        weights=initial_weights(model, init, weights),
         mode=mode,
         epochs=epochs,
         lr=lr,
@@ -90,7 +109,44 @@ def train_command(
         threshold_target=0.95 if target_sensitivity is None else target_sensitivity,
         allow_download=allow_download,
     )
+    claim_bundle_dir(out, force=force)
     _train(console, cohort_dir, out, config, preset_name, resume)
+
+
+def initial_weights(model: str, init: str, weights: str | None) -> str:
+    """`TrainConfig.weights` from --init and --weights (a file, or MODEL=FILE); the old
+    `--weights imagenet|none` still works, with a deprecation line."""
+    from thyrocad.errors import ConfigError
+
+    if weights is not None and weights.lower() in ("imagenet", "none"):
+        new = "imagenet" if weights.lower() == "imagenet" else "scratch"
+        init = renamed(new, f"--weights {weights}", init, f"--init {new}", "imagenet")
+        weights = None
+    if init not in ("imagenet", "scratch"):
+        raise ConfigError(f"--init must be imagenet or scratch, got {init!r}")
+    if weights is None:
+        return "none" if init == "scratch" else "imagenet"
+    if init == "scratch":
+        raise ConfigError("--weights gives the initial weights; leave out --init scratch")
+    named, sep, file = weights.partition("=")
+    if sep and named != model:
+        raise ConfigError(f"--weights {weights}: the file is for {named}, but --model is {model}")
+    return file if sep else weights
+
+
+def claim_bundle_dir(out: Path, *, force: bool) -> None:
+    """Refuse, unless `force`, an --out that holds a model bundle (of any model) or files that
+    are not thyrocad's; both before anything is trained."""
+    from thyrocad.bundle.format import MANIFEST
+    from thyrocad.errors import OutputExistsError
+    from thyrocad.files import claim_output_dir
+
+    if (out / MANIFEST).is_file() and not force:
+        raise OutputExistsError(
+            f"{out} already holds a model bundle; choose another --out, or pass --force to "
+            "replace it"
+        )
+    claim_output_dir(out, "bundle", force=force)
 
 
 def _train(
@@ -113,7 +169,7 @@ def _train(
             f"acc {record.train_acc:.3f}{val_part}  ({record.seconds:.2f} s)"
         )
 
-    with console.status(f"preprocessing {len(cohort.patients)} patients"):
+    with busy(console, f"preprocessing {len(cohort.patients)} patients"):
         made = train_bundle(
             cohort, config, out, preprocess=preset_name, resume=resume, on_epoch=show
         )

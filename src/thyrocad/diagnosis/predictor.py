@@ -37,9 +37,10 @@ from thyrocad.diagnosis.types import (
     ViewPrediction,
 )
 from thyrocad.errors import ConfigError, NoUsableViewError
+from thyrocad.intake import field_beds
 from thyrocad.models import class_probabilities, inference_copy
 from thyrocad.preprocess import Pipeline
-from thyrocad.study import Study
+from thyrocad.study import Study, ViewImage
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +94,14 @@ class Predictor:
         )
 
     def prepare(self, study: Study, beds: Beds = None) -> tuple[PreparedView, ...]:
-        """Preprocess every view (`beds`: bed centres set by a person, by view name); a blank
-        or flat crop is marked unusable."""
+        """Preprocess every view (`beds`: bed centres set by a person, by view name or
+        `thyrocad.intake.ALL_VIEWS`, in the file's pixels); a blank or flat crop is marked
+        unusable. `ConfigError` for a bed outside its view or for a view the study lacks."""
         if not study.images:
             raise NoUsableViewError(f"{study.source or 'the study'} has no views")
         prepared = tuple(
             PreparedView(view, result, view_usable(result.flags))
-            for view, result in self.pipeline.run_study(study, beds)
+            for view, result in self.pipeline.run_study(study, field_beds(study, beds))
         )
         if not any(p.usable for p in prepared):
             flags = sorted({f for p in prepared for f in p.result.flags})
@@ -135,14 +137,8 @@ class Predictor:
         self, study: Study, prepared: tuple[PreparedView, ...], view_prob: list[float | None]
     ) -> Diagnosis:
         views = tuple(
-            ViewPrediction(
-                view=p.view.value,
-                probability=prob,
-                used=p.usable,
-                flags=p.result.flags,
-                crop_box=p.result.crop_box.as_tuple(),
-            )
-            for p, prob in zip(prepared, view_prob, strict=True)
+            _view_prediction(image, p, prob)
+            for image, p, prob in zip(study.images, prepared, view_prob, strict=True)
         )
         used = [v for v in views if v.used]
         probability, fusion_flags = fuse(
@@ -167,6 +163,25 @@ class Predictor:
                 "backend": self.backend,
             },
         )
+
+
+def _view_prediction(
+    image: ViewImage, prepared: PreparedView, prob: float | None
+) -> ViewPrediction:
+    """One view's prediction, its boxes and bed mapped back to the file's pixels."""
+    row0, col0 = image.origin_rc
+    box = prepared.result.crop_box
+    bed_row, bed_col = prepared.result.bed_center_rc
+    return ViewPrediction(
+        view=prepared.view.value,
+        probability=prob,
+        used=prepared.usable,
+        flags=tuple(dict.fromkeys((*image.flags, *prepared.result.flags))),
+        crop_box=(box.row0 + row0, box.col0 + col0, box.row1 + row0, box.col1 + col0),
+        field_box=image.box_in_file(),
+        bed_rc=(round(bed_row + row0, 2), round(bed_col + col0, 2)),
+        bed_reason=prepared.result.bed_reason,
+    )
 
 
 def _operating_point(info: BundleInfo, override: float | None) -> OperatingPoint:

@@ -44,7 +44,8 @@ from thyrocad.diagnosis.predictor import Predictor
 from thyrocad.diagnosis.reading import CALL_TEXT, band, band_text, caption, reading
 from thyrocad.diagnosis.source import NO_DICOM_RESULTS, StudySource
 from thyrocad.diagnosis.types import Analysis, Diagnosis, OperatingPoint
-from thyrocad.errors import DicomResultError
+from thyrocad.errors import DicomResultError, OutsideDomainError
+from thyrocad.intake import outside_domain
 from thyrocad.study import Study, View
 
 logger = logging.getLogger(__name__)
@@ -135,12 +136,18 @@ class DiagnosisService:
         outputs: Outputs = Outputs(),
         beds: Mapping[str, tuple[float, float]] | None = None,
         views: Sequence[View | None] | None = None,
+        strict: bool = False,
     ) -> Outcome:
         """Read the files of one study (one file, or one file per view; `views[i]` names the
-        view of a file that states none), diagnose it and write `outputs`. `beds` maps a view
-        name to a thyroid-bed centre (original pixels) set by a person, used instead of the
-        locator."""
-        return self.diagnose_source(StudySource.read(paths, views), outputs, beds)
+        view of a file that states none; `thyrocad.intake.load_study`: neck fields of
+        whole-body sweeps, input-domain flags), diagnose it and write `outputs`. `beds` maps a
+        view name (or `thyrocad.intake.ALL_VIEWS`) to a thyroid-bed centre (the file's
+        pixels) set by a person, used instead of the locator. `strict` refuses a study outside
+        the validated domain (`OutsideDomainError`)."""
+        source = StudySource.read(paths, views)
+        if strict:
+            refuse_outside_domain(source.study)
+        return self.diagnose_source(source, outputs, beds)
 
     def diagnose_source(
         self,
@@ -206,6 +213,16 @@ class DiagnosisService:
         files["report_png"] = save_figure(report, folder / outputs.name("report.png"))
         files["report_pdf"] = save_figure(report, folder / outputs.name("report.pdf"))
         return files
+
+
+def refuse_outside_domain(study: Study) -> None:
+    """`OutsideDomainError` naming the flags that put `study` outside the validated domain."""
+    outside = list(dict.fromkeys(f for im in study.images for f in outside_domain(im.flags)))
+    if outside:
+        raise OutsideDomainError(
+            f"{study.source or 'the study'}: outside what thyrocad was validated on "
+            f"({'; '.join(outside)}); --strict refuses it (docs/inputs.md)"
+        )
 
 
 def view_overlays(analysis: Analysis) -> list[ViewOverlay]:

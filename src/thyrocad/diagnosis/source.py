@@ -1,13 +1,15 @@
 """What a diagnosis needs from the files of one study, and how it is kept for a re-run.
 
 `StudySource.read` reads the files (one study: one file, or one file per view) into a `Study`
-(counts only, no identity) and, for every DICOM file, its `reference_header`: the UIDs and the
+(`thyrocad.intake.load_study`: counts only, no identity; the neck field of a whole-body sweep,
+input-domain flags) and, for every DICOM file, its `reference_header`: the UIDs and the
 sanitised patient and study attributes that DICOM results copy. `save` keeps exactly that in a
 folder so that the study can be diagnosed again (a physician setting the thyroid bed) without
 keeping the uploaded file:
 
-- `input.npz`: each view's count image (float32), its name, the pixel spacing, frame duration
-  and the non-identifying metadata of the `Study`;
+- `input.npz`: each view's count image (float32), its name, where it lies in the file's frame
+  and its flags, the pixel spacing, frame duration and the non-identifying metadata of the
+  `Study`;
 - `input_reference_<k>.dcm`: the reference header(s) (no pixels; patient data like the SR).
 """
 
@@ -25,8 +27,9 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from thyrocad.diagnosis.dicom_sr import reference_header
 from thyrocad.errors import DicomResultError, InputError
+from thyrocad.intake import load_study
 from thyrocad.io.identity import read_patient_fields
-from thyrocad.io.read import merge_studies, read_study
+from thyrocad.io.read import merge_studies
 from thyrocad.study import Study, View, ViewImage
 
 INPUT_NAME = "input.npz"
@@ -56,7 +59,7 @@ class StudySource:
         views = list(views) if views is not None else [None] * len(paths)
         if len(views) != len(paths):
             raise InputError(f"{len(views)} view names for {len(paths)} files")
-        studies = [read_study(p, v) for p, v in zip(paths, views, strict=True)]
+        studies = [load_study(p, v) for p, v in zip(paths, views, strict=True)]
         references, identity, notes = [], None, []
         for path, study in zip(paths, studies, strict=True):
             if study.metadata.get("source_format") != "DICOM":
@@ -78,6 +81,8 @@ class StudySource:
         study = self.study
         meta = {
             "views": [im.view.value for im in study.images],
+            "origins_rc": [list(im.origin_rc) for im in study.images],
+            "flags": [list(im.flags) for im in study.images],
             "pixel_spacing_mm": study.pixel_spacing_mm,
             "frame_duration_ms": study.frame_duration_ms,
             "spacing_note": study.spacing_note,
@@ -98,8 +103,15 @@ class StudySource:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
+                origins = meta.get("origins_rc") or [(0, 0)] * len(meta["views"])
+                flags = meta.get("flags") or [()] * len(meta["views"])
                 images = tuple(
-                    ViewImage(View(name), data[f"view{i}"].astype(np.float32))
+                    ViewImage(
+                        View(name),
+                        data[f"view{i}"].astype(np.float32),
+                        tuple(origins[i]),
+                        tuple(flags[i]),
+                    )
                     for i, name in enumerate(meta["views"])
                 )
         except (OSError, KeyError, ValueError) as exc:

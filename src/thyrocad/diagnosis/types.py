@@ -26,13 +26,19 @@ class OperatingPoint:
 
 @dataclass(frozen=True)
 class ViewPrediction:
-    """One view: its probability of residual tissue and what preprocessing noticed."""
+    """One view: its probability of residual tissue and what reading and preprocessing
+    noticed. Boxes and the bed centre are in the file's pixels (for a whole-body sweep, the
+    sweep's); `field_box` is the part of the file the view is (a sweep's neck field, or the
+    whole frame)."""
 
     view: str
     probability: float | None  # None for a view left out (blank or flat crop)
     used: bool  # part of the fused probability
-    flags: tuple[str, ...]
+    flags: tuple[str, ...]  # input-domain flags (thyrocad.intake), then preprocessing flags
     crop_box: tuple[int, int, int, int]  # (row0, col0, row1, col1) in original pixels
+    field_box: tuple[int, int, int, int] | None = None  # (row0, col0, row1, col1), ditto
+    bed_rc: tuple[float, float] | None = None  # the crop's centre (row, col), ditto
+    bed_reason: str = ""  # how the bed was found, or "bed set by user"
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Diagnosis:
     fusion: str
     operating_point: OperatingPoint
     views: tuple[ViewPrediction, ...]
-    flags: tuple[str, ...]  # union of the views' preprocessing flags and the fusion's
+    flags: tuple[str, ...]  # union of the views' flags and the fusion's
     model: dict[str, str]
     notes: tuple[str, ...] = ()
 

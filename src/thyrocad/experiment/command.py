@@ -25,9 +25,10 @@ FLAGS = {
     "batch_size": "--batch-size",
     "lr": "--lr",
     "weight_decay": "--weight-decay",
-    "preprocess": "--preprocess",
+    "preprocess": "--preset",
     "init": "--init",
     "device": "--device",
+    "weights": "--weights",  # repeated, MODEL=FILE
 }
 
 
@@ -47,5 +48,9 @@ def experiment_command(
     args = ["thyrocad", "experiment", str(Path(cohort_dir).absolute())]
     args += ["--out", str(Path(out_dir).absolute())]
     for f in dataclasses.fields(config):
-        args += [FLAGS[f.name], option_value(getattr(config, f.name))]
+        if f.name == "weights":
+            for model, file in config.weights:
+                args += [FLAGS[f.name], f"{model}={Path(file).absolute()}"]
+        else:
+            args += [FLAGS[f.name], option_value(getattr(config, f.name))]
     return shlex.join(args)

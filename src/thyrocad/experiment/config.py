@@ -7,7 +7,9 @@ Execution settings (workers, Ray, threads) do not change results and live in
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 from thyrocad.configs import Config
 from thyrocad.decision import VIEW_FUSIONS
@@ -40,7 +42,10 @@ class ExperimentConfig(Config):
     weight_decay: float = 1e-5
     preprocess: str = "default"  # a thyrocad.preprocess preset name
     init: str = "imagenet"  # imagenet | scratch | imagenet-or-scratch (scratch where missing)
-    device: str = "cpu"  # training device (auto | cpu | cuda); part of the settings
+    device: str = "auto"  # training device (auto | cpu | cuda); part of the settings
+    # explicit initial weights, (model, state_dict file) pairs: they replace --init for those
+    # models (e.g. the torchvision ImageNet file of an offline machine)
+    weights: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         problems = [p for check in _CHECKS for p in check(self)]
@@ -52,7 +57,8 @@ def _names(c: ExperimentConfig) -> list[str]:
     known = list_models()
     unknown = [m for m in c.models if m not in known]
     if unknown:
-        return [f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}"]
+        guesses = [f"{m} (did you mean {g[0]}?)" if (g := _close(m, known)) else m for m in unknown]
+        return [f"unknown model(s) {', '.join(guesses)}; known: {', '.join(known)}"]
     bad = [b for b in c.baselines if b not in BASELINES]
     if bad:
         return [f"unknown baseline(s) {', '.join(bad)}; known: {', '.join(BASELINES)}"]
@@ -68,12 +74,31 @@ def _names(c: ExperimentConfig) -> list[str]:
     return []
 
 
+def _close(name: str, known: list[str]) -> list[str]:
+    """Known names close to `name` (case ignored), best first."""
+    lowered = {k.lower(): k for k in known}
+    return [lowered[g] for g in difflib.get_close_matches(name.lower(), list(lowered), n=1)]
+
+
+def _weights(c: ExperimentConfig) -> list[str]:
+    problems = []
+    models = [m for m, _ in c.weights]
+    for model, file in c.weights:
+        if model not in c.models:
+            problems.append(f"--weights {model}={file}: {model} is not among --models")
+        elif not Path(file).is_file():
+            problems.append(f"--weights {model}={file}: no such file")
+    if len(set(models)) != len(models):
+        problems.append("--weights names a model twice")
+    return problems
+
+
 def _choices(c: ExperimentConfig) -> list[str]:
     pairs = (
         ("--mode", c.mode, MODES),
         ("--view-fusion", c.view_fusion, VIEW_FUSIONS),
         ("--init", c.init, INITS),
-        ("--preprocess", c.preprocess, tuple(PREPROCESS_PRESETS)),
+        ("--preset", c.preprocess, tuple(PREPROCESS_PRESETS)),
         ("--device", c.device, DEVICES),
     )
     return [
@@ -100,4 +125,4 @@ def _numbers(c: ExperimentConfig) -> list[str]:
     return problems
 
 
-_CHECKS = (_names, _choices, _numbers)
+_CHECKS = (_names, _weights, _choices, _numbers)

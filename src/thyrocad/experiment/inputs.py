@@ -103,9 +103,11 @@ def _build(cohort: Cohort, config: PipelineConfig) -> CohortInputs:
     mean, std = config.output.mean[0], config.output.std[0]
     view_patient, views, images, flags = [], [], [], []
     for i, patient in enumerate(cohort.patients):
-        study = patient.load_study()
+        study, beds = patient.load_study_with_beds()
         for image in study.images:
-            out = cache.get_or_compute(pipeline, image.counts, study.pixel_spacing_mm)
+            out = cache.get_or_compute(
+                pipeline, image.counts, study.pixel_spacing_mm, beds.get(image.view.value)
+            )
             view_patient.append(i)
             views.append(image.view.value)
             images.append(image8_from_input(out.network_input, mean, std))

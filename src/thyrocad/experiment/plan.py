@@ -14,7 +14,7 @@ from typing import Any
 import thyrocad
 from thyrocad.data.cohort import load_cohort
 from thyrocad.data.splits import Split, stratified_splits
-from thyrocad.errors import WeightsError
+from thyrocad.errors import ConfigError, WeightsError
 from thyrocad.experiment.cnn import scratch_weights
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.report import ModelEntry
@@ -23,8 +23,9 @@ from thyrocad.experiment.runs import RunSpec
 from thyrocad.files import thyrocad_home
 from thyrocad.models import create_model, model_info
 from thyrocad.preprocess import preset
+from thyrocad.training.runtime import resolve_device
 
-SETTINGS_VERSION = 3  # 3: thyrocad 0.4.0 (the one decision rule of thyrocad.decision)
+SETTINGS_VERSION = 4  # 3: the one decision rule (0.4.0); 4: the device used, weights files
 
 
 @dataclass
@@ -80,15 +81,22 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         )
     )
     pipeline_config = preset(config.preprocess)
+    device = str(resolve_device(config.device))
+    files = dict(config.weights)
     entries, inits, weights = [], {}, {}
     for name in config.models:
-        entry, inits[name] = _resolve_model(name, config.init, config.mode, config.seed)
-        weights[name] = (
-            str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
-        )
+        if name in files:
+            entry, inits[name] = _file_model(name, files[name], config.mode)
+            weights[name] = str(Path(files[name]).absolute())
+        else:
+            entry, inits[name] = _resolve_model(name, config.init, config.mode, config.seed)
+            weights[name] = (
+                str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
+            )
         entries.append(entry)
     for name in config.baselines:
         entries.append(ModelEntry(name, "baseline", "n/a (no network)", "n/a"))
+    _check_reference(config, entries)
     settings = {
         "settings_version": SETTINGS_VERSION,
         "thyrocad_version": thyrocad.__version__,
@@ -97,6 +105,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "experiment": config.to_dict(),
         "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
         "inits": inits,
+        "device": device,
         "splits": [{"index": s.index, "seed": s.seed, "test": list(s.test)} for s in splits],
     }
     return ExperimentPlan(
@@ -108,6 +117,30 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         entries=entries,
         weights=weights,
         settings=settings,
+    )
+
+
+def _file_model(name: str, file: str, mode: str) -> tuple[ModelEntry, str]:
+    """(ModelEntry, "file:<sha256>") of a backbone given its initial weights as a file
+    (`--weights MODEL=FILE`); a file that does not fit the model raises `WeightsError`."""
+    source = model_info(create_model(name, weights=file)).weights
+    label = f"file {Path(file).name} (sha256 {source.sha256[:12]})"
+    return ModelEntry(name, "model", label, mode), f"file:{source.sha256}"
+
+
+def _check_reference(config: ExperimentConfig, entries: list[ModelEntry]) -> None:
+    """Refuse, before anything runs, an experiment whose reference model cannot run: every
+    p-value would be n/a. The message names both remedies."""
+    reference = next(e for e in entries if e.name == config.reference)
+    if reference.ran:
+        return
+    others = [e.name for e in entries if e.ran]
+    other = f"--reference {others[0]}" if others else "--reference with an available model"
+    raise ConfigError(
+        f"the reference model {reference.name} cannot run, so every comparison with it would "
+        f"be n/a. Either give its weights: --weights {reference.name}=FILE (or the hub-cache "
+        f"file named below); or run without them: --init imagenet-or-scratch (a random "
+        f"initialisation, stated in the report) or {other}. Why: {reference.reason}"
     )
 
 

@@ -2,6 +2,9 @@
 
 cohort --plan--> splits, weights, settings --execute--> RunResults (one JSON per run)
     --report--> Table 4, statistics, figures, report.html
+
+Outputs go into a subfolder of the results folder named by the settings hash, with a `latest`
+link and an index page (`thyrocad.experiment.results`): other settings never overwrite them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from thyrocad.experiment.execute import Backend, execute_runs, threads
 from thyrocad.experiment.inputs import load_inputs
 from thyrocad.experiment.plan import ExperimentPlan, plan_experiment
 from thyrocad.experiment.report import Aggregate, ReportContext, table_markdown, write_outputs
+from thyrocad.experiment.results import claim_results_dir, point_latest, set_dir, write_index
 from thyrocad.experiment.runs import RunRegistry, RunResult, RunSpec
 from thyrocad.files import write_text_atomic
 from thyrocad.provenance import library_versions, machine_description
@@ -31,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ExperimentOutcome:
-    """What `run_experiment` produced."""
+    """What `run_experiment` produced; `out_dir` is the results set's own folder."""
 
     out_dir: Path
     settings_hash: str
@@ -56,16 +60,21 @@ def run_experiment(
     on_plan: Callable[[ExperimentPlan, int], None] | None = None,
     on_start: Callable[[RunSpec], None] | None = None,
     on_done: Callable[[RunResult], None] | None = None,
+    force: bool = False,
 ) -> ExperimentOutcome:
-    """Run (or resume) the experiment and write every output into `out_dir`.
+    """Run (or resume) the experiment and write every output into `out_dir/<settings hash>/`.
 
-    `on_plan(plan, n_already_done)` is called once the runs are known, before any training.
+    `out_dir` must be empty, absent or an experiment results folder; `force` writes into a
+    folder holding other files (never replacing them). `on_plan(plan, n_already_done)` is
+    called once the runs are known, before any training.
     """
     start = time.perf_counter()
     backend = _backend_for(config, backend or Backend())
-    out = Path(out_dir)
+    root = Path(out_dir)
     plan = plan_experiment(cohort_dir, config)
-    registry = RunRegistry(out, plan.settings)
+    claim_results_dir(root, force=force)
+    registry = RunRegistry(root, plan.settings)
+    out = set_dir(root, registry.hash)
     specs = plan.specs
     n_done = len(specs) - len(registry.pending(specs))
     write_splits(out / "splits.json", plan.splits)
@@ -87,6 +96,8 @@ def run_experiment(
         created_utc=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     )
     agg = write_outputs(out, results, plan.entries, config.reference, context)
+    point_latest(root, registry.hash)
+    write_index(root, registry.hash)
     logger.info("experiment %s: %d runs (%d resumed)", registry.hash, len(specs), n_done)
     return ExperimentOutcome(
         out_dir=out,

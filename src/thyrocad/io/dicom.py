@@ -17,14 +17,17 @@ SOP class. Secondary Capture with Modality NM is accepted because some systems s
 counts that way; its Pixel Spacing is read when present but flagged in `spacing_note`, since
 Secondary Capture does not guarantee geometry. The WG04 `NM1_*` files are such objects, but
 they are 1024x256 whole-body scans: with `planar_only=True` (what `thyrocad.io.read.read_study`
-uses) they are refused with `NotPlanarError`; `planar_only=False` decodes them.
+uses) they are refused with `NotPlanarError` unless `whole_body=True` (what
+`thyrocad.intake.load_study` asks for: it then cuts out the neck field); `planar_only=False`
+decodes them too.
 
 Refused (`thyrocad.io.dicom_checks`), each with its own `thyrocad.errors.InputError` subclass.
 First, from the header alone
 (read with `stop_before_pixels=True`, so nothing is allocated from its sizes): other
 modalities or SOP classes (PET, CT, ...), SPECT (ImageType TOMO, frames indexed by SliceVector
 / RotationVector / AngularViewVector), whole-body sweeps (ImageType WHOLE BODY, or sides
-differing by more than `MAX_PLANAR_ASPECT`), dynamic and gated series (these four only with
+differing by more than `MAX_PLANAR_ASPECT`; accepted with `whole_body=True` when the long
+side runs down the rows), dynamic and gated series (these four only with
 `planar_only=True`), absurd sizes (`MAX_SIDE`, `MAX_FRAMES`, `MAX_VALUES`, `MAX_FILE_BYTES`;
 8 or 16 bits only), colour pixels, headers that contradict themselves (NumberOfFrames vs
 DetectorVector / EnergyWindowVector / detectors x windows), and transfer syntaxes no installed
@@ -97,6 +100,8 @@ METADATA_KEYS: tuple[str, ...] = (
     "signed",
     "photometric",
     "rescale",
+    "collimator",
+    "zoom",
     "image_mode",
 )
 MAX_FILE_BYTES = 256 << 20
@@ -119,19 +124,24 @@ def check_input_file(path: Path) -> None:
 
 
 def read_dicom(
-    path: str | Path, *, planar_only: bool = True, energy_window: int | None = None
+    path: str | Path,
+    *,
+    planar_only: bool = True,
+    whole_body: bool = False,
+    energy_window: int | None = None,
 ) -> Study:
     """Read one planar NM DICOM file into a `Study` (see the module docstring for the rules).
 
-    `planar_only=False` also decodes whole-body, SPECT, dynamic and gated NM objects, one
-    UNKNOWN-or-coded view per frame. `energy_window` picks the window (1-based, as in
-    EnergyWindowVector) when the frames come from several; by default the first is kept.
+    `whole_body=True` accepts whole-body sweeps (one full frame per view). `planar_only=False`
+    also decodes SPECT, dynamic and gated NM objects, one UNKNOWN-or-coded view per frame.
+    `energy_window` picks the window (1-based, as in EnergyWindowVector) when the frames come
+    from several; by default the first is kept.
     Raises a `thyrocad.errors.InputError` subclass for anything that cannot be used.
     """
     path = Path(path)
     check_input_file(path)
     header = read_header(path)
-    check_object(header, planar_only)
+    check_object(header, planar_only, whole_body)
     stored = _decode(path, header)
     keep = _frames_to_keep(header, energy_window)
     slope, intercept = header.rescale
@@ -250,5 +260,7 @@ def _metadata(header: Header, keep: list[int]) -> dict[str, str]:
         "signed": str(header.signed).lower(),
         "photometric": header.photometric,
         "rescale": f"slope {slope:g}, intercept {intercept:g}",
+        "collimator": header.collimator,
+        "zoom": "" if header.zoom is None else f"{header.zoom:g}",
     }
     return {k: v for k, v in values.items() if v}

@@ -53,8 +53,11 @@ SPECT_IMAGE_TYPES = frozenset({"TOMO", "GATED TOMO", "RECON TOMO", "RECON GATED 
 NON_STATIC_IMAGE_TYPES = frozenset({"DYNAMIC", "GATED"})
 
 
-def check_planar_aspect(rows: int, columns: int, what: str) -> None:
-    """Refuse an image whose sides differ more than a planar neck view's can (a whole-body scan)."""
+def check_planar_aspect(rows: int, columns: int, what: str, whole_body: bool = False) -> None:
+    """Refuse an image whose sides differ more than a planar neck view's can (a whole-body
+    scan), unless `whole_body` allows a long, head-to-foot (portrait) sweep."""
+    if whole_body and rows >= columns:
+        return
     if max(rows, columns) > MAX_PLANAR_ASPECT * min(rows, columns):
         raise NotPlanarError(
             f"{what}: {rows}x{columns} pixels is not a planar neck view (sides differ by more "
@@ -62,10 +65,12 @@ def check_planar_aspect(rows: int, columns: int, what: str) -> None:
         )
 
 
-def check_object(header: Header, planar_only: bool) -> None:
+def check_object(header: Header, planar_only: bool, whole_body: bool = False) -> None:
+    """Refuse what cannot be read (see the module docstring); `whole_body` lets a planar read
+    accept whole-body sweeps."""
     _check_modality(header)
     if planar_only:
-        _check_planar(header)
+        _check_planar(header, whole_body)
     _check_pixel_format(header)
     _check_size(header)
     _check_frame_vectors(header)
@@ -87,7 +92,7 @@ def _check_modality(header: Header) -> None:
         )
 
 
-def _check_planar(header: Header) -> None:
+def _check_planar(header: Header, whole_body: bool) -> None:
     kinds, vectors = set(header.image_type), set(header.frame_increment_pointer)
     image_type = "\\".join(header.image_type) or "missing"
     if kinds & SPECT_IMAGE_TYPES or vectors & SPECT_VECTORS:
@@ -96,10 +101,10 @@ def _check_planar(header: Header) -> None:
             f"ImageType {image_type} with {header.frames} frame(s) indexed by SPECT vectors: a "
             "tomographic acquisition or volume, not a planar neck view; export the static views"
         )
-    if "WHOLE BODY" in kinds:
+    if "WHOLE BODY" in kinds and not whole_body:
         raise NotPlanarError(
             f"{header.path}: ImageType {image_type}: a whole-body sweep, not a planar neck view; "
-            "acquire or export a static neck view"
+            "read it with thyrocad.intake.load_study, which cuts out the neck field"
         )
     if kinds & NON_STATIC_IMAGE_TYPES or not vectors <= PLANAR_VECTORS:
         raise NotPlanarError(
@@ -107,7 +112,7 @@ def _check_planar(header: Header) -> None:
             f"ImageType {image_type}: frames are time frames or gates (a dynamic or gated "
             "series), not static planar views; export the static neck views"
         )
-    check_planar_aspect(header.rows, header.columns, str(header.path))
+    check_planar_aspect(header.rows, header.columns, str(header.path), whole_body)
 
 
 def _check_pixel_format(header: Header) -> None:

@@ -12,10 +12,11 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -34,6 +35,7 @@ from thyrocad.io.privacy import redact
 from thyrocad.study import View
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENERGY_WINDOW_VECTOR = 0x00540010
 DETECTOR_VECTOR = 0x00540020
@@ -76,6 +78,8 @@ class Header:
     manufacturer: str
     model: str
     radionuclide: str
+    collimator: str  # CollimatorType of the first detector (PARA, PINH, ...), "" if absent
+    zoom: float | None  # ZoomFactor of the first detector (the larger of its two values)
 
 
 @contextmanager
@@ -204,6 +208,8 @@ def _header(ds: Dataset, path: Path) -> Header:
         manufacturer=_text(ds, "Manufacturer"),
         model=_text(ds, "ManufacturerModelName"),
         radionuclide=_radionuclide(ds),
+        collimator=_first_detector(ds, _text, "CollimatorType").upper(),
+        zoom=_first_detector(ds, _zoom, "ZoomFactor"),
     )
 
 
@@ -281,6 +287,18 @@ def _radionuclide(ds: Dataset) -> str:
             if meaning:
                 return meaning
     return ""
+
+
+def _first_detector(ds: Dataset, read: Callable[[Dataset, str], T], keyword: str) -> T:
+    """`read(item, keyword)` of the first Detector Information item (or of `ds` without one)."""
+    items = _as_list(ds.get("DetectorInformationSequence"))
+    return read(items[0] if items else ds, keyword)
+
+
+def _zoom(item: Dataset, keyword: str) -> float | None:
+    values = [_positive_float(v) for v in _as_list(item.get(keyword))]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
 
 
 def _positive_float(value: object) -> float | None:

@@ -37,14 +37,20 @@ _GRAY_MODES = frozenset({"L", "I;16", "I;16B", "I;16L", "I"})
 
 
 def read_image_export(
-    path: str | Path, view: View = View.UNKNOWN, *, planar_only: bool = True
+    path: str | Path,
+    view: View = View.UNKNOWN,
+    *,
+    planar_only: bool = True,
+    whole_body: bool = False,
 ) -> Study:
-    """Read a PNG/JPEG export of one planar view; see the module docstring for the rules."""
+    """Read a PNG/JPEG export of one planar view; see the module docstring for the rules.
+
+    `whole_body=True` accepts a long, head-to-foot export (a whole-body sweep)."""
     path = Path(path)
     check_input_file(path)
     with _pillow_errors(path), Image.open(path) as image:
         fmt, mode = image.format, image.mode
-        _check_export_size(image.size, path, planar_only)
+        _check_export_size(image.size, path, planar_only, whole_body)
         image.load()
         counts = _gray(image, path)
     return Study(
@@ -80,7 +86,9 @@ def _pillow_errors(path: Path) -> Iterator[None]:
         ) from exc
 
 
-def _check_export_size(size: tuple[int, int], path: Path, planar_only: bool) -> None:
+def _check_export_size(
+    size: tuple[int, int], path: Path, planar_only: bool, whole_body: bool
+) -> None:
     columns, rows = size
     if not (1 <= rows <= MAX_EXPORT_SIDE and 1 <= columns <= MAX_EXPORT_SIDE):
         raise ImageSizeError(
@@ -88,7 +96,7 @@ def _check_export_size(size: tuple[int, int], path: Path, planar_only: bool) -> 
             "export one view at its acquired size"
         )
     if planar_only:
-        check_planar_aspect(rows, columns, str(path))
+        check_planar_aspect(rows, columns, str(path), whole_body)
 
 
 def _gray(image: Image.Image, path: Path) -> np.ndarray:

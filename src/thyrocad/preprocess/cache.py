@@ -36,9 +36,14 @@ def code_digest() -> str:
     return source_digest(landmarks, pipeline, steps)
 
 
-def cache_key(counts: np.ndarray, spacing_mm: tuple[float, float] | None, config_hash: str) -> str:
-    """sha256 over the array bytes, shape, dtype, spacing, config hash, OpenCV version and the
-    preprocessing code (`code_digest`)."""
+def cache_key(
+    counts: np.ndarray,
+    spacing_mm: tuple[float, float] | None,
+    config_hash: str,
+    bed_rc: tuple[float, float] | None = None,
+) -> str:
+    """sha256 over the array bytes, shape, dtype, spacing, config hash, OpenCV version, the
+    preprocessing code (`code_digest`) and a bed centre set by a person (when given)."""
     arr = np.ascontiguousarray(counts)
     digest = hashlib.sha256()
     header = {
@@ -49,6 +54,8 @@ def cache_key(counts: np.ndarray, spacing_mm: tuple[float, float] | None, config
         "opencv": cv2.__version__,
         "code": code_digest(),
     }
+    if bed_rc is not None:  # absent otherwise, so that keys without a bed stay as they were
+        header["bed"] = [float(v) for v in bed_rc]
     digest.update(json.dumps(header, sort_keys=True).encode())
     digest.update(arr.tobytes())
     return digest.hexdigest()
@@ -90,13 +97,18 @@ class PreprocessCache:
         return self.path(key)
 
     def get_or_compute(
-        self, pipeline: Pipeline, counts: np.ndarray, spacing_mm: tuple[float, float] | None
+        self,
+        pipeline: Pipeline,
+        counts: np.ndarray,
+        spacing_mm: tuple[float, float] | None,
+        bed_rc: tuple[float, float] | None = None,
     ) -> PreprocessOutput:
-        """The cached output for this input and config, computing and storing it on a miss."""
-        key = cache_key(counts, spacing_mm, pipeline.config_hash)
+        """The cached output for this input and config (and bed centre set by a person, in the
+        image's pixels), computing and storing it on a miss."""
+        key = cache_key(counts, spacing_mm, pipeline.config_hash, bed_rc)
         cached = self.get(key)
         if cached is not None:
             return cached
-        output = pipeline.run(counts, spacing_mm).output
+        output = pipeline.run(counts, spacing_mm, bed_rc).output
         self.put(key, output)
         return output

@@ -27,7 +27,9 @@ class CropConfig(Config):
     `thyrocad.preprocess.landmarks.locate_thyroid_bed` (or on `center_rc`, a manual (row, col)
     override in original pixels). Without a bed, the centre falls back to
     `fallback_center_frac` of the image height/width. Without pixel spacing (PNG/JPG exports)
-    the box is `fallback_box_px` (rows, cols).
+    the box is `fallback_box_px` (rows, cols) when set, else still `width_mm` x `height_mm`,
+    at the spacing the bed locator assumes then: a field `ASSUMED_FIELD_MM` (563 mm) across
+    the image width, so the box is 120/563 = 21.3 % of the width at any export size.
     """
 
     enabled: bool = True
@@ -36,7 +38,7 @@ class CropConfig(Config):
     center_rc: tuple[float, float] | None = None
     use_landmarks: bool = True
     fallback_center_frac: tuple[float, float] = (0.5, 0.5)
-    fallback_box_px: tuple[int, int] = (55, 55)
+    fallback_box_px: tuple[int, int] | None = None  # None: scaled with the image width
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,10 @@ class PipelineConfig(Config):
 def _validate(cfg: PipelineConfig) -> None:
     checks = [
         (cfg.crop.width_mm > 0 and cfg.crop.height_mm > 0, "crop width_mm/height_mm must be > 0"),
-        (min(cfg.crop.fallback_box_px) >= 8, "crop fallback_box_px must be >= 8 pixels"),
+        (
+            cfg.crop.fallback_box_px is None or min(cfg.crop.fallback_box_px) >= 8,
+            "crop fallback_box_px must be null or >= 8 pixels",
+        ),
         (0 < cfg.window.clip_percentile <= 100, "window clip_percentile must be in (0, 100]"),
         (cfg.window.transform in ("linear", "sqrt", "log"), "window transform: linear|sqrt|log"),
         (cfg.equalize.method in ("global", "clahe"), "equalize method: global|clahe"),

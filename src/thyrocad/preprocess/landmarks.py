@@ -215,9 +215,11 @@ def _submandibular(
     top, bottom = int(max(0, top)), int(min(n_rows, bottom))
     if bottom - top < 3:
         return None
-    centre = np.nanmedian(mid[top:bottom])
-    if not np.isfinite(centre):
+    rows_mid = mid[top:bottom]
+    rows_mid = rows_mid[np.isfinite(rows_mid)]  # no body in a row: NaN (np.nanmedian would warn)
+    if not rows_mid.size:
         return None
+    centre = float(np.median(rows_mid))
     cols = np.arange(n_cols) - centre
     left = (cols <= -_GLAND_INNER_MM / mm) & (cols >= -_GLAND_OUTER_MM / mm)
     right = (cols >= _GLAND_INNER_MM / mm) & (cols <= _GLAND_OUTER_MM / mm)

@@ -21,7 +21,7 @@ from thyrocad.preprocess.config import (
     OutputConfig,
     WindowConfig,
 )
-from thyrocad.preprocess.landmarks import locate_thyroid_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
 
 logger = logging.getLogger(__name__)
 
@@ -141,16 +141,20 @@ def crop_box(
     center_rc: tuple[float, float],
     cfg: CropConfig,
 ) -> tuple[CropBox, list[Flag]]:
-    """The crop box around `center_rc`: mm-sized from the spacing, else `fallback_box_px`."""
+    """The crop box around `center_rc`: mm-sized from the spacing; without one
+    `fallback_box_px`, or mm-sized at the spacing the locator assumes (`ASSUMED_FIELD_MM`
+    across the image width)."""
     if not cfg.enabled:
         return CropBox(0, 0, image_shape[0], image_shape[1]), []
     flags: list[Flag] = []
     if spacing_mm is None:
-        height, width = cfg.fallback_box_px
         flags.append(Flag.NO_SPACING)
-    else:
-        height = max(1, round(cfg.height_mm / spacing_mm[0]))
-        width = max(1, round(cfg.width_mm / spacing_mm[1]))
+        assumed = ASSUMED_FIELD_MM / image_shape[1]
+        spacing_mm = (assumed, assumed)
+    height = max(1, round(cfg.height_mm / spacing_mm[0]))
+    width = max(1, round(cfg.width_mm / spacing_mm[1]))
+    if flags and cfg.fallback_box_px is not None:
+        height, width = cfg.fallback_box_px
     row0 = round(center_rc[0] - height / 2)
     col0 = round(center_rc[1] - width / 2)
     return CropBox(row0, col0, row0 + height, col0 + width), flags

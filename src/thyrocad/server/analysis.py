@@ -29,11 +29,12 @@ from starlette.formparsers import MultiPartException
 
 from thyrocad.diagnosis.service import Outcome, Outputs
 from thyrocad.diagnosis.source import StudySource
-from thyrocad.errors import InputError, NotDicomError, ThyrocadError
+from thyrocad.errors import ConfigError, InputError, NotDicomError, ThyrocadError
+from thyrocad.intake import field_beds
 from thyrocad.server.context import ServerContext
 from thyrocad.server.records import DiagnosisRecord, User, utc_now
 from thyrocad.server.uploads import SavedUpload, UploadTooLarge, save_upload
-from thyrocad.study import View
+from thyrocad.study import Study, View
 
 logger = logging.getLogger(__name__)
 
@@ -155,14 +156,18 @@ async def diagnose_upload(ctx: ServerContext, request: Request, user: User) -> D
 
 async def rerun_with_beds(
     ctx: ServerContext, parent: DiagnosisRecord, beds: Mapping[str, tuple[float, float]],
-    user: User,
+    user: User, *, view_pixels: bool = False,
 ) -> DiagnosisRecord:  # fmt: skip
-    """Diagnose `parent`'s kept views again with thyroid-bed centres set by `user`."""
+    """Diagnose `parent`'s kept views again with thyroid-bed centres set by `user`: in the
+    file's pixels (as `predict --bed` and a diagnosis's `bed_rc`), or with `view_pixels` in
+    the pixels of the view the page shows (for a whole-body sweep, its neck field)."""
     check_free_space(ctx)
     try:
         source = StudySource.load(ctx.results_dir / parent.id)
-        _check_beds(source, beds)
-    except InputError as exc:
+        if view_pixels:
+            beds = _in_file_pixels(source.study, beds)
+        field_beds(source.study, beds)  # a view the study lacks, a bed outside its view
+    except (InputError, ConfigError) as exc:
         raise HTTPException(422, f"cannot re-run: {exc}") from None
     record = await _run(
         ctx,
@@ -177,14 +182,15 @@ async def rerun_with_beds(
     return record
 
 
-def _check_beds(source: StudySource, beds: Mapping[str, tuple[float, float]]) -> None:
-    shapes = {im.view.value: im.counts.shape for im in source.study.images}
-    for view, (row, col) in beds.items():
-        if view not in shapes:
-            raise InputError(f"the study has no {view} view (it has {', '.join(shapes)})")
-        rows, cols = shapes[view]
-        if not (0 <= row < rows and 0 <= col < cols):
-            raise InputError(f"the {view} bed ({row}, {col}) lies outside the {rows}x{cols} view")
+def _in_file_pixels(
+    study: Study, beds: Mapping[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """Bed centres in each view's own pixels moved into the file's (`ViewImage.origin_rc`)."""
+    origins = {im.view.value: im.origin_rc for im in study.images}
+    return {
+        view: (row + origins.get(view, (0, 0))[0], col + origins.get(view, (0, 0))[1])
+        for view, (row, col) in beds.items()
+    }
 
 
 async def _run(ctx: ServerContext, user: User, diagnose, *, input_sha256: str, input_kind: str,

@@ -69,8 +69,8 @@ class ReviewRequest(BaseModel):
 
 class RerunRequest(BaseModel):
     beds: dict[str, tuple[float, float]] = Field(
-        description='Bed centre (row, column) in original pixels by view: "anterior", '
-        '"posterior" or "unknown".',
+        description="Bed centre (row, column) in original pixels of the file (as `bed_rc` "
+        'in a diagnosis) by view: "anterior", "posterior" or "unknown".',
         min_length=1,
         max_length=3,
     )

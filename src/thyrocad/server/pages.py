@@ -142,7 +142,7 @@ async def bed_page(request: Request, diagnosis_id: str, user: PageDiagnoser, ctx
         raise HTTPException(
             422, "Click on a view, or give row and column, to set the bed."
         ) from None
-    record = await rerun_with_beds(ctx, parent, {view: bed}, user)
+    record = await rerun_with_beds(ctx, parent, {view: bed}, user, view_pixels=True)
     ctx.audit(request, user.name, "rerun", record.id, f"of {parent.id}")
     return RedirectResponse(f"/diagnoses/{record.id}", status_code=303)
 

@@ -71,12 +71,13 @@ def cohort_train_data(
     `groups` holds the patient ID, so a patient-level holdout keeps both views on one side."""
     x, y, groups, views, unusable = [], [], [], [], 0
     for patient in cohort.patients:
-        study = patient.load_study()
+        study, beds = patient.load_study_with_beds()  # beds set in labels.csv, by view
         for image in study.images:
+            bed = beds.get(image.view.value)
             if cache is not None:
-                out = cache.get_or_compute(pipeline, image.counts, study.pixel_spacing_mm)
+                out = cache.get_or_compute(pipeline, image.counts, study.pixel_spacing_mm, bed)
             else:
-                out = pipeline.run(image.counts, study.pixel_spacing_mm).output
+                out = pipeline.run(image.counts, study.pixel_spacing_mm, bed).output
             if not view_usable(out.flags):
                 unusable += 1
                 continue

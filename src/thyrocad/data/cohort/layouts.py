@@ -10,11 +10,24 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from thyrocad.data.cohort.model import parse_label
+from thyrocad.errors import ConfigError
+from thyrocad.intake import ALL_VIEWS, parse_bed
+from thyrocad.io.names import view_from_name
 from thyrocad.study import View
 
 LABELS_FILE = "labels.csv"
 REQUIRED_COLUMNS = ("path", "label", "patient_id")
 VIEW_COLUMN = "view"
+BED_COLUMNS = {  # key of Row.beds -> (row column, col column): thyroid-bed centres set by hand
+    ALL_VIEWS: ("bed_row", "bed_col"),
+    "anterior": ("bed_row_anterior", "bed_col_anterior"),
+    "posterior": ("bed_row_posterior", "bed_col_posterior"),
+}
+_KNOWN_COLUMNS = (
+    *REQUIRED_COLUMNS,
+    VIEW_COLUMN,
+    *(c for pair in BED_COLUMNS.values() for c in pair),
+)
 _VIEW_ALIASES = {
     "anterior": View.ANTERIOR,
     "ant": View.ANTERIOR,
@@ -25,9 +38,19 @@ _VIEW_ALIASES = {
 }
 
 
+# How a file was assigned to its patient (`Row.grouping`).
+GROUPINGS = {
+    "csv": "patient_id column of labels.csv",
+    "name": "file name before the view token",
+    "folder": "patient folder",
+    "file": "one file, one patient (no view token in the name)",
+}
+
+
 @dataclass
 class Row:
-    """One file entry of either layout; `line` is the CSV line (None for folder layouts)."""
+    """One file entry of either layout; `line` is the CSV line (None for folder layouts);
+    `grouping` says how the file was assigned to its patient (a key of `GROUPINGS`)."""
 
     line: int | None
     patient_id: str
@@ -35,6 +58,8 @@ class Row:
     relpath: str
     view_hint: View | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    beds: dict[str, tuple[float, float]] = field(default_factory=dict)  # by BED_COLUMNS key
+    grouping: str = "csv"
 
 
 def where(rows: Iterable[Row]) -> str:
@@ -75,7 +100,7 @@ def csv_rows(root: Path) -> tuple[list[Row], list[str]]:
         return [], [f"{LABELS_FILE} line 1: column(s) {', '.join(repeated)} appear more than once"]
     if not body:
         return [], [f"{LABELS_FILE}: has a header but no rows"]
-    extra = [i for i, n in enumerate(names) if n.lower() not in (*REQUIRED_COLUMNS, VIEW_COLUMN)]
+    extra = [i for i, n in enumerate(names) if n.lower() not in _KNOWN_COLUMNS]
     rows, problems = [], []
     for line, rec in body:
         if len(rec) != len(names):
@@ -113,10 +138,35 @@ def _csv_row(
     relpath, path_problem = _normalised_relpath(path_text)
     if path_problem:
         problems.append(path_problem)
+    beds = _beds(rec, index, problems)
     if relpath is None:
         return None, problems
     attributes = {names[i]: rec[i].strip() for i in extra}
-    return Row(line, patient_id, label, relpath, view_hint, attributes), problems
+    return Row(line, patient_id, label, relpath, view_hint, attributes, beds), problems
+
+
+def _beds(
+    rec: list[str], index: dict[str, int], problems: list[str]
+) -> dict[str, tuple[float, float]]:
+    """The thyroid-bed centres a record sets (`BED_COLUMNS`; empty cells set none)."""
+    beds = {}
+    for key, pair in BED_COLUMNS.items():
+        cells = [rec[index[c]].strip() if c in index else "" for c in pair]
+        if not any(cells):
+            continue
+        if not all(cells):
+            problems.append(f"{' and '.join(pair)} must both be given (or both left empty)")
+            continue
+        try:
+            beds[key] = parse_bed(*cells, what=",".join(pair))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if ALL_VIEWS in beds and len(beds) > 1:
+        problems.append(
+            f"{','.join(BED_COLUMNS[ALL_VIEWS])} (every view) and per-view bed columns are both "
+            "set; give one or the other"
+        )
+    return beds
 
 
 def _normalised_relpath(text: str) -> tuple[str | None, str | None]:
@@ -156,10 +206,19 @@ def folder_rows(root: Path) -> tuple[list[Row], list[str]]:
     for class_dir, label in class_dirs:
         for entry in _visible(class_dir):
             if entry.is_file():
-                rows.append(Row(None, entry.stem, label, _rel(root, entry)))
+                rows.append(_class_file_row(root, entry, label))
             elif entry.is_dir():
                 rows.extend(_patient_folder_rows(root, entry, label, problems))
     return rows, problems
+
+
+def _class_file_row(root: Path, path: Path, label: int) -> Row:
+    """A file directly in a class folder: its patient is the name before its view token
+    (`PH0001_anterior.png` -> PH0001), else the whole stem (one file, one patient)."""
+    named = view_from_name(path.name)
+    if named is not None and named.patient:
+        return Row(None, named.patient, label, _rel(root, path), grouping="name")
+    return Row(None, path.stem, label, _rel(root, path), grouping="file")
 
 
 def _patient_folder_rows(root: Path, folder: Path, label: int, problems: list[str]) -> list[Row]:
@@ -167,7 +226,7 @@ def _patient_folder_rows(root: Path, folder: Path, label: int, problems: list[st
     rows = []
     for entry in _visible(folder):
         if entry.is_file():
-            rows.append(Row(None, folder.name, label, _rel(root, entry)))
+            rows.append(Row(None, folder.name, label, _rel(root, entry), grouping="folder"))
         else:
             problems.append(f"{_rel(root, entry)}/: folders inside a patient folder are not read")
     if not rows:

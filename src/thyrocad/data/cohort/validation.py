@@ -12,12 +12,15 @@ from types import MappingProxyType
 
 from thyrocad.cache import Store, make_key, source_digest
 from thyrocad.data.cohort.layouts import Row, where
-from thyrocad.data.cohort.model import LABEL_NAMES, CohortFile, Patient
-from thyrocad.errors import InputError
-from thyrocad.io import dicom
+from thyrocad.data.cohort.model import LABEL_NAMES, CohortFile, FileFacts, Patient
+from thyrocad.errors import ConfigError, InputError
+from thyrocad.intake import beds_in_views, load_study, neck_field
+from thyrocad.intake import load as intake_load
+from thyrocad.io import dicom, names
 from thyrocad.io import read as reader
-from thyrocad.io.read import read_study
-from thyrocad.study import View
+from thyrocad.io.names import view_from_name
+from thyrocad.io.read import describe_pixels
+from thyrocad.study import Study, View
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,12 @@ _SINGLE_VIEWS = (View.ANTERIOR, View.POSTERIOR)
 class _FileInfo:
     sha256: str
     views: tuple[View, ...] | None = None
-    pixel_spacing_mm: tuple[float, float] | None = None
+    facts: FileFacts | None = None
+    boxes: tuple[tuple[int, int, int, int], ...] = ()  # each view's place in the file
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float] | None:
+        return self.facts.pixel_spacing_mm if self.facts else None
 
 
 def check_files(
@@ -67,12 +75,18 @@ def check_files(
 
 
 _DECODED = "cohorts-decoded"
+_DECODED_LAYOUT = 3  # 3: views with their source, size, pixel description, place in the file
 
 
 def _decode_key(by_path: dict[str, list[Row]]) -> str:
     """What the decoded views and spacings of these files depend on, besides their content."""
     hints = sorted((p, str(rows[0].view_hint)) for p, rows in by_path.items())
-    return make_key(source_digest(reader, dicom), importlib.metadata.version("pydicom"), hints)
+    return make_key(
+        source_digest(reader, dicom, names, intake_load, neck_field),
+        importlib.metadata.version("pydicom"),
+        hints,
+        _DECODED_LAYOUT,
+    )
 
 
 def _decoded_before(by_path: dict[str, list[Row]]) -> dict[str, _FileInfo]:
@@ -81,14 +95,27 @@ def _decoded_before(by_path: dict[str, list[Row]]) -> dict[str, _FileInfo]:
     entry = Store(_DECODED).get_json(_decode_key(by_path))
     if not isinstance(entry, dict):
         return {}
-    return {
-        relpath: _FileInfo(
-            item["sha256"],
-            tuple(View(v) for v in item["views"]),
-            tuple(item["spacing"]) if item["spacing"] is not None else None,
-        )
-        for relpath, item in entry.items()
-    }
+    try:
+        return {relpath: _info_from_json(item) for relpath, item in entry.items()}
+    except (KeyError, TypeError, ValueError):
+        return {}  # an entry of another layout is a miss
+
+
+def _info_from_json(item: dict) -> _FileInfo:
+    facts = item["facts"]
+    spacing, name_view = facts["spacing"], facts["name_view"]
+    return _FileInfo(
+        item["sha256"],
+        tuple(View(v) for v in item["views"]),
+        FileFacts(
+            shape=(int(facts["shape"][0]), int(facts["shape"][1])),
+            pixel_spacing_mm=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+            pixels=str(facts["pixels"]),
+            view_source=str(facts["view_source"]),
+            name_view=None if name_view is None else View(name_view),
+        ),
+        tuple(tuple(box) for box in item["boxes"]),
+    )
 
 
 def _remember_decoded(by_path: dict[str, list[Row]], infos: dict[str, _FileInfo]) -> None:
@@ -97,9 +124,17 @@ def _remember_decoded(by_path: dict[str, list[Row]], infos: dict[str, _FileInfo]
         relpath: {
             "sha256": info.sha256,
             "views": [str(v) for v in info.views or ()],
-            "spacing": list(info.pixel_spacing_mm) if info.pixel_spacing_mm else None,
+            "boxes": [list(box) for box in info.boxes],
+            "facts": {
+                "shape": list(info.facts.shape),
+                "spacing": info.facts.pixel_spacing_mm,
+                "pixels": info.facts.pixels,
+                "view_source": info.facts.view_source,
+                "name_view": info.facts.name_view,
+            },
         }
         for relpath, info in infos.items()
+        if info.facts is not None
     }
     Store(_DECODED).put_json(_decode_key(by_path), entry)
 
@@ -123,11 +158,57 @@ def _file_info(
     if known is not None and known.sha256 == digest:
         return known, None
     try:
-        study = read_study(path, view=view_hint)
+        study = load_study(path, view=view_hint, name_views=False)
     except (InputError, OSError) as exc:
         message = str(exc).removeprefix(f"{path}: ")  # the caller names the file already
         return _FileInfo(digest), f"cannot be read ({type(exc).__name__}: {message})"
-    return _FileInfo(digest, study.views, study.pixel_spacing_mm), None
+    return _read_info(digest, study, path.name, view_hint), None
+
+
+def check_beds(rows: list[Row], files: dict[str, _FileInfo], problems: list[str]) -> None:
+    """Bed centres of labels.csv: inside a view of their file (for a whole-body sweep, its
+    neck field), and at most one per view of a patient. Needs files read at load time."""
+    seen: dict[tuple[str, View], Row] = {}
+    for row in rows:
+        info = files.get(row.relpath)
+        if not row.beds or info is None or info.views is None:
+            continue
+        views = [(v.value, box) for v, box in zip(info.views, info.boxes, strict=True)]
+        try:
+            beds_in_views(views, row.beds, repr(row.relpath))
+        except ConfigError as exc:
+            problems.append(f"{where([row])}: {exc}")
+            continue
+        for view in info.views:
+            earlier = seen.setdefault((row.patient_id, view), row)
+            if earlier is not row:
+                problems.append(
+                    f"{where([earlier, row])}: one patient with two {view.value} views that set "
+                    "a thyroid bed; name the views (view column)"
+                )
+
+
+def _read_info(digest: str, study: Study, name: str, view_hint: View | None) -> _FileInfo:
+    """A read file's info: its views as `Patient.load_study` will see them (a view the content
+    or labels.csv does not state taken from the file name) and where they came from."""
+    named = view_from_name(name)
+    views = study.views
+    if view_hint is not None:
+        source = "labels.csv"
+    elif View.UNKNOWN not in views:
+        source = "header"
+    elif named is not None and views == (View.UNKNOWN,):
+        views, source = (named.view,), "file name"
+    else:
+        source = "none"
+    facts = FileFacts(
+        shape=study.images[0].counts.shape,
+        pixel_spacing_mm=study.pixel_spacing_mm,
+        pixels=describe_pixels(study),
+        view_source=source,
+        name_view=named.view if named else None,
+    )
+    return _FileInfo(digest, views, facts, tuple(im.box_in_file() for im in study.images))
 
 
 # --- patients and classes ------------------------------------------------------------------
@@ -168,6 +249,9 @@ def _cohort_file(root: Path, row: Row, info: _FileInfo) -> CohortFile:
         view_hint=row.view_hint,
         views=info.views,
         attributes=MappingProxyType(dict(row.attributes)),
+        beds=MappingProxyType(dict(row.beds)),
+        grouping=row.grouping,
+        facts=info.facts,
     )
 
 
