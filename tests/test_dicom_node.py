@@ -1,64 +1,47 @@
 """The DICOM node over real associations: a pynetdicom modality sends a phantom study, the node
 diagnoses it and C-STOREs the SR and SC to a pynetdicom storage SCP standing in for the PACS.
-(tests/test_orthanc.py does the same against a real Orthanc.)"""
+Recovery: kill -9 during an analysis and a restart (a real `thyrocad listen` process),
+results re-sent until the PACS takes them, studies kept over a shutdown; AE titles checked;
+malformed objects refused without a traceback. (tests/test_orthanc.py does the same against a
+real Orthanc.)"""
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, evt
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pynetdicom import AE
 from pynetdicom.sop_class import (
     ComprehensiveSRStorage,
-    NuclearMedicineImageStorage,
     SecondaryCaptureImageStorage,
     Verification,
 )
 
 import dicom_factory as factory
-from server_helpers import free_port
+from server_helpers import (
+    MODALITY_AET,
+    NODE_AET,
+    PACS_AET,
+    FakePacs,
+    free_port,
+    listen_process,
+    store_to_port,
+)
 from thyrocad.errors import DicomNodeError
 from thyrocad.node.scp import CadNode, analyse_received
 from thyrocad.node.send import PacsTarget, send_files
 from thyrocad.study import View
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
-NODE_AET, PACS_AET, MODALITY_AET = "THYROCAD", "FAKEPACS", "MODALITY"
-
-
-class FakePacs:
-    """A real pynetdicom storage SCP that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list = []
-        self.calling: list[str] = []
-        self.event = threading.Event()
-        ae = AE(ae_title=PACS_AET)
-        for sop in (ComprehensiveSRStorage, SecondaryCaptureImageStorage):
-            ae.add_supported_context(sop, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        self.server = ae.start_server(
-            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)]
-        )
-
-    def _store(self, event) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        self.received.append(ds)
-        self.calling.append(event.assoc.requestor.ae_title)
-        self.event.set()
-        return 0x0000
-
-    def wait_for(self, n: int, timeout_s: float = 120.0) -> list:
-        deadline = time.monotonic() + timeout_s
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return self.received
 
 
 def settled(node: CadNode, timeout_s: float = 60.0) -> None:
@@ -92,15 +75,7 @@ def node(tmp_path, server_service, pacs):
 
 
 def store_to(node: CadNode, paths: list[Path], calling: str = MODALITY_AET) -> list[int]:
-    ae = AE(ae_title=calling)
-    ae.add_requested_context(NuclearMedicineImageStorage, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", node.address[1], ae_title=NODE_AET)
-    if not assoc.is_established:
-        return []
-    try:
-        return [assoc.send_c_store(dcmread(p)).Status for p in paths]
-    finally:
-        assoc.release()
+    return store_to_port(node.address[1], paths, calling)
 
 
 def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs, server_files, server_service):
@@ -116,7 +91,8 @@ def test_round_trip_sends_sr_and_sc_into_the_same_study(node, pacs, server_files
     assert {ds.PatientID for ds in received} == {src.PatientID}
     assert set(pacs.calling) == {NODE_AET}
     assert len(node.processed) == 1 and not node.failed and node.pending() == 0
-    assert not any((node.incoming).glob("*.work"))  # received files removed after analysis
+    assert not any((node.incoming).glob("*.work*"))  # received files removed after analysis
+    assert node.awaiting_send() == []
     (sr,) = [ds for ds in received if ds.SOPClassUID == ComprehensiveSRStorage]
     expected = server_service.diagnose([source]).diagnosis  # what the node's model says
     numbers = [
@@ -191,3 +167,144 @@ def test_send_to_a_missing_peer_fails_clearly(server_files):
 def test_pacs_address_is_checked(text):
     with pytest.raises(DicomNodeError):
         PacsTarget.parse(text)
+
+
+def test_called_aet_is_checked(node):
+    ae = AE(ae_title=MODALITY_AET)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", node.address[1], ae_title="SOMEONEELSE")
+    assert not assoc.is_established
+
+
+def test_malformed_object_is_refused_without_a_traceback(node, pacs, tmp_path, server_files,
+                                                         caplog):  # fmt: skip
+    """A sequence of undefined length without its delimiter used to make the node answer
+    0xA700 (out of resources) and log a traceback; it is 0xC000 (cannot understand)."""
+    caplog.set_level(logging.INFO)
+    ds = factory.nm_dataset()
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = "1.2.3", "1.2.3.4"
+    ds.ReferencedStudySequence = DicomSequence([item])
+    data = factory.dicom_bytes(ds)
+    at = data.index(b"\x08\x00\x10\x11SQ\x00\x00") + 8  # its length: undefined, no delimiter
+    bad = tmp_path / "bad-sequence.dcm"
+    bad.write_bytes(data[:at] + b"\xff\xff\xff\xff" + data[at + 4 :])
+    assert store_to_port(node.address[1], [bad], raw=True) == [0xC000]
+    assert "Traceback" not in caplog.text and factory.SENTINEL_NAME not in caplog.text
+    assert store_to(node, [server_files[0]]) == [0x0000]  # the node carries on
+    assert len(pacs.wait_for(3)) == 3
+
+
+def test_a_failing_study_never_ends_the_worker(tmp_path, server_service, pacs, server_files):
+    calls = []
+
+    def flaky(folder: Path) -> list[Path]:
+        calls.append(folder.name)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the analysis")  # not a ThyrocadError
+        return analyse_received(server_service, folder, tmp_path / "results")
+
+    cad = CadNode(aet=NODE_AET, port=free_port(), work_dir=tmp_path, on_study=flaky,
+                  pacs=PacsTarget("127.0.0.1", pacs.port, PACS_AET), quiet_s=0.5)  # fmt: skip
+    cad.start()
+    try:
+        assert store_to(cad, [server_files[0]]) == [0x0000]
+        deadline = time.monotonic() + 30
+        while not cad.failed and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store_to(cad, [server_files[1]]) == [0x0000]
+        assert len(pacs.wait_for(3)) == 3
+    finally:
+        cad.stop()
+    assert len(cad.failed) == 1 and len(cad.processed) == 1
+
+
+def test_results_are_resent_until_the_pacs_takes_them(tmp_path, server_service, server_files):
+    """The PACS is down when the results are ready: they wait in the outbox (visible in
+    status.json), survive a restart of the node, and go out once the PACS is back."""
+    pacs_port = free_port()
+
+    def make_node(quiet_s: float = 0.5) -> CadNode:
+        return CadNode(
+            aet=NODE_AET, port=node_port, work_dir=tmp_path,
+            on_study=lambda f: analyse_received(server_service, f, tmp_path / "results"),
+            pacs=PacsTarget("127.0.0.1", pacs_port, PACS_AET), quiet_s=quiet_s, retry_s=1.0,
+        )  # fmt: skip
+
+    node_port = free_port()
+    cad = make_node()
+    cad.start()
+    try:
+        assert store_to(cad, [server_files[0]]) == [0x0000]
+        deadline = time.monotonic() + 60
+        while not (waiting := cad.awaiting_send()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(waiting) == 1 and waiting[0].pending == ["pacs"]
+        time.sleep(2.5)  # a retry or two, each refused
+    finally:
+        cad.stop()
+    (entry,) = json.loads((tmp_path / "status.json").read_text())["awaiting_send"]
+    assert entry["attempts"] >= 2 and "refused or did not answer" in entry["last_error"]
+    pacs = FakePacs(pacs_port)
+    cad = make_node()
+    cad.start()  # a new process would do the same: the outbox is on disk
+    try:
+        received = pacs.wait_for(3, timeout_s=30)
+    finally:
+        cad.stop()
+        pacs.server.shutdown()
+    assert len(received) == 3 and cad.awaiting_send() == []
+    assert json.loads((tmp_path / "status.json").read_text())["awaiting_send"] == []
+
+
+def test_studies_in_their_quiet_period_survive_a_shutdown(tmp_path, server_service, pacs,
+                                                          server_files):  # fmt: skip
+    def make_node(quiet_s: float) -> CadNode:
+        return CadNode(
+            aet=NODE_AET, port=free_port(), work_dir=tmp_path,
+            on_study=lambda f: analyse_received(server_service, f, tmp_path / "results"),
+            pacs=PacsTarget("127.0.0.1", pacs.port, PACS_AET), quiet_s=quiet_s,
+        )  # fmt: skip
+
+    first = make_node(quiet_s=60)
+    first.start()
+    assert store_to(first, [server_files[0]]) == [0x0000]
+    first.stop()  # long before the quiet period ends
+    assert pacs.received == [] and first.processed == deque()
+    second = make_node(quiet_s=0.5)
+    second.start()
+    try:
+        assert len(pacs.wait_for(3, timeout_s=60)) == 3
+    finally:
+        second.stop()
+
+
+def test_kill_9_during_an_analysis_then_restart(tmp_path, server_bundle, pacs, server_files):
+    """Killed while analysing, the node used to leave `incoming/<key>.work/` behind; after a
+    restart, the same study sent again killed its worker (`OSError [Errno 39] Directory not
+    empty`) while C-ECHO and C-STORE still answered success: nothing was analysed again. Now
+    the interrupted analysis is redone and every later study is analysed."""
+    work, log, port = tmp_path / "node", tmp_path / "listen.log", free_port()
+    proc = listen_process(server_bundle, work, port, pacs.port, log)
+    sender = threading.Thread(target=store_to_port, args=(port, [server_files[0]]))
+    sender.start()
+    deadline = time.monotonic() + 60
+    while not list((work / "incoming").glob("*.work*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    sender.join()
+    assert list((work / "incoming").glob("*.work*")), "the analysis was not caught running"
+    assert pacs.received == []
+    proc = listen_process(server_bundle, work, port, pacs.port, log)
+    try:
+        assert store_to_port(port, [server_files[0]]) == [0x0000]  # the same study again
+        assert store_to_port(port, [server_files[1]]) == [0x0000]  # and a new one
+        received = pacs.wait_for(9, timeout_s=120)  # the interrupted analysis, then both
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert len(received) == 9, text[-3000:]
+    assert "recovery: 1 interrupted analysis" in text and "Errno" not in text
+    assert not list((work / "incoming").glob("*.work*"))

@@ -1,12 +1,19 @@
-"""thyrocad.diagnosis.dicom_sr: SR + Secondary Capture written, read back, references checked."""
+"""thyrocad.diagnosis.dicom_sr: SR + Secondary Capture written, read back, references checked;
+patient and study values from real PACS data that break DICOM's rules are sanitised, never a
+reason to fail, never echoed."""
 
 from __future__ import annotations
+
+import logging
 
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.sr.codedict import codes
+from pydicom.tag import Tag
 
 import thyrocad
 from dicom_factory import SENTINEL_ID, SENTINEL_NAME, nm_dataset, view_code, write_dicom
@@ -14,11 +21,13 @@ from thyrocad.diagnosis.dicom_sr import (
     CODES,
     SC_SERIES_DESCRIPTION,
     SR_SERIES_DESCRIPTION,
-    ViewOverlay,
+    reference_header,
     write_dicom_results,
 )
-from thyrocad.diagnosis.explain import overlay_original
+from thyrocad.diagnosis.explain import ViewOverlay, overlay_original
+from thyrocad.diagnosis.figures import annotated_view
 from thyrocad.diagnosis.predictor import Predictor
+from thyrocad.diagnosis.reading import DISCLAIMER, caption
 from thyrocad.errors import DicomResultError
 from thyrocad.io.read import read_study
 from thyrocad.study import View
@@ -48,8 +57,7 @@ def _results(predictor, path, out_dir, stem=""):
     study = read_study(path)
     analysis = predictor.analyse(study, explain=True)
     overlays = [
-        ViewOverlay(hm.view, overlay_original(study.image(hm.view), hm), study.pixel_spacing_mm)
-        for hm in analysis.heatmaps
+        ViewOverlay(hm.view, overlay_original(study.image(hm.view), hm)) for hm in analysis.heatmaps
     ]
     written = write_dicom_results(path, analysis.diagnosis, overlays, out_dir, stem)
     return analysis.diagnosis, overlays, written
@@ -89,6 +97,9 @@ def test_sr_references_the_source_and_holds_the_diagnosis(predictor, source, tmp
     (image,) = group.source_images
     assert image.referenced_sop_instance_uid == src.SOPInstanceUID
     texts = _text_items(sr)
+    assert texts["Disclaimer"] == {DISCLAIMER}
+    (call,) = texts["Call for the physician"]
+    assert call.startswith(caption(diagnosis).split(" · ")[0])
     assert texts["Algorithm Name"] == {"thyrocad resnet18"}
     (version,) = texts["Algorithm Version"]
     assert version.startswith(thyrocad.__version__)
@@ -108,7 +119,7 @@ def _text_items(ds) -> dict[str, set[str]]:
 
 
 def test_secondary_captures_show_each_view_in_the_source_study(predictor, source, tmp_path):
-    _, overlays, written = _results(predictor, source, tmp_path / "out")
+    diagnosis, overlays, written = _results(predictor, source, tmp_path / "out")
     src = pydicom.dcmread(source, stop_before_pixels=True)
     assert len(overlays) == 2
     for overlay in overlays:
@@ -119,8 +130,12 @@ def test_secondary_captures_show_each_view_in_the_source_study(predictor, source
         assert sc.SeriesDescription == SC_SERIES_DESCRIPTION
         assert list(sc.PatientOrientation) == (["L", "F"] if overlay.view is View.ANTERIOR
                                                else ["R", "F"])  # fmt: skip
-        assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (256, 256, 3)
-        assert np.array_equal(sc.pixel_array, overlay.rgb)
+        # The overlay annotated for display (view, R/L, call, colour bar, not for diagnosis).
+        annotated = annotated_view(overlay, caption(diagnosis))
+        assert sc.Rows > 256 and sc.Columns > 256 and sc.SamplesPerPixel == 3
+        assert np.array_equal(sc.pixel_array, annotated)
+        assert sc.BurnedInAnnotation == "YES" and "not for diagnostic use" in sc.ImageComments
+        assert "PixelSpacing" not in sc  # the annotated image is not the view's pixel grid
 
 
 def test_a_stem_prefixes_every_file_name(predictor, source, tmp_path):
@@ -144,3 +159,55 @@ def test_source_without_uids_is_refused(predictor, source, tmp_path):
     diagnosis = predictor.predict(read_study(source))
     with pytest.raises(DicomResultError, match="StudyInstanceUID"):
         write_dicom_results(bad, diagnosis, [], tmp_path / "out")
+
+
+# --- patient and study values from real PACS data --------------------------------------------
+
+
+def _raw(ds, keyword: str, vr: str, value: bytes) -> None:
+    """Put `value` into `ds` as stored bytes, as a PACS would send it (pydicom would refuse)."""
+    tag = Tag(tag_for_keyword(keyword))
+    value += b" " * (len(value) % 2)
+    ds._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+
+
+NON_CONFORMANT = [
+    # (keyword, VR, stored value, value in the results, note names the attribute)
+    ("PatientBirthDate", "DA", b"1970-01-01", "19700101", "reformatted"),
+    ("PatientBirthDate", "DA", b"19700101RT", "19700101", "trailing text dropped"),
+    ("PatientBirthDate", "DA", b"19701301", "", "not a valid date"),
+    ("PatientBirthDate", "DA", b"unknown", "", "not a date"),
+    ("PatientSex", "CS", b"X", "", "not M, F or O"),
+    ("PatientSex", "CS", b"male", "M", "mapped"),
+    ("PatientSex", "CS", b"W", "", "not M, F or O"),
+    ("PatientName", "PN", b"ZZSENTINEL^" + b"A" * 90, "ZZSENTINEL^" + "A" * 64, "truncated"),
+    ("PatientID", "LO", b"ZZSENTINEL-ID-" + b"9" * 70, "ZZSENTINEL-ID-" + "9" * 50, "truncated"),
+    ("AccessionNumber", "SH", b"ACC-" + b"7" * 20, "ACC-" + "7" * 12, "truncated"),
+    ("StudyDate", "DA", b"2020/03/04", "20200304", "reformatted"),
+    ("StudyTime", "TM", b"12:30:05", "123005", "reformatted"),
+    ("StudyTime", "TM", b"25:99", "", "not a valid time"),
+]
+
+
+@pytest.mark.parametrize(("keyword", "vr", "stored", "expected", "note"), NON_CONFORMANT)
+def test_non_conformant_patient_fields_are_sanitised(
+    predictor, source, tmp_path, caplog, keyword, vr, stored, expected, note
+):
+    ds = pydicom.dcmread(source)
+    _raw(ds, keyword, vr, stored)
+    path = tmp_path / "pacs.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    caplog.set_level(logging.DEBUG)
+    reference, fields = reference_header(path)
+    assert fields.values[keyword] == expected
+    (written_note,) = fields.notes
+    assert written_note.startswith(keyword) and note in written_note
+    assert stored.decode() not in written_note  # the note names the attribute, not the value
+    diagnosis = predictor.predict(read_study(path)).with_note(written_note)
+    written = write_dicom_results(reference, diagnosis, [], tmp_path / "out")
+    sr = hd.sr.srread(written["sr"])
+    assert str(sr.get(keyword, "")) == expected
+    assert written_note in _text_items(sr)["Note"]
+    assert sr.StudyInstanceUID == ds.StudyInstanceUID
+    secrets = [SENTINEL_NAME] + ([stored.decode()] if len(stored) > 3 else [])  # not "W"
+    assert not [s for s in secrets if s in caplog.text]

@@ -69,8 +69,8 @@ def _options_of(words: list[str]) -> set[str]:
     """Every option string of the command that `words` (after 'thyrocad') name."""
     group = typer.main.get_command(app)
     command = group.commands[words[0]]
-    if hasattr(command, "commands"):  # a sub-group: `thyrocad users add`
-        command = command.commands[words[1]]
+    if hasattr(command, "commands") and len(words) > 1:  # a sub-group: `thyrocad users add`
+        command = command.commands[words[1]]  # (alone, `thyrocad users`: the group's options)
     return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
 
 

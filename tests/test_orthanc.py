@@ -160,8 +160,10 @@ def test_orthanc_round_trip(orthanc, node, server_files, server_service):
         if item.ValueType == "NUM" and item.get("MeasuredValueSequence")
     ]
     assert any(abs(n - expected.probability) < 1e-3 for n in numbers), numbers
-    for sc in scs:
-        assert sc.pixel_array.shape == (*src.pixel_array.shape[1:], 3)  # RGB of the view
+    for sc in scs:  # RGB of the view, annotated: larger than the view, burned-in text
+        rows, cols = src.pixel_array.shape[1:]
+        assert sc.pixel_array.shape[0] > rows and sc.pixel_array.shape[1] > cols
+        assert sc.pixel_array.shape[2] == 3 and sc.BurnedInAnnotation == "YES"
     assert "failed" not in node.read_text()
 
 

@@ -169,6 +169,7 @@ def test_write_outputs_writes_every_file_and_a_self_contained_report(tmp_path):
     assert not re.search(r"(src|href)=['\"]https?:", page)
     for text in ("thyrocad experiment cohort --out res", "deadbeef", "no weights file X"):
         assert text in page
+    assert not any(pid in page for r in results for pid in r.patient_ids)
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     # no patient ID in the shareable report (splits.json keeps them); split sizes instead
     assert not re.search(r"S\dP\d\d", page)

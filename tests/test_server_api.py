@@ -25,7 +25,7 @@ MAX_UPLOAD_MB = 4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, server_bundle):
-    db = new_db(tmp_path_factory.mktemp("api"), users=("alice", "bob"))
+    db = new_db(tmp_path_factory.mktemp("api"), users=("alice", "bob", "carol"))
     proc = ServerProcess(server_bundle, db, "--max-upload-mb", str(MAX_UPLOAD_MB))
     yield proc
     proc.stop()
@@ -63,6 +63,8 @@ def test_health_needs_no_login(server):
         ("GET", "/api/v1/diagnoses/x/files/report.png"),
         ("GET", "/api/openapi.json"),
         ("DELETE", "/api/v1/token"),
+        ("GET", "/api/v1/audit"),
+        ("POST", "/api/v1/diagnoses/x/rerun"),
     ],
 )
 def test_api_needs_a_token(server, method, path):
@@ -91,6 +93,45 @@ def test_login_is_rate_limited(server):
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     # Other users from the same address still get in.
     assert server.token("alice")
+
+
+def test_login_limiter_holds_under_concurrent_guesses(server):
+    """Eight wrong passwords at once used to beat the limit (each checked before any was
+    counted); now at most five are tried, the rest refused with 429."""
+    url = f"{server.url}/api/v1/token"
+    body = {"username": "carol", "password": "not the password"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = sorted(pool.map(lambda _: httpx.post(url, json=body, timeout=60).status_code,
+                                range(8)))  # fmt: skip
+    assert codes == [401] * 5 + [429] * 3
+
+
+def test_origin_check_compares_scheme_host_and_port(server):
+    """Behind nginx on a non-443 port (`proxy_set_header Host $http_host`): a form post from
+    the site itself passes; one whose scheme, host or port differs is refused."""
+    url = f"{server.url}/login"
+    form = {"username": "alice", "password": PASSWORD}
+    proxied = {"Host": "thyrocad.example:8443", "X-Forwarded-Proto": "https"}
+
+    def post(origin: str, **headers: str) -> int:
+        sent = {**proxied, **headers, "Origin": origin}
+        return httpx.post(url, data=form, headers=sent, follow_redirects=False).status_code
+
+    assert post("https://thyrocad.example:8443") == 303
+    assert post("https://thyrocad.example") == 403  # what `$host` (no port) would give
+    assert post("http://thyrocad.example:8443") == 403
+    assert post("https://thyrocad.example:8443", Host="thyrocad.example") == 403
+    assert post("https://evil.example:8443") == 403
+
+
+def test_result_files_are_private(server, api, server_files):
+    """`thyrocad serve` runs with umask 0077: what it writes is 0600, its folders 0700."""
+    d = upload(api, server_files[3].read_bytes()).json()
+    folder = server.db.parent / "results" / d["id"]
+    assert folder.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert "input.npz" in modes and set(modes.values()) == {0o600}, modes
+    assert (server.db.parent / "results").stat().st_mode & 0o777 == 0o700
 
 
 def test_token_revocation(server):
@@ -284,23 +325,38 @@ def test_openapi_lists_the_operations(api):
 
 
 def test_users_cli(tmp_path):
-    db = tmp_path / "u.db"
+    db = tmp_path / "private" / "u.db"
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         cmd = [str(THYROCAD), "users", *args, "--db", str(db)]
         return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
 
+    def listed() -> dict[str, list[str]]:
+        return {line.split()[0]: line.split()[1:3] for line in cli("list").stdout.splitlines()}
+
     assert cli("add", "carol", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    assert db.stat().st_mode & 0o777 == 0o600 and db.parent.stat().st_mode & 0o777 == 0o700
     short = cli("add", "dave", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "10 to" in short.stderr
+    refused = cli("add", "dave", "--password-stdin", stdin=" " * 10 + "\n")
+    assert refused.returncode == 1 and "choose another" in refused.stderr  # and never echoed
+    assert cli("add", "erin", "--role", "viewer", "--password-stdin",
+               stdin=PASSWORD + "\n").returncode == 0  # fmt: skip
     duplicate = cli("add", "carol", "--password-stdin", stdin=PASSWORD + "\n")
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    assert "carol" in cli("list").stdout
+    assert cli("role", "carol", "admin").returncode == 0
+    assert cli("disable", "erin").returncode == 0
+    assert cli("passwd", "carol", "--password-stdin", stdin="another passphrase\n").returncode == 0
+    assert listed() == {"carol": ["admin", "active"], "erin": ["viewer", "disabled"]}
+    assert cli("enable", "erin").returncode == 0
     with sqlite3.connect(db) as conn:
         stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    with sqlite3.connect(db) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
+    assert actions == ["user_add", "user_add", "user_role", "user_disable", "user_password",
+                       "user_enable"]  # fmt: skip
     assert cli("remove", "carol").returncode == 0
-    assert "carol" not in cli("list").stdout
     assert cli("remove", "carol").returncode == 1
 
 

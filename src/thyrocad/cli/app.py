@@ -22,6 +22,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -32,10 +33,12 @@ from typer.core import TyperCommand, TyperGroup
 
 import thyrocad
 from thyrocad.errors import ConfigError, ThyrocadError
+from thyrocad.io.privacy import RedactingFilter, protect_logs, redact
 
 EXIT_SETTING, EXIT_FAILURE = 2, 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PRIVATE_UMASK = 0o077
 
 
 def _plain_help(text: str | None) -> str | None:
@@ -171,7 +174,11 @@ def command(
 
 class _Formatter(logging.Formatter):
     """Tracebacks of other libraries' records only at debug level: pydicom, for one, logs each
-    failed decoder attempt with its traceback, and thyrocad reports that failure in one line."""
+    failed decoder attempt with its traceback, and thyrocad reports that failure in one line.
+    Quoted values in tracebacks are withheld (exception messages may quote header values)."""
+
+    def formatException(self, ei) -> str:
+        return redact(super().formatException(ei))
 
     def format(self, record: logging.LogRecord) -> str:
         ours = record.name == "thyrocad" or record.name.startswith("thyrocad.")
@@ -183,6 +190,12 @@ class _Formatter(logging.Formatter):
             return super().format(record)
         finally:
             record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def private_files() -> None:
+    """From now on this process creates files 0600 and folders 0700 (umask 0077): for the
+    commands that write patient data or credentials (`serve`, `listen`, `users`)."""
+    os.umask(PRIVATE_UMASK)
 
 
 class _LibraryWarnings(logging.Filter):
@@ -199,16 +212,20 @@ class _LibraryWarnings(logging.Filter):
 
 def setup_logging(default: str = "warning") -> None:
     """Log to stderr at the level chosen with --log-level, else at `default` (the long-running
-    commands `serve` and `listen` default to info); Python warnings go to the log."""
+    commands `serve` and `listen` default to info). Python warnings go to the log, and no
+    record of another library prints a quoted value (`thyrocad.io.identity`)."""
     level = (_chosen_level or [default])[-1]
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_Formatter(LOG_FORMAT))
         handler.addFilter(_LibraryWarnings())
+        # Uvicorn's access lines quote the request line (`serve` strips its query string).
+        handler.addFilter(RedactingFilter(exempt=("uvicorn.access",)))
         root.addHandler(handler)
     root.setLevel(level.upper())
     logging.captureWarnings(True)
+    protect_logs()
 
 
 def _show_version(value: bool) -> None:

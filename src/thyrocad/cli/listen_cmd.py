@@ -1,4 +1,7 @@
-"""`thyrocad listen`: a DICOM node that diagnoses studies pushed to it and sends results back."""
+"""`thyrocad listen`: a DICOM node that diagnoses studies pushed to it and sends results back.
+
+The process umask is 0077: received studies and results are patient data (files 0600,
+folders 0700)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from thyrocad.cli.app import command, setup_logging
+from thyrocad.cli.app import command, private_files, setup_logging
 
 
 @command()
@@ -43,12 +46,20 @@ def listen(
     work_dir: Annotated[
         Path | None, typer.Option("--work-dir", help="Where received files and results go.")
     ] = None,
+    retry_s: Annotated[
+        float,
+        typer.Option(
+            "--retry-s", min=1.0, help="First wait before re-sending refused results (doubles)."
+        ),
+    ] = 30.0,
 ) -> None:
     """Run a DICOM node that diagnoses received studies and sends results to the PACS.
 
     Receive NM studies by C-STORE, diagnose each once it is complete (no new image for
     --quiet-s seconds), and send a DICOM Structured Report and one Secondary Capture per view
-    into the same study: by C-STORE to --pacs and/or by STOW-RS to --stow. Ctrl-C stops it.
+    into the same study: by C-STORE to --pacs and/or by STOW-RS to --stow. Results a
+    destination refuses are re-sent with back-off (--retry-s, doubling up to an hour), also
+    after a restart; <work-dir>/status.json shows what is pending. Ctrl-C stops it.
 
     Example: thyrocad listen models/resnet18 --pacs pacs:104:PACS --allow PACS --port 11112
     """
@@ -60,6 +71,7 @@ def listen(
     console = Console(stderr=True)
     if pacs is None and stow is None:
         raise ConfigError("give --pacs HOST:PORT:AET and/or --stow URL")
+    private_files()
     setup_logging(default="info")
     target = PacsTarget.parse(pacs) if pacs else None
     stow_target = (
@@ -79,6 +91,7 @@ def listen(
         stow=stow_target,
         allow=[a.strip() for a in allow.split(",") if a.strip()] if allow else None,
         quiet_s=quiet_s,
+        retry_s=retry_s,
     )
     node.start()
     destinations = [f"{target.aet} at {target.host}:{target.port}"] if target else []

@@ -254,6 +254,7 @@ def predict(
 
     from thyrocad.diagnosis.service import DiagnosisService
     from thyrocad.errors import ConfigError, ThyrocadError
+    from thyrocad.io.privacy import describe_exception
 
     beds = parse_beds(bed or [])
     console = Console()
@@ -284,8 +285,8 @@ def predict(
         except ThyrocadError as exc:
             row = Row(path, error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug, not a bad input: report it and go on with the rest
-            logger.exception("unexpected error on %s", path)
-            row = Row(path, error=f"unexpected {type(exc).__name__}: {exc} (please report)")
+            logger.exception("unexpected error on %s", path)  # the traceback is redacted
+            row = Row(path, error=f"unexpected {describe_exception(exc)} (please report)")
         rows.append(row)
         _print_row(console, row)
     if out is not None:

@@ -2,34 +2,43 @@
 views with their Grad-CAM overlay. Both are written with highdicom.
 
 The source file is re-read with pydicom, header only, and both objects copy its patient and study
-attributes (same StudyInstanceUID and PatientID) and list it as evidence. The SR is a TID 1500
-Measurement Report with one measurement group (TID 1501) holding: the qualitative evaluation
-"Residual thyroid tissue" = Present/Absent (SNOMED CT), the fused probability, each view's
-probability, the decision threshold and its training sensitivity and specificity, all from the
-named algorithm (thyrocad + model + version). thyrocad's own concepts use the private coding
-scheme `99THYROCAD` (listed in `CODES`). Secondary Captures are display-only images (PITFALLS
-7.3): Pixel Spacing is copied when known but no geometry is claimed.
+attributes (same StudyInstanceUID and PatientID) and list it as evidence. Those attributes are
+copied *sanitised* (`thyrocad.io.identity`): real PACS data often breaks their value rules, which
+makes highdicom refuse the object; an invalid value is fixed or dropped instead, and the SR says
+which attribute was changed (never its value). The SR is a TID 1500 Measurement Report with one
+measurement group (TID 1501) holding: the qualitative evaluation "Residual thyroid tissue" =
+Present/Absent (SNOMED CT), the fused probability, each view's probability, the decision
+threshold and its training sensitivity and specificity, all from the named algorithm
+(thyrocad + model + version); and a "Qualitative Evaluations" container (TID 1500) of TEXT
+items: the disclaimer, the call as a physician reads it (indeterminate inside the band), every
+flag with its label and every note. thyrocad's own concepts use the private coding scheme
+`99THYROCAD` (listed in `CODES`). Secondary Captures are display-only images (PITFALLS 7.3)
+with burned-in annotation (view, R/L, call, colour bar, "NOT FOR DIAGNOSTIC USE"): Pixel
+Spacing is not claimed, since the annotated image is not in the view's pixel grid.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 import thyrocad
+from thyrocad.diagnosis.explain import ViewOverlay
+from thyrocad.diagnosis.figures import annotated_view
+from thyrocad.diagnosis.reading import DISCLAIMER, caption, flag_label, reading
 from thyrocad.diagnosis.types import Diagnosis
 from thyrocad.errors import DicomResultError
+from thyrocad.io.identity import FIELDS, PatientFields, read_patient_fields
+from thyrocad.io.privacy import describe_exception
 from thyrocad.study import View
 
 logger = logging.getLogger(__name__)
@@ -53,43 +62,52 @@ CODES = {
     View.ANTERIOR: hd.sr.CodedConcept("RTT-PROB-ANT", SCHEME, "Probability, anterior view"),
     View.POSTERIOR: hd.sr.CodedConcept("RTT-PROB-POST", SCHEME, "Probability, posterior view"),
     View.UNKNOWN: hd.sr.CodedConcept("RTT-PROB-UNK", SCHEME, "Probability, unlabelled view"),
+    "disclaimer": hd.sr.CodedConcept("RTT-DISC", SCHEME, "Disclaimer"),
+    "reading": hd.sr.CodedConcept("RTT-READ", SCHEME, "Call for the physician"),
+    "flag": hd.sr.CodedConcept("RTT-FLAG", SCHEME, "Preprocessing or input flag"),
+    "note": hd.sr.CodedConcept("RTT-NOTE", SCHEME, "Note"),
 }
+QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
 NO_UNITS = codes.UCUM.NoUnits
+MAX_TEXT = 1024  # characters of one TEXT item
 # Patient-orientation of a planar view: the direction of increasing column, then of row.
 ORIENTATION = {View.ANTERIOR: ("L", "F"), View.POSTERIOR: ("R", "F"), View.UNKNOWN: ("L", "F")}
 _REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
-# Type 2 attributes highdicom copies from the source; empty when the source lacks them.
-_TYPE2 = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
-    "StudyDate", "StudyTime", "ReferringPhysicianName",
-)  # fmt: skip
+_IMAGE = ("Rows", "Columns", "SamplesPerPixel", "PixelRepresentation")
 
 
-@dataclass(frozen=True)
-class ViewOverlay:
-    """An RGB uint8 image of one view (with its heatmap) for a Secondary Capture."""
+def reference_header(path: str | Path) -> tuple[Dataset, PatientFields]:
+    """What results copy from a source file: its UIDs and its patient and study attributes,
+    sanitised, in a new dataset (highdicom reads nothing else); and those sanitised fields.
 
-    view: View
-    rgb: np.ndarray
-    pixel_spacing_mm: tuple[float, float] | None = None
-
-
-def read_source_header(path: str | Path) -> Dataset:
-    """The source DICOM header (no pixels), with missing type-2 patient/study fields empty."""
+    DicomResultError (never quoting a value) when the file cannot be re-read or lacks a
+    valid UID the results must reference."""
     path = Path(path)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        raise DicomResultError(f"{path}: cannot re-read the source DICOM header: {exc}") from exc
-    missing = [k for k in _REQUIRED if k not in ds]
-    if missing:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = pydicom.dcmread(path, stop_before_pixels=True)
+            uids = {k: str(source.get(k) or "") for k in _REQUIRED}
+            image = {k: int(source.get(k) or 0) for k in _IMAGE}  # highdicom checks these
+            modality = str(source.get("Modality") or "NM")[:16]
+    except Exception as exc:  # pydicom raises many types on corrupt input
         raise DicomResultError(
-            f"{path}: the source lacks {', '.join(missing)}; results cannot reference it"
+            f"cannot re-read the source DICOM header ({describe_exception(exc)})"
+        ) from None
+    bad = [k for k, v in uids.items() if not v or not UID(v).is_valid]
+    if bad:
+        raise DicomResultError(
+            f"the source lacks a valid {', '.join(bad)}; results cannot reference it"
         )
-    for keyword in _TYPE2:
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    return ds
+    fields = read_patient_fields(source)
+    reference = Dataset()
+    for keyword, value in {**uids, **image, "Modality": modality}.items():
+        setattr(reference, keyword, value)
+    for keyword in FIELDS:
+        setattr(reference, keyword, fields.values[keyword])
+    if not all(v.isascii() for v in fields.values.values()):
+        reference.SpecificCharacterSet = "ISO_IR 192"  # UTF-8
+    return reference, fields
 
 
 def algorithm(diagnosis: Diagnosis) -> hd.sr.AlgorithmIdentification:
@@ -150,9 +168,11 @@ def build_sr(source: Dataset, diagnosis: Diagnosis) -> hd.sr.ComprehensiveSR:
         procedure_reported=CODES["procedure"],
         imaging_measurements=[group],
     )
+    content = report[0]
+    content.ContentSequence.append(_texts(diagnosis))
     sr = hd.sr.ComprehensiveSR(
         evidence=[source],
-        content=report[0],
+        content=content,
         series_instance_uid=generate_uid(),
         series_number=SR_SERIES_NUMBER,
         sop_instance_uid=generate_uid(),
@@ -164,14 +184,42 @@ def build_sr(source: Dataset, diagnosis: Diagnosis) -> hd.sr.ComprehensiveSR:
     return sr
 
 
+def _texts(diagnosis: Diagnosis) -> hd.sr.ContainerContentItem:
+    """TID 1500's "Qualitative Evaluations": disclaimer, call, flags (labelled) and notes."""
+    call = reading(diagnosis)
+    low, high = call.band
+    band = f"indeterminate band {low:.3f}-{high:.3f} ({call.band_source})"
+    lines = [
+        ("disclaimer", DISCLAIMER),
+        ("reading", f"{call.text} (P(residual) {diagnosis.probability:.3f}, {band})"),
+        *(("flag", f"{flag}: {flag_label(flag)}") for flag in diagnosis.flags),
+        *(("flag", f"{v.view} view: {flag_label(f)}") for v in diagnosis.views for f in v.flags),
+        *(("note", note) for note in diagnosis.notes),
+    ]  # fmt: skip
+    container = hd.sr.ContainerContentItem(
+        name=QUALITATIVE_EVALUATIONS, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
+    container.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.TextContentItem(
+                name=CODES[kind],
+                value=text[:MAX_TEXT],
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+            for kind, text in lines
+        ]
+    )
+    return container
+
+
 def build_sc(
-    source: Dataset, overlay: ViewOverlay, series_uid: str, instance_number: int
+    source: Dataset, overlay: ViewOverlay, series_uid: str, instance_number: int, text: str
 ) -> hd.sc.SCImage:
-    """A Secondary Capture of one view's RGB overlay, in `source`'s patient and study."""
-    spacing = overlay.pixel_spacing_mm
+    """A Secondary Capture of one view's overlay, annotated (view, R/L, `text`, colour bar,
+    "NOT FOR DIAGNOSTIC USE" burned in), in `source`'s patient and study."""
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
-        pixel_array=np.ascontiguousarray(overlay.rgb, dtype=np.uint8),
+        pixel_array=annotated_view(overlay, text),
         photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
@@ -180,16 +228,19 @@ def build_sc(
         sop_instance_uid=generate_uid(),
         instance_number=instance_number,
         manufacturer=MANUFACTURER,
-        pixel_spacing=tuple(float(s) for s in spacing) if spacing else None,
         patient_orientation=ORIENTATION[overlay.view],
     )
     sc.SeriesDescription = SC_SERIES_DESCRIPTION
-    sc.ImageComments = f"Grad-CAM of class residual, {overlay.view.value} view; display only"
+    sc.BurnedInAnnotation = "YES"
+    sc.ImageComments = (
+        f"Grad-CAM of class residual, {overlay.view.value} view; display only, "
+        "not for diagnostic use"
+    )
     return sc
 
 
 def write_dicom_results(
-    source_path: str | Path,
+    source: str | Path | Dataset,
     diagnosis: Diagnosis,
     overlays: Sequence[ViewOverlay],
     out_dir: str | Path,
@@ -197,31 +248,42 @@ def write_dicom_results(
 ) -> dict[str, Path]:
     """Write the SR and one Secondary Capture per overlay into `out_dir`.
 
-    Files: `[<stem>_]thyrocad_sr.dcm` (key "sr") and `[<stem>_]thyrocad_sc_<view>.dcm` (keys
-    "sc_<view>"); returns key -> path.
+    `source` is the source file or its `reference_header`. Files: `[<stem>_]thyrocad_sr.dcm`
+    (key "sr") and `[<stem>_]thyrocad_sc_<view>.dcm` (keys "sc_<view>"); returns key -> path.
+    DicomResultError if highdicom refuses an object (its message is not echoed: it may quote
+    a value); OSError (disk full...) as raised.
     """
-    source = read_source_header(Path(source_path))
+    if not isinstance(source, Dataset):
+        source, _ = reference_header(source)
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     prefix = f"{stem}_" if stem else ""
-    sr = build_sr(copy.deepcopy(source), diagnosis)
-    written = {"sr": _save(sr, folder / f"{prefix}{SR_NAME}")}
+    objects = {"sr": (_built(build_sr, copy.deepcopy(source), diagnosis), SR_NAME)}
     series_uid = generate_uid()
     unique = len({o.view for o in overlays}) == len(overlays)
     for k, overlay in enumerate(overlays, start=1):
         label = overlay.view.value if unique else f"{overlay.view.value}{k}"
-        sc = build_sc(source, overlay, series_uid, k)
-        written[f"sc_{label}"] = _save(sc, folder / f"{prefix}{SC_NAME.format(view=label)}")
-    logger.info("wrote %d DICOM result object(s)", len(written))
+        sc = _built(build_sc, source, overlay, series_uid, k, caption(diagnosis))
+        objects[f"sc_{label}"] = (sc, SC_NAME.format(view=label))
+    folder.mkdir(parents=True, exist_ok=True)  # only once every object is built
+    written = {}
+    for key, (ds, name) in objects.items():
+        path = folder / f"{prefix}{name}"
+        ds.save_as(path, enforce_file_format=True)
+        written[key] = path
+    logger.debug("wrote %d DICOM result object(s)", len(written))
     return written
 
 
-def _save(ds: Dataset, path: Path) -> Path:
+def _built(builder, *args):
+    """`builder(*args)`; a library's refusal as DicomResultError without its message."""
     try:
-        ds.save_as(path, enforce_file_format=True)
-    except OSError as exc:
-        raise DicomResultError(f"cannot write {path}: {exc}") from exc
-    return path
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # highdicom's warnings quote names
+            return builder(*args)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise DicomResultError(
+            f"highdicom refused a result object ({describe_exception(exc)})"
+        ) from None
 
 
 def is_result_file(path: Path) -> bool:

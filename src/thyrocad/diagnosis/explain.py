@@ -56,6 +56,14 @@ class Heatmap:
     layer: str = ""
 
 
+@dataclass(frozen=True)
+class ViewOverlay:
+    """An RGB uint8 image of one view with its heatmap (Secondary Captures, heatmap PNGs)."""
+
+    view: View
+    rgb: np.ndarray
+
+
 def target_layer(model: nn.Module) -> tuple[str, nn.Module]:
     """The Grad-CAM target layer of a registry model: (name, module)."""
     name = model_info(model).spec.target_layer

@@ -31,6 +31,7 @@ from thyrocad.errors import (
     TruncatedFileError,
 )
 from thyrocad.io.dicom_codes import LEGACY_VIEW_CODES, VIEW_CODES
+from thyrocad.io.privacy import redact
 from thyrocad.study import View
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ DETECTOR_VECTOR = 0x00540020
 _ANTERIOR_WORDS = frozenset({"ANT", "ANTERIOR", "VENTRAL"})
 _POSTERIOR_WORDS = frozenset({"POST", "POSTERIOR", "DORSAL"})
 _OTHER_PROJECTION_WORDS = frozenset({"OBLIQUE", "LAO", "RAO", "LPO", "RPO", "LAT", "LATERAL"})
+
+MAX_TEXT = 64  # longest LO/CS/SH value the reader copies out
+UNREADABLE = "<unreadable>"
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def translated(error: type[InputError], what: str) -> Iterator[None]:
     except (InputError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:  # decoders raise many types, Rust ones even a BaseException
-        raise error(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise error(f"{what}: {type(exc).__name__}: {redact(str(exc))}") from exc
 
 
 @contextmanager
@@ -121,7 +125,7 @@ def dcmread(path: Path, *, stop_before_pixels: bool) -> Dataset:
         raise FileAccessError(f"{path}: cannot read: permission denied") from exc
     except Exception as exc:  # pydicom raises many types on corrupt input
         raise MalformedDicomError(
-            f"{path}: cannot parse the DICOM structure: {type(exc).__name__}: {exc}"
+            f"{path}: cannot parse the DICOM structure: {type(exc).__name__}: {redact(str(exc))}"
         ) from exc
 
 
@@ -152,7 +156,17 @@ def _int_tuple(ds: Dataset, keyword: str) -> tuple[int, ...] | None:
 
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
-    return "" if value is None else str(value).strip()
+    return "" if value is None else _clean(str(value))
+
+
+def _clean(text: str) -> str:
+    """`text` stripped; UNREADABLE when it cannot be one text value (control characters, or
+    longer than any text VR allows): a corrupt element length may have swallowed the
+    elements after it, patient name and ID included, and messages quote these values."""
+    text = text.strip()
+    if len(text) > MAX_TEXT or not text.isprintable():
+        return UNREADABLE
+    return text
 
 
 def _header(ds: Dataset, path: Path) -> Header:
@@ -166,7 +180,7 @@ def _header(ds: Dataset, path: Path) -> Header:
         sop_class=UID(str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))),
         modality=_text(ds, "Modality").upper(),
         transfer_syntax=UID(str(syntax)),
-        image_type=tuple(str(v).strip().upper() for v in _as_list(ds.get("ImageType"))),
+        image_type=tuple(_clean(str(v)).upper() for v in _as_list(ds.get("ImageType"))),
         rows=_required_int(ds, "Rows", path),
         columns=_required_int(ds, "Columns", path),
         frames=_number_of_frames(ds, path),

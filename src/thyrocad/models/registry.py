@@ -124,7 +124,9 @@ def create_model(
     if new_head:
         arch.replace_head(model, num_classes)
     if random_init:
-        logger.info("%s: random initialisation (no pretrained weights requested)", name)
+        # DEBUG: a bundle's model is built so before its trained weights are loaded, and the
+        # server's log then wrongly said "random initialisation" (the service logs the truth).
+        logger.debug("%s: random initialisation (no pretrained weights requested)", name)
         source, head_loaded = WeightsSource(kind="none"), False
     else:
         source, head_loaded = _load_weights(arch, model, weights, allow_download)

@@ -1,9 +1,13 @@
-"""The server's SQLite store: users, login sessions and API tokens, diagnoses and reviews.
+"""The server's SQLite store: users with roles, login sessions and API tokens, diagnoses,
+their reviews (append-only) and the audit log (append-only).
 
 One connection per operation (SQLite connections are cheap and not shareable across threads),
 WAL journal so readers never block the writer, `BEGIN IMMEDIATE` transactions so concurrent
 writers queue on the busy timeout instead of failing half-way. Tokens are stored only as
-SHA-256 digests; patient names and IDs only when the server was started with them switched on.
+SHA-256 digests; patient names and IDs only when the server was started with them switched
+on. Reviews and audit events cannot be changed or deleted: triggers refuse it. A database of
+schema 1 (reviews kept in the diagnosis row, no roles) is migrated on opening: its users
+become physicians, its reviews the first entries of the review history.
 """
 
 from __future__ import annotations
@@ -17,19 +21,45 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from thyrocad.errors import StoreError
+from thyrocad.server.records import (
+    ROLES,
+    AuditEvent,
+    DiagnosisRecord,
+    Review,
+    User,
+    UserInfo,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
-SCHEMA = """
+_REVIEWS = """
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    diagnosis_id TEXT NOT NULL REFERENCES diagnoses(id),
+    username TEXT NOT NULL,
+    time_utc TEXT NOT NULL,
+    agree INTEGER NOT NULL,
+    comment TEXT NOT NULL
+);"""
+_APPEND_ONLY = """
+CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+"""
+SCHEMA = (
+    f"""
 CREATE TABLE IF NOT EXISTS users (
     username TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
-    created_utc TEXT NOT NULL
+    created_utc TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'physician' CHECK (role IN {ROLES}),
+    disabled INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sessions (
     token_sha256 TEXT PRIMARY KEY,
@@ -46,21 +76,43 @@ CREATE TABLE IF NOT EXISTS diagnoses (
     input_sha256 TEXT NOT NULL,
     input_kind TEXT NOT NULL,
     verdict TEXT NOT NULL,
+    call TEXT NOT NULL,
     probability REAL NOT NULL,
     result_json TEXT NOT NULL,
     patient_json TEXT,
-    review_agree INTEGER,
-    review_comment TEXT,
-    review_user TEXT,
-    review_utc TEXT
+    parent_id TEXT
 );
 CREATE INDEX IF NOT EXISTS diagnoses_created ON diagnoses(created_utc);
+{_REVIEWS}
+CREATE INDEX IF NOT EXISTS reviews_diagnosis ON reviews(diagnosis_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_utc TEXT NOT NULL,
+    username TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    client TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 """
-
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601 with microseconds (sorts as text)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    + _APPEND_ONLY.format(table="reviews")
+    + _APPEND_ONLY.format(table="audit")
+)
+MIGRATE_1_TO_2 = f"""
+ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'physician';
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE diagnoses ADD COLUMN call TEXT NOT NULL DEFAULT '';
+ALTER TABLE diagnoses ADD COLUMN parent_id TEXT;
+UPDATE diagnoses SET call = verdict;
+{_REVIEWS}
+INSERT INTO reviews (diagnosis_id, username, time_utc, agree, comment)
+    SELECT id, review_user, review_utc, review_agree, COALESCE(review_comment, '')
+    FROM diagnoses WHERE review_agree IS NOT NULL ORDER BY review_utc;
+ALTER TABLE diagnoses DROP COLUMN review_agree;
+ALTER TABLE diagnoses DROP COLUMN review_comment;
+ALTER TABLE diagnoses DROP COLUMN review_user;
+ALTER TABLE diagnoses DROP COLUMN review_utc;
+"""
 
 
 def token_digest(token: str) -> str:
@@ -69,47 +121,41 @@ def token_digest(token: str) -> str:
 
 
 @dataclass(frozen=True)
-class DiagnosisRecord:
-    """One stored diagnosis; `result` is the JSON of the analysis (no patient identity)."""
+class Worklist:
+    """Filters of the history/worklist: status "new"/"reviewed", call, free-text search (id,
+    user, or patient name/ID when stored), UTC date range (YYYY-MM-DD, inclusive)."""
 
-    id: str
-    created_utc: str
-    username: str
-    model_version: str
-    input_sha256: str
-    input_kind: str
-    verdict: str
-    probability: float
-    result: dict[str, Any]
-    patient: dict[str, str] | None
-    review_agree: bool | None
-    review_comment: str | None
-    review_user: str | None
-    review_utc: str | None
+    status: str = ""
+    call: str = ""
+    search: str = ""
+    date_from: str = ""
+    date_to: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the API's response)."""
-        review = None
-        if self.review_agree is not None:
-            review = {
-                "agree": self.review_agree,
-                "comment": self.review_comment or "",
-                "user": self.review_user,
-                "time_utc": self.review_utc,
-            }
-        return {
-            "id": self.id,
-            "created_utc": self.created_utc,
-            "user": self.username,
-            "model_version": self.model_version,
-            "input_sha256": self.input_sha256,
-            "input_kind": self.input_kind,
-            "verdict": self.verdict,
-            "probability": self.probability,
-            "result": self.result,
-            "patient": self.patient,
-            "review": review,
-        }
+    def where(self) -> tuple[str, list[str]]:
+        """An SQL WHERE clause (or "") and its parameters."""
+        clauses, params = [], []
+        reviewed = "EXISTS (SELECT 1 FROM reviews r WHERE r.diagnosis_id = d.id)"
+        if self.status == "new":
+            clauses.append(f"NOT {reviewed}")
+        elif self.status == "reviewed":
+            clauses.append(reviewed)
+        if self.call:
+            clauses.append("d.call = ?")
+            params.append(self.call)
+        if self.date_from:
+            clauses.append("d.created_utc >= ?")
+            params.append(self.date_from)
+        if self.date_to:
+            clauses.append("d.created_utc < date(?, '+1 day')")
+            params.append(self.date_to)
+        if self.search:
+            like = f"%{self.search.lower()}%"
+            clauses.append(
+                "(lower(d.id) LIKE ? OR lower(d.username) LIKE ? "
+                "OR lower(COALESCE(d.patient_json, '')) LIKE ?)"
+            )
+            params += [like, like, like]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 class Store:
@@ -121,6 +167,10 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 1:
+                    conn.executescript(f"BEGIN; {MIGRATE_1_TO_2} COMMIT;")
+                    logger.info("database migrated to schema %d", SCHEMA_VERSION)
                 conn.executescript(SCHEMA)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
@@ -153,25 +203,52 @@ class Store:
 
     # --- users --------------------------------------------------------------------------------
 
-    def add_user(self, username: str, password_hash: str) -> None:
+    def add_user(self, username: str, password_hash: str, role: str = "physician") -> None:
         """Create a user; StoreError if the name is taken."""
         try:
             with self._transaction() as conn:
                 conn.execute(
-                    "INSERT INTO users (username, password_hash, created_utc) VALUES (?, ?, ?)",
-                    (username, password_hash, utc_now()),
+                    "INSERT INTO users (username, password_hash, created_utc, role) "
+                    "VALUES (?, ?, ?, ?)",
+                    (username, password_hash, utc_now(), role),
                 )
         except sqlite3.IntegrityError as exc:
             raise StoreError(
                 f"User {username!r} already exists; remove it first or pick another name."
             ) from exc
 
-    def set_password_hash(self, username: str, password_hash: str) -> None:
-        """Replace a user's hash (after a rehash with new argon2 parameters)."""
+    def set_password_hash(self, username: str, password_hash: str) -> bool:
+        """Replace a user's hash; False if there is no such user."""
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
+            return (
+                conn.execute(
+                    "UPDATE users SET password_hash = ? WHERE username = ?",
+                    (password_hash, username),
+                ).rowcount
+                > 0
             )
+
+    def update_user(self, username: str, *, role: str | None = None, disabled: bool | None = None):
+        """Change a user's role and/or disable or enable it (ending its sessions when
+        disabled); False if there is no such user."""
+        with self._transaction() as conn:
+            changed = 0
+            if role is not None:
+                changed = conn.execute(
+                    "UPDATE users SET role = ? WHERE username = ?", (role, username)
+                ).rowcount
+            if disabled is not None:
+                changed = conn.execute(
+                    "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username)
+                ).rowcount
+                if disabled:
+                    conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            return changed > 0
+
+    def end_sessions(self, username: str) -> None:
+        """End every session and token of a user (after a password change)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
 
     def remove_user(self, username: str) -> bool:
         """Delete a user and its sessions; False if there was no such user."""
@@ -179,18 +256,29 @@ class Store:
             return conn.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
 
     def password_hash(self, username: str) -> str | None:
-        """The stored argon2 hash of `username`, or None."""
+        """The stored argon2 hash of an enabled user, or None."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT password_hash FROM users WHERE username = ?", (username,)
+                "SELECT password_hash FROM users WHERE username = ? AND disabled = 0", (username,)
             ).fetchone()
         return row["password_hash"] if row else None
 
-    def list_users(self) -> list[tuple[str, str]]:
-        """(username, created_utc) of every user, by name."""
+    def user_exists(self, username: str) -> bool:
         with self._connect() as conn:
-            rows = conn.execute("SELECT username, created_utc FROM users ORDER BY username")
-            return [(r["username"], r["created_utc"]) for r in rows]
+            return bool(
+                conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone()
+            )
+
+    def list_users(self) -> list[UserInfo]:
+        """Every user, by name."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT username, role, disabled, created_utc FROM users ORDER BY username"
+            )
+            return [
+                UserInfo(r["username"], r["role"], bool(r["disabled"]), r["created_utc"])
+                for r in rows
+            ]
 
     # --- sessions and tokens ------------------------------------------------------------------
 
@@ -204,30 +292,31 @@ class Store:
                 (token_digest(token), username, kind, now.isoformat(), (now + ttl).isoformat()),
             )
 
-    def session_user(self, token: str, kind: str) -> str | None:
-        """The user a live token of `kind` belongs to, or None (unknown or expired)."""
+    def session_user(self, token: str, kind: str) -> User | None:
+        """The enabled user a live token of `kind` belongs to, or None."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT username FROM sessions WHERE token_sha256 = ? AND kind = ? "
-                "AND expires_utc > ?",
+                "SELECT u.username, u.role FROM sessions s JOIN users u USING (username) "
+                "WHERE s.token_sha256 = ? AND s.kind = ? AND s.expires_utc > ? "
+                "AND u.disabled = 0",
                 (token_digest(token), kind, dt.datetime.now(dt.UTC).isoformat()),
             ).fetchone()
-        return row["username"] if row else None
+        return User(row["username"], row["role"]) if row else None
 
     def remove_session(self, token: str) -> None:
         """Forget a token (logout, token revocation)."""
         with self._transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE token_sha256 = ?", (token_digest(token),))
 
-    # --- diagnoses ----------------------------------------------------------------------------
+    # --- diagnoses and reviews ----------------------------------------------------------------
 
     def add_diagnosis(self, record: DiagnosisRecord) -> None:
         """Insert one diagnosis in its own transaction."""
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO diagnoses (id, created_utc, username, model_version, input_sha256, "
-                "input_kind, verdict, probability, result_json, patient_json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "input_kind, verdict, call, probability, result_json, patient_json, parent_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.created_utc,
@@ -236,41 +325,112 @@ class Store:
                     record.input_sha256,
                     record.input_kind,
                     record.verdict,
+                    record.call,
                     record.probability,
                     json.dumps(record.result, sort_keys=True),
                     json.dumps(record.patient) if record.patient else None,
+                    record.parent_id,
                 ),
             )
 
-    def set_review(self, diagnosis_id: str, username: str, agree: bool, comment: str) -> bool:
-        """Record a physician's review; False if there is no such diagnosis."""
+    def add_review(self, diagnosis_id: str, username: str, agree: bool, comment: str) -> bool:
+        """Append a review; False if there is no such diagnosis."""
         with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE diagnoses SET review_agree = ?, review_comment = ?, review_user = ?, "
-                "review_utc = ? WHERE id = ?",
-                (int(agree), comment, username, utc_now(), diagnosis_id),
+            if not conn.execute("SELECT 1 FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone():
+                return False
+            conn.execute(
+                "INSERT INTO reviews (diagnosis_id, username, time_utc, agree, comment) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (diagnosis_id, username, utc_now(), int(agree), comment),
             )
-            return cursor.rowcount > 0
+            return True
 
     def diagnosis(self, diagnosis_id: str) -> DiagnosisRecord | None:
-        """One diagnosis by id, or None."""
+        """One diagnosis by id with its reviews, or None."""
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
-        return _record(row) if row else None
+            return self._record(conn, row) if row else None
 
-    def diagnoses(self, limit: int = 100, offset: int = 0) -> list[DiagnosisRecord]:
-        """The most recent diagnoses first."""
+    def diagnoses(
+        self, limit: int = 100, offset: int = 0, worklist: Worklist = Worklist()
+    ) -> list[DiagnosisRecord]:
+        """The most recent diagnoses first, filtered by `worklist`."""
+        where, params = worklist.where()
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT * FROM diagnoses ORDER BY created_utc DESC, id LIMIT ? OFFSET ?",
-                (limit, offset),
+                f"SELECT d.* FROM diagnoses d{where} ORDER BY d.created_utc DESC, d.id "
+                "LIMIT ? OFFSET ?",
+                (*params, limit, offset),
             ).fetchall()
-        return [_record(r) for r in rows]
+            return [self._record(conn, r) for r in rows]
 
-    def count_diagnoses(self) -> int:
-        """How many diagnoses are stored."""
+    def count_diagnoses(self, worklist: Worklist = Worklist()) -> int:
+        """How many diagnoses are stored (that `worklist` selects)."""
+        where, params = worklist.where()
         with self._connect() as conn:
-            return conn.execute("SELECT COUNT(*) FROM diagnoses").fetchone()[0]
+            return conn.execute(f"SELECT COUNT(*) FROM diagnoses d{where}", params).fetchone()[0]
+
+    def diagnosis_ids(self) -> set[str]:
+        """Every diagnosis id (startup recovery compares them with the result folders)."""
+        with self._connect() as conn:
+            return {r[0] for r in conn.execute("SELECT id FROM diagnoses")}
+
+    def reruns(self, diagnosis_id: str) -> list[str]:
+        """Ids of the diagnoses that re-ran this one, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id FROM diagnoses WHERE parent_id = ? ORDER BY created_utc", (diagnosis_id,)
+            )
+            return [r[0] for r in rows]
+
+    @staticmethod
+    def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> DiagnosisRecord:
+        reviews = conn.execute(
+            "SELECT username, time_utc, agree, comment FROM reviews WHERE diagnosis_id = ? "
+            "ORDER BY id",
+            (row["id"],),
+        ).fetchall()
+        return DiagnosisRecord(
+            id=row["id"],
+            created_utc=row["created_utc"],
+            username=row["username"],
+            model_version=row["model_version"],
+            input_sha256=row["input_sha256"],
+            input_kind=row["input_kind"],
+            verdict=row["verdict"],
+            call=row["call"],
+            probability=row["probability"],
+            result=json.loads(row["result_json"]),
+            patient=json.loads(row["patient_json"]) if row["patient_json"] else None,
+            parent_id=row["parent_id"],
+            reviews=tuple(
+                Review(r["username"], r["time_utc"], bool(r["agree"]), r["comment"])
+                for r in reviews
+            ),
+        )
+
+    # --- audit log ------------------------------------------------------------------------------
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append one audit event."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit (time_utc, username, action, target, client, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                event.row(),
+            )
+
+    def audit_events(self, limit: int | None = None) -> list[AuditEvent]:
+        """The audit log, newest first (all of it without `limit`)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT time_utc, username, action, target, client, detail FROM audit "
+                "ORDER BY id DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            )
+            return [AuditEvent(*r) for r in rows]
+
+    # --- maintenance ----------------------------------------------------------------------------
 
     def integrity_ok(self) -> bool:
         """SQLite's own integrity check of the file."""
@@ -287,23 +447,3 @@ class Store:
             finally:
                 dest.close()
         return target
-
-
-def _record(row: sqlite3.Row) -> DiagnosisRecord:
-    agree = row["review_agree"]
-    return DiagnosisRecord(
-        id=row["id"],
-        created_utc=row["created_utc"],
-        username=row["username"],
-        model_version=row["model_version"],
-        input_sha256=row["input_sha256"],
-        input_kind=row["input_kind"],
-        verdict=row["verdict"],
-        probability=row["probability"],
-        result=json.loads(row["result_json"]),
-        patient=json.loads(row["patient_json"]) if row["patient_json"] else None,
-        review_agree=None if agree is None else bool(agree),
-        review_comment=row["review_comment"],
-        review_user=row["review_user"],
-        review_utc=row["review_utc"],
-    )

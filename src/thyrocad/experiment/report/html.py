@@ -1,4 +1,8 @@
-"""report.html: one self-contained page (figures embedded as base64 PNG, no external files)."""
+"""report.html: one self-contained page (figures embedded as base64 PNG, no external files).
+
+Researchers share this page, so it names no patient: the settings it shows list each split's
+test patients by number only (their IDs are in splits.json and predictions.csv, which are
+patient data)."""
 
 from __future__ import annotations
 
