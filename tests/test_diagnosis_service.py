@@ -177,7 +177,8 @@ def test_report_names_the_patient_only_when_asked(service, inference_files, tmp_
 
 def test_reading_band_and_labels(service, inference_files):
     diagnosis = service.diagnose([inference_files[0]]).diagnosis
-    op = diagnosis.operating_point
+    op = dataclasses.replace(diagnosis.operating_point, indeterminate=None)  # no bundle band
+    diagnosis = dataclasses.replace(diagnosis, operating_point=op)
     near = dataclasses.replace(diagnosis, probability=op.threshold - 0.002)
     far = dataclasses.replace(
         diagnosis, probability=max(0.0, op.threshold - 0.3), verdict="non_residual"
@@ -204,7 +205,10 @@ def test_model_card_says_what_the_model_was_trained_on(service):
     assert service.model_version == f"resnet18-{manifest['weights_sha256'][:12]}"
     assert f"{manifest['threshold']['value']:.3f}" in card["operating_point"]
     assert "a random initialisation" in card["trained_on"]
-    assert "fallback" in card["indeterminate_band"]
+    low, high = manifest["threshold"]["indeterminate"]  # head mode: out-of-fold band
+    assert f"{low:.3f}-{high:.3f} (from the model bundle)" in card["indeterminate_band"]
+    no_band = dataclasses.replace(service.predictor.operating_point, indeterminate=None)
+    assert "fallback" in model_card(manifest, service.model_version, no_band)["indeterminate_band"]
     counts = manifest["train_class_counts"]
     assert (
         f"{counts['residual']} residual and {counts['non_residual']} non-residual"

@@ -159,7 +159,7 @@ def test_config_json_round_trip_and_cuda_without_gpu():
 
 def test_bundle_round_trip(tmp_path):
     data = toy_data()
-    result = train(data, small(mode="head", epochs=3))
+    result = train(data, small(mode="head", epochs=3, operating_point="train-youden"))
     views = ("anterior", "posterior") * (len(data) // 2)
     threshold = patient_threshold(result, data, views, result.config)
     pipeline = preset("default")
@@ -177,7 +177,8 @@ def test_bundle_round_trip(tmp_path):
     manifest = json.loads(manifest_path.read_text())
     assert manifest["format_version"] == 1 and manifest["data_hash"] == "abc123"
     assert manifest["threshold"] == threshold.to_manifest()
-    assert manifest["threshold"]["rule"] == "youden"
+    assert manifest["threshold"]["rule"] == "train-youden"  # the optimistic rule, labelled
+    assert manifest["threshold"]["source"] == "training"
     assert manifest["threshold"]["level"] == "patient" and manifest["view_fusion"] == "mean"
     # the recorded sensitivity/specificity are those of the patient-level decision: the mean
     # of each training patient's two view probabilities, called residual at >= threshold
