@@ -364,7 +364,7 @@ def test_external_cohort_cho_and_out_of_fold_thresholds(cohort, small_cohorts, t
         **{
             **CONFIG.__dict__,
             "models": ("squeezenet1_1",),
-            "baselines": ("uptake_ratio", "cho"),
+            "baselines": ("uptake_ratio", "peak", "cho"),
             "reference": "squeezenet1_1",
             "operating_point": "oof-youden",
             "inner_folds": 2,
@@ -377,7 +377,8 @@ def test_external_cohort_cho_and_out_of_fold_thresholds(cohort, small_cohorts, t
         json.loads(p.read_text())
         for p in (out / RUNS_DIRNAME / outcome.settings_hash).glob("*--split*.json")
     ]
-    assert {r["model"] for r in runs} == {"squeezenet1_1", "uptake_ratio", "cho", "cho_true_bed"}
+    observers = {"uptake_ratio", "peak", "cho", "cho_true_bed"}
+    assert {r["model"] for r in runs} == {"squeezenet1_1", *observers}
     ext_ids = sorted(p.name[:-5] for p in (external / "ground_truth").glob("*.json"))
     for run in runs:
         assert sorted(run["external"]["patient_ids"]) == ext_ids
@@ -386,7 +387,7 @@ def test_external_cohort_cho_and_out_of_fold_thresholds(cohort, small_cohorts, t
             assert info["operating_point"] == "oof-youden" and info["inner_folds"] == 2
             assert 0 <= info["oof_sensitivity"] <= 1 and info["threshold"] != 0.5
     stats = json.loads((outcome.out_dir / "stats.json").read_text())
-    assert set(stats["external"]) == {"squeezenet1_1", "uptake_ratio", "cho", "cho_true_bed"}
+    assert set(stats["external"]) == {"squeezenet1_1", *observers}
     per_split = stats["external"]["squeezenet1_1"]["per_split"][0]
     assert per_split["n_patients"] == 6 and "calibration" in per_split
     assert "brier" not in stats["external"]["cho"]["per_split"][0]  # a score, not a probability

@@ -20,7 +20,7 @@ from thyrocad.training.config import DEVICES, MODES
 
 DEFAULT_MODELS = ("resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0")
 BASELINES = ("uptake_ratio",)  # the default
-KNOWN_BASELINES = ("uptake_ratio", "cho")  # cho adds cho_true_bed on phantom cohorts
+KNOWN_BASELINES = ("uptake_ratio", "peak", "cho")  # cho adds cho_true_bed on phantom cohorts
 INITS = ("imagenet", "scratch", "imagenet-or-scratch")
 
 

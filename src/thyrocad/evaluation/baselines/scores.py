@@ -3,6 +3,7 @@ computed once per cohort and code version (`baselines` kind of `thyrocad.cache`)
 fitted per split.
 
 - `uptake_ratio`: one feature, the ratio itself; nothing is fitted but the threshold.
+- `peak`: one feature, the matched peak detector's score; nothing is fitted but the threshold.
 - `cho`: the channelized Hotelling observer's channel vector at the located bed; its template
   is fitted on each split's training patients.
 - `cho_true_bed`: the same observer at the true bed from a phantom's ground truth (what the
@@ -19,12 +20,16 @@ import numpy as np
 from thyrocad.cache import Store, make_key, source_digest
 from thyrocad.data.cohort import Patient, load_cohort
 from thyrocad.errors import ConfigError
-from thyrocad.evaluation.baselines import cho, uptake_ratio
+from thyrocad.evaluation.baselines import cho, peak, uptake_ratio
 from thyrocad.preprocess import landmarks
 
 
 def _uptake(_: str, patient: Patient) -> list[float]:
     return [float(uptake_ratio.UptakeRatioObserver().score([patient.load_study()])[0])]
+
+
+def _peak(_: str, patient: Patient) -> list[float]:
+    return [peak.study_score(patient.load_study())]
 
 
 def _cho(_: str, patient: Patient) -> list[float]:
@@ -37,14 +42,17 @@ def _cho_true_bed(cohort_dir: str, patient: Patient) -> list[float]:
 
 OBSERVERS = {
     "uptake_ratio": (_uptake, (uptake_ratio, landmarks)),
+    "peak": (_peak, (peak, landmarks)),
     "cho": (_cho, (cho, landmarks)),
     "cho_true_bed": (_cho_true_bed, (cho,)),
 }
 OBSERVER_NAMES = {
     "uptake_ratio": "uptake ratio",
+    "peak": "peak detector",
     "cho": "CHO",
     "cho_true_bed": "CHO at the true bed",
 }
+TRAINING_FREE = ("uptake_ratio", "peak")  # their one feature is their decision variable
 
 
 @functools.lru_cache(maxsize=4)
@@ -65,7 +73,7 @@ def cohort_features(cohort_dir: str, name: str) -> tuple[dict[str, int], dict[st
 
 
 def cohort_scores(cohort_dir: str, name: str) -> tuple[dict[str, int], dict[str, float]]:
-    """(label, score) of every patient under a training-free observer (`uptake_ratio`)."""
+    """(label, score) of every patient under a training-free observer (`TRAINING_FREE`)."""
     labels, features = cohort_features(cohort_dir, name)
     return labels, {p: float(v[0]) for p, v in features.items()}
 
@@ -74,7 +82,7 @@ def fit_observer(
     name: str, features: Sequence[Sequence[float]], labels: Sequence[int]
 ) -> Callable[[Sequence[Sequence[float]]], np.ndarray]:
     """The decision-variable function of observer `name` fitted on training patients."""
-    if name == "uptake_ratio":
+    if name in TRAINING_FREE:
         return lambda x: np.asarray(x, dtype=np.float64)[:, 0]
     template = cho.hotelling_template(np.asarray(features), np.asarray(labels))
     return lambda x: np.asarray(x, dtype=np.float64) @ template
