@@ -245,3 +245,14 @@ def test_on_a_terminal_the_progress_bar_is_erased_before_the_error(tmp_path):
     assert "checking the cohort" in raw  # the bar was drawn
     left = raw[raw.rfind("\x1b[2K") + len("\x1b[2K") :]  # after the last 'erase line'
     assert re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", left).lstrip().startswith("error: CohortError")
+
+
+def test_starting_the_cli_loads_no_deep_learning_library():
+    """`thyrocad users ...`, `--help` or `--version` start in seconds: importing the CLI loads
+    neither torch nor timm nor torchvision (only commands that need them do)."""
+    code = (
+        "import sys, thyrocad.cli.main; "
+        "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -23,7 +25,9 @@ from thyrocad.experiment.command import option_value
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
 
-DEFAULTS = ExperimentConfig()  # the CLI's defaults are the config's, never a copy
+# The CLI's defaults are the config's, never a copy; read from the dataclass fields so that
+# importing the CLI does not validate a config (which would load every backbone's library).
+DEFAULTS = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(ExperimentConfig)})
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from thyrocad.configs import Config
 from thyrocad.decision import DEFAULT_INNER_FOLDS, VIEW_FUSIONS, parse_operating_point
 from thyrocad.errors import ConfigError
-from thyrocad.models import list_models
 from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
 from thyrocad.training.config import DEVICES, MODES
 
@@ -61,6 +60,10 @@ class ExperimentConfig(Config):
 
 
 def _names(c: ExperimentConfig) -> list[str]:
+    # here, not at the top: the registry loads torch, timm and torchvision, and the CLI imports
+    # this module for its option defaults
+    from thyrocad.models import list_models
+
     known = list_models()
     unknown = [m for m in c.models if m not in known]
     if unknown:

@@ -3,21 +3,28 @@ and resume), many head-mode runs at once (`head_group`), and the workflow that t
 cohort into a model bundle (`train_bundle`).
 
 See docs/training.md for the modes, the configuration, checkpoint/resume and the bundle format.
+
+The names below load on first use (PEP 562), so that `thyrocad.training.config` can be read
+without loading torch (the CLI does, for its option defaults).
 """
 
-from thyrocad.training.config import TrainConfig
-from thyrocad.training.data import TrainData, patient_holdout
-from thyrocad.training.feature_cache import FeatureCache
-from thyrocad.training.fit import TrainResult, train
-from thyrocad.training.history import EpochRecord, plot_history
+import importlib
 
-__all__ = [
-    "EpochRecord",
-    "FeatureCache",
-    "TrainConfig",
-    "TrainData",
-    "TrainResult",
-    "patient_holdout",
-    "plot_history",
-    "train",
-]
+_EXPORTS = {
+    "EpochRecord": "history",
+    "FeatureCache": "feature_cache",
+    "TrainConfig": "config",
+    "TrainData": "data",
+    "TrainResult": "fit",
+    "patient_holdout": "data",
+    "plot_history": "history",
+    "train": "fit",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
