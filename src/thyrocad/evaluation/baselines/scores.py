@@ -46,12 +46,6 @@ OBSERVERS = {
     "cho": (_cho, (cho, landmarks)),
     "cho_true_bed": (_cho_true_bed, (cho,)),
 }
-OBSERVER_NAMES = {
-    "uptake_ratio": "uptake ratio",
-    "peak": "peak detector",
-    "cho": "CHO",
-    "cho_true_bed": "CHO at the true bed",
-}
 TRAINING_FREE = ("uptake_ratio", "peak")  # their one feature is their decision variable
 
 
