@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from typer.testing import CliRunner
 
 from thyrocad.bundle.format import load_bundle
-from thyrocad.bundle.onnx import ONNX_FILE, PARITY_TOLERANCE, OnnxRunner, onnx_metadata, parity
+from thyrocad.bundle.onnx import (
+    ONNX_FILE,
+    PARITY_TOLERANCE,
+    OnnxRunner,
+    cache_path,
+    onnx_metadata,
+    parity,
+)
 from thyrocad.cli.main import app
 from thyrocad.diagnosis.predictor import Predictor
-from thyrocad.errors import ExportError
+from thyrocad.errors import ConfigError, ExportError
 from thyrocad.io.read import read_study
 from thyrocad.models import class_probabilities
 
@@ -80,3 +92,76 @@ def test_bundle_is_unchanged_by_export(exported, inference_bundle):
     )
     for original in inference_bundle.iterdir():
         assert (exported / original.name).read_bytes() == original.read_bytes(), original.name
+
+
+def test_predictor_runs_onnxruntime_by_default_over_a_cached_parity_checked_export(
+    inference_bundle, inference_files
+):
+    """No `model.onnx` in the bundle: the default predictor exports once into the cache
+    (folded input convolution), leaves the bundle alone, and agrees with PyTorch."""
+    before = sorted(p.name for p in inference_bundle.iterdir())
+    default = Predictor.from_bundle(inference_bundle, threads=1)
+    assert default.backend == "onnxruntime"
+    _, info = load_bundle(inference_bundle)
+    path = cache_path(info)
+    assert path.is_file() and onnx_metadata(path)["weights_sha256"] == info.weights_sha256
+    graph = onnx.load(str(path))
+    first_conv = next(n for n in graph.graph.node if n.op_type == "Conv")
+    weight = next(i for i in graph.graph.initializer if i.name == first_conv.input[1])
+    assert weight.dims[1] == 1  # the input convolution reads one grey channel
+    stamp = path.stat().st_mtime_ns
+    again = Predictor.from_bundle(inference_bundle, threads=1)
+    assert again.backend == "onnxruntime" and path.stat().st_mtime_ns == stamp  # reused
+    assert sorted(p.name for p in inference_bundle.iterdir()) == before
+    torch_p = Predictor.from_bundle(inference_bundle, backend="torch")
+    for file in inference_files:
+        a, b = torch_p.predict(read_study(file)), default.predict(read_study(file))
+        assert abs(a.probability - b.probability) <= PARITY_TOLERANCE
+        assert (a.model["backend"], b.model["backend"]) == ("torch", "onnxruntime")
+
+
+def test_a_damaged_cached_export_is_made_again(inference_bundle):
+    Predictor.from_bundle(inference_bundle, threads=1)  # the cached export exists
+    _, info = load_bundle(inference_bundle)
+    cache_path(info).write_bytes(b"damaged")
+    assert Predictor.from_bundle(inference_bundle, threads=1).backend == "onnxruntime"
+    assert onnx_metadata(cache_path(info))["weights_sha256"] == info.weights_sha256
+
+
+def test_without_onnxruntime_the_predictor_falls_back_to_torch_and_says_why(
+    inference_bundle, monkeypatch, caplog
+):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` fails
+    monkeypatch.delitem(sys.modules, "thyrocad.bundle.onnx")
+    with caplog.at_level(logging.WARNING, logger="thyrocad.diagnosis.predictor"):
+        predictor = Predictor.from_bundle(inference_bundle)
+    assert predictor.backend == "torch"
+    assert "onnxruntime not used" in caplog.text and "onnxruntime" in caplog.text
+    with pytest.raises(ConfigError, match="backend onnxruntime needs onnxruntime"):
+        Predictor.from_bundle(inference_bundle, backend="onnxruntime")
+
+
+def test_an_export_that_fails_its_parity_check_is_not_kept(inference_bundle, monkeypatch, caplog):
+    """A parity check that cannot pass (for a new cache key): PyTorch runs, the reason is
+    logged, no export is kept."""
+    model, info = load_bundle(inference_bundle)
+    info = dataclasses.replace(info, weights_sha256="f" * 64)
+    monkeypatch.setattr("thyrocad.bundle.onnx.PARITY_TOLERANCE", -1.0)
+    with caplog.at_level(logging.WARNING, logger="thyrocad.diagnosis.predictor"):
+        predictor = Predictor(model, info, threads=1)
+    assert predictor.backend == "torch"
+    assert "differs from PyTorch" in caplog.text
+    assert not cache_path(info).exists()
+    assert not [p for p in cache_path(info).parent.iterdir() if p.name.startswith(".")]
+
+
+def test_predict_cli_uses_onnxruntime_by_default(inference_bundle, inference_files, tmp_path):
+    out = tmp_path / "rows.json"
+    args = ["predict", str(inference_bundle), str(inference_files[0]), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())[0]["diagnosis"]["model"]["backend"] == "onnxruntime"
+    result = CliRunner().invoke(app, [*args, "--threads", "1", "--backend", "torch"])
+    assert json.loads(out.read_text())[0]["diagnosis"]["model"]["backend"] == "torch"
+    result = CliRunner().invoke(app, [*args, "--backend", "tensorrt"])
+    assert result.exit_code == 2 and "backend must be one of" in result.stderr

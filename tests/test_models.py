@@ -18,11 +18,13 @@ from thyrocad.errors import ModelError, WeightsError
 from thyrocad.models import (
     channels_last,
     create_model,
+    grey_inference_copy,
     inference_copy,
     list_models,
     model_info,
     split_model,
 )
+from thyrocad.models.inference_copy import GreyInputConv, fold_grey_input
 from thyrocad.models.torchvision_models import hub_weights
 from thyrocad.models.weights import weights_sha256
 
@@ -211,6 +213,42 @@ def test_inference_copy_equals_the_original(name):
     assert not any(p.requires_grad for p in fast.parameters())
     if name != "efficientnet_lite0":  # torch.fx cannot trace timm's EfficientNet: not folded
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_grey_input_fold_equals_the_three_channel_network(name):
+    """Folded input convolution vs the original on grey images normalised with ImageNet's
+    unequal per-channel mean/std: the same output, borders included (zero padding)."""
+    torch.manual_seed(0)
+    model = create_model(name, weights="none").eval()
+    mean, std, size = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), (64, 80)
+    grey = torch.rand(3, 1, *size)
+    x = (grey - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    folded = grey_inference_copy(model, mean, std, size)
+    convs = [m for m in folded.modules() if isinstance(m, GreyInputConv)]
+    assert len(convs) == 1 and convs[0].conv.weight.shape[1] == 1
+    with torch.no_grad():
+        expected = model(x)
+        got = folded(channels_last(x))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_grey_input_fold_refuses_a_network_it_cannot_fold():
+    """Two convolutions read the input: no fold, the copy stays three-channel (logged)."""
+    two = torch.nn.ModuleList([torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(3, 4, 3)])
+
+    class TwoReaders(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = two
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    with pytest.raises(ValueError, match="2 convolutions read the input"):
+        fold_grey_input(TwoReaders().eval(), (0.5,) * 3, (0.5,) * 3, (16, 16))
+    copy = grey_inference_copy(TwoReaders(), (0.5,) * 3, (0.5,) * 3, (16, 16))
+    assert not any(isinstance(m, GreyInputConv) for m in copy.modules())
 
 
 def test_squeezenet_head_has_no_relu():

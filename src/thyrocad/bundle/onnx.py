@@ -6,16 +6,22 @@ The exported graph is the whole classifier followed by a softmax: input `input`
 torch.export-based exporter. The file's metadata (`metadata_props`) names the model, the
 bundle's weights sha256, the input size and normalisation and the thyrocad version, so that
 `OnnxRunner` can refuse a file made from other weights.
+
+What is exported is the bundle's inference copy (`thyrocad.models.inference_copy`: BatchNorm
+folded, the input convolution reading one grey channel, `fold_grey_input`); the input stays
+N x 3 x H x W, so a file made by an older thyrocad still runs. `cached_runner` keeps one
+parity-checked export per bundle in `$THYROCAD_HOME/cache/onnx/`, keyed by the weights' hash,
+the input settings and the exporting code: `predict`, the web app and the node use it by
+default (`thyrocad.diagnosis.predictor`).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import logging
-import shutil
-import tempfile
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +32,11 @@ from torch import nn
 
 import thyrocad
 from thyrocad.bundle.format import BundleInfo
+from thyrocad.cache import default_directory, make_key, source_digest
 from thyrocad.data.phantom import PhantomConfig, simulate_patient
 from thyrocad.errors import ExportError
 from thyrocad.files import atomic_writer
-from thyrocad.models import class_probabilities, model_info
+from thyrocad.models import class_probabilities, grey_inference_copy, inference_copy, model_info
 from thyrocad.preprocess import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -53,15 +60,20 @@ class _WithSoftmax(nn.Module):
         return torch.softmax(self.model(x), dim=1)
 
 
-def export_onnx(model: nn.Module, path: str | Path, info: BundleInfo) -> Path:
-    """Export `model` (eval mode) with a softmax to `path`; returns the path."""
+def export_onnx(model: nn.Module, path: str | Path, info: BundleInfo, fold: bool = True) -> Path:
+    """Export `model`'s inference copy (`grey_inference_copy`; with `fold=False` the input
+    convolution keeps its three channels) with a softmax to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     spec = model_info(model).spec
     rows, cols = info.pipeline.output.size
     dummy = torch.zeros(2, 3, rows, cols)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    wrapped = _WithSoftmax(model.eval()).eval()
+    out = info.pipeline.output
+    fast = (
+        grey_inference_copy(model, out.mean, out.std, out.size) if fold else inference_copy(model)
+    )
+    wrapped = _WithSoftmax(fast).eval()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
             program = torch.onnx.export(
@@ -143,16 +155,56 @@ class OnnxRunner:
 def bundle_runner(
     model: nn.Module, info: BundleInfo, onnx_path: str | Path | None, threads: int | None
 ) -> OnnxRunner:
-    """An onnxruntime session for a bundle: the given file, the bundle's `model.onnx`, or a
-    fresh export into a temporary folder (removed at exit)."""
+    """An onnxruntime session for a bundle: the given file, the bundle's `model.onnx` (made by
+    `thyrocad export`), else the cached export (`cached_runner`)."""
     path = Path(onnx_path) if onnx_path is not None else info.path / ONNX_FILE
     if onnx_path is None and not path.is_file():
-        folder = tempfile.mkdtemp(prefix="thyrocad-onnx-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        path = Path(folder) / ONNX_FILE
-        logger.info("bundle has no %s: exporting one to %s", ONNX_FILE, path)
-        export_onnx(model, path, info)
+        return cached_runner(model, info, threads)
     return OnnxRunner(path, expected_sha256=info.weights_sha256, threads=threads)
+
+
+def cached_runner(model: nn.Module, info: BundleInfo, threads: int | None) -> OnnxRunner:
+    """An onnxruntime session over the cached export of this bundle, made now (with its
+    parity check against `model` on phantom views) when there is none for these weights,
+    input settings and exporting code. `ExportError` when the export fails or disagrees."""
+    path = cache_path(info)
+    if path.is_file():
+        try:
+            return OnnxRunner(path, expected_sha256=info.weights_sha256, threads=threads)
+        except ExportError as exc:  # a damaged entry: made again
+            logger.warning("cached ONNX export unusable, exporting again: %s", exc)
+    _export_checked(model, info, path)
+    return OnnxRunner(path, expected_sha256=info.weights_sha256, threads=threads)
+
+
+def cache_path(info: BundleInfo) -> Path:
+    """Where `cached_runner` keeps the export of a bundle."""
+    out = info.pipeline.output
+    code = source_digest(sys.modules[__name__], sys.modules[grey_inference_copy.__module__])
+    key = make_key(
+        "onnx", info.model_name, info.weights_sha256, list(out.size), list(out.mean),
+        list(out.std), OPSET, torch.__version__, code,
+    )  # fmt: skip
+    return default_directory("onnx") / f"{key}.onnx"
+
+
+def _export_checked(model: nn.Module, info: BundleInfo, path: Path) -> None:
+    """Export into a temporary file beside `path`, check parity, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    try:
+        logger.info("exporting %s to ONNX (once per bundle): %s", info.model_name, path)
+        export_onnx(model, tmp, info)
+        diff = parity(model, OnnxRunner(tmp), phantom_inputs(Pipeline(info.pipeline)))
+        if diff > PARITY_TOLERANCE:
+            raise ExportError(
+                f"the ONNX export of {info.model_name} differs from PyTorch by {diff:.1e} on "
+                f"phantom views (tolerance {PARITY_TOLERANCE:g})"
+            )
+        os.replace(tmp, path)
+        logger.info("ONNX parity on phantom views: max |p_onnx - p_torch| = %.1e", diff)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def parity(model: nn.Module, runner: OnnxRunner, network_inputs: np.ndarray) -> float:

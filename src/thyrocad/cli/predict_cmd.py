@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from thyrocad.cli.app import command
+from thyrocad.cli.app import command, renamed
 
 CSV_COLUMNS = (
     "path", "verdict", "probability", "threshold", "threshold_source", "train_sensitivity",
@@ -212,12 +212,17 @@ def predict(
     dicom_out: Annotated[
         Path | None, typer.Option("--dicom-out", help="Write the DICOM results into DIR.")
     ] = None,
-    onnx: Annotated[
-        bool,
+    backend: Annotated[
+        str,
         typer.Option(
-            "--onnx",
-            help="Run the network with onnxruntime (MODEL_DIR/model.onnx, else a fresh export).",
+            "--backend",
+            help="Engine for the network: auto (onnxruntime, else PyTorch with the reason "
+            "logged), onnxruntime (MODEL_DIR/model.onnx, else an export cached once per "
+            "bundle) or torch.",
         ),
+    ] = "auto",
+    onnx: Annotated[
+        bool, typer.Option("--onnx", hidden=True, help="Old name of --backend onnxruntime.")
     ] = False,
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="CPU threads for the network.")
@@ -259,8 +264,9 @@ def predict(
     beds = parse_beds(bed or [])
     console = Console()
     torch.set_num_threads(threads)  # this process is ours: the library never sets it
+    backend = renamed("onnxruntime" if onnx else None, "--onnx", backend, "--backend", "auto")
     service = DiagnosisService.from_bundle(
-        model_dir, backend="onnxruntime" if onnx else "torch", threads=threads, threshold=threshold
+        model_dir, backend=backend, threads=threads, threshold=threshold
     )
     files, rows = collect_inputs(inputs)
     for row in rows:

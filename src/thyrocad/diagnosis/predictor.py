@@ -11,12 +11,20 @@ go through the network in one batch; usability, fusion and the threshold are
 `thyrocad.decision`'s, the same rule the experiment and training apply. A study with no usable
 view raises `NoUsableViewError`.
 
+The network runs on onnxruntime by default (`backend="auto"`): the bundle's `model.onnx` if
+`thyrocad export` put one there, else a parity-checked export cached once per bundle
+(`thyrocad.bundle.onnx.cached_runner`). When onnxruntime is not installed or the export fails
+or disagrees with PyTorch, the reason is logged and the folded PyTorch copy runs instead
+(`backend="onnxruntime"` raises instead; `backend="torch"` never tries). The engine used is
+`Predictor.backend` and each diagnosis's `model["backend"]`.
+
 The predictor never changes process-wide settings: the caller (the CLI, the server) sets
 torch's thread count; `threads` only sizes an onnxruntime session.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +34,6 @@ from torch import nn
 
 import thyrocad
 from thyrocad.bundle.format import NEGATIVE, POSITIVE, BundleInfo, load_bundle
-from thyrocad.bundle.onnx import bundle_runner
 from thyrocad.decision import fuse, view_usable
 from thyrocad.diagnosis.explain import explain_views
 from thyrocad.diagnosis.types import (
@@ -36,15 +43,15 @@ from thyrocad.diagnosis.types import (
     PreparedView,
     ViewPrediction,
 )
-from thyrocad.errors import ConfigError, NoUsableViewError
+from thyrocad.errors import ConfigError, ExportError, NoUsableViewError
 from thyrocad.intake import field_beds
-from thyrocad.models import class_probabilities, inference_copy
+from thyrocad.models import class_probabilities, grey_inference_copy
 from thyrocad.preprocess import Pipeline
 from thyrocad.study import Study, ViewImage
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("auto", "onnxruntime", "torch")
 Beds = Mapping[str, tuple[float, float]] | None
 
 
@@ -59,7 +66,7 @@ class Predictor:
         model: nn.Module,
         info: BundleInfo,
         *,
-        backend: str = "torch",
+        backend: str = "auto",
         onnx_path: str | Path | None = None,
         threads: int | None = None,
         threshold: float | None = None,
@@ -70,24 +77,25 @@ class Predictor:
             raise ConfigError(f"--threshold must lie in [0, 1], got {threshold}")
         self.model = model.eval()  # Grad-CAM hooks into this one
         self.info = info
-        self.backend = backend
         self.pipeline = Pipeline(info.pipeline)
         self.operating_point = _operating_point(info, threshold)
-        self._fast = inference_copy(self.model) if backend == "torch" else None
-        self._onnx = bundle_runner(model, info, onnx_path, threads) if backend != "torch" else None
+        self._onnx = _onnx_runner(model, info, backend, onnx_path, threads)
+        out = info.pipeline.output
+        self._fast = None if self._onnx else grey_inference_copy(model, out.mean, out.std, out.size)
+        self.backend = "torch" if self._onnx is None else "onnxruntime"
 
     @classmethod
     def from_bundle(
         cls,
         bundle_dir: str | Path,
         *,
-        backend: str = "torch",
+        backend: str = "auto",
         onnx_path: str | Path | None = None,
         threads: int | None = None,
         threshold: float | None = None,
     ) -> Predictor:
-        """Load a bundle once. `backend="onnxruntime"` uses `onnx_path`, else the bundle's
-        `model.onnx`, else an export made now into a temporary folder."""
+        """Load a bundle once. onnxruntime (`backend` "auto" or "onnxruntime") runs
+        `onnx_path`, else the bundle's `model.onnx`, else the cached export."""
         model, info = load_bundle(bundle_dir)
         return cls(
             model, info, backend=backend, onnx_path=onnx_path, threads=threads, threshold=threshold
@@ -129,9 +137,13 @@ class Predictor:
         used = [p for p in prepared if p.usable]
         prob = iter(self.probabilities(np.stack([p.result.network_input for p in used])).tolist())
         view_prob = [next(prob) if p.usable else None for p in prepared]
-        diagnosis = self._diagnosis(study, prepared, view_prob)
-        heatmaps = explain_views(self.model, [(p.view, p.result) for p in used]) if explain else ()
-        return Analysis(diagnosis, prepared, heatmaps)
+        analysis = Analysis(self._diagnosis(study, prepared, view_prob), prepared)
+        return self.explain(analysis) if explain else analysis
+
+    def explain(self, analysis: Analysis) -> Analysis:
+        """`analysis` with the Grad-CAM heatmaps of its used views."""
+        views = [(p.view, p.result) for p in analysis.used_views]
+        return dataclasses.replace(analysis, heatmaps=explain_views(self.model, views))
 
     def _diagnosis(
         self, study: Study, prepared: tuple[PreparedView, ...], view_prob: list[float | None]
@@ -184,6 +196,24 @@ def _view_prediction(
         bed_method=prepared.result.bed_method,
         bed_reason=prepared.result.bed_reason,
     )
+
+
+def _onnx_runner(model: nn.Module, info: BundleInfo, backend: str, onnx_path, threads):
+    """The onnxruntime session `backend` asks for, or None (torch; for "auto", with the
+    reason logged)."""
+    if backend == "torch":
+        return None
+    try:
+        from thyrocad.bundle.onnx import bundle_runner  # imports onnxruntime
+
+        return bundle_runner(model, info, onnx_path, threads)
+    except (ImportError, ExportError, OSError) as exc:
+        if backend == "onnxruntime":
+            if isinstance(exc, ImportError):
+                raise ConfigError(f"backend onnxruntime needs onnxruntime ({exc})") from exc
+            raise
+        logger.warning("running the network with PyTorch: onnxruntime not used (%s)", exc)
+        return None
 
 
 def _operating_point(info: BundleInfo, override: float | None) -> OperatingPoint:

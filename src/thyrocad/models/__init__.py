@@ -5,7 +5,12 @@ efficientnet_lite0 (timm tf_efficientnet_lite0). See docs/training.md for offlin
 """
 
 from thyrocad.models import efficientnet, torchvision_models  # noqa: F401  (registration)
-from thyrocad.models.inference_copy import channels_last, class_probabilities, inference_copy
+from thyrocad.models.inference_copy import (
+    channels_last,
+    class_probabilities,
+    grey_inference_copy,
+    inference_copy,
+)
 from thyrocad.models.registry import (
     FeatureSplit,
     ModelInfo,
@@ -27,6 +32,7 @@ __all__ = [
     "channels_last",
     "class_probabilities",
     "create_model",
+    "grey_inference_copy",
     "hub_checkpoint_path",
     "inference_copy",
     "list_models",
