@@ -2,9 +2,12 @@
 
 A real `thyrocad serve` process on a free loopback port (fresh database, one user), each client
 a thread with its own HTTP connection uploading phantom DICOM studies in a loop for
-`--duration` seconds per level. Reports requests/s, p50/p95 latency, errors (any status other
-than 201), and the server's resident memory (VmRSS) sampled every 0.5 s over the whole run:
-its value at the start and end of each level and its maximum, to see growth.
+`--duration` seconds per level. Each iteration times the upload's answer (the verdict:
+probabilities, flags) and then waits for the rest (`GET /api/v1/diagnoses/{id}?wait_report=true`:
+Grad-CAM, figures, PDF, DICOM results), giving the time to verdict and the time to the full
+report from the same requests. Reports studies/s, p50/p95 of both times, errors (an upload not
+answered 201 or a report not "ready"), and the server's resident memory (VmRSS) sampled every
+0.5 s over the whole run: its value at the start and end of each level and its maximum.
 
 Usage (issue size; the bundle default is bench_predict's cached ResNet-18):
 
@@ -74,8 +77,21 @@ def client_loop(url: str, token: str, studies: list[bytes], stop: threading.Even
             r = client.post(
                 "/api/v1/diagnoses", files={"file": ("s.dcm", studies[i % len(studies)])}
             )
-            out.append((time.perf_counter() - start, r.status_code))
+            verdict = time.perf_counter() - start
+            ok = r.status_code == 201
+            if ok:
+                full = client.get(f"/api/v1/diagnoses/{r.json()['id']}?wait_report=true")
+                ok = full.status_code == 200 and full.json()["result"]["report"] == "ready"
+            out.append((verdict, time.perf_counter() - start, ok))
             i += 1
+
+
+def quantiles(name: str, seconds: list[float]) -> dict[str, float | None]:
+    """p50 and p95 of `seconds` as `<name>_p50_s`, `<name>_p95_s` (None when empty)."""
+    return {
+        f"{name}_p{q}_s": round(float(np.percentile(seconds, q)), 3) if seconds else None
+        for q in (50, 95)
+    }
 
 
 def run_level(url: str, token: str, studies: list[bytes], clients: int, duration: float,
@@ -97,17 +113,16 @@ def run_level(url: str, token: str, studies: list[bytes], clients: int, duration
         t.join()
     elapsed = time.monotonic() - t0  # includes the requests in flight when time was up
     done = [r for per in results for r in per]
-    latencies = np.array([s for s, _ in done])
     rss.append((time.monotonic(), rss_mb(pid)))
     level_rss = [m for t, m in rss if t >= t0]
     return {
         "clients": clients,
         "requests": len(done),
-        "errors": sum(code != 201 for _, code in done),
+        "errors": sum(not ok for *_, ok in done),
         "seconds": round(elapsed, 2),
         "requests_per_s": round(len(done) / elapsed, 3),
-        "p50_s": round(float(np.percentile(latencies, 50)), 3) if done else None,
-        "p95_s": round(float(np.percentile(latencies, 95)), 3) if done else None,
+        **quantiles("verdict", [v for v, _, _ in done]),
+        **quantiles("report", [f for _, f, _ in done]),
         "rss_start_mb": round(level_rss[0], 1),
         "rss_end_mb": round(level_rss[-1], 1),
         "rss_max_mb": round(max(level_rss), 1),
@@ -150,13 +165,16 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"bundle {bundle}, {args.duration:g} s per level, {os.cpu_count()} CPUs\n")
-    print("| clients | requests | errors | req/s | p50 (s) | p95 (s) | RSS start/end/max (MiB) |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print(
+        "| clients | studies | errors | studies/s | verdict p50 (s) | verdict p95 (s) | "
+        "full report p50 (s) | full report p95 (s) | RSS start/end/max (MiB) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for lv in levels:
         print(
             f"| {lv['clients']} | {lv['requests']} | {lv['errors']} | {lv['requests_per_s']} | "
-            f"{lv['p50_s']} | {lv['p95_s']} | "
-            f"{lv['rss_start_mb']}/{lv['rss_end_mb']}/{lv['rss_max_mb']} |"
+            f"{lv['verdict_p50_s']} | {lv['verdict_p95_s']} | {lv['report_p50_s']} | "
+            f"{lv['report_p95_s']} | {lv['rss_start_mb']}/{lv['rss_end_mb']}/{lv['rss_max_mb']} |"
         )
     print(f"\nwrote {args.out}")
 

@@ -87,6 +87,7 @@ def test_login_upload_history_logout(page, server, server_files, server_service)
     per_view = page.inner_text("#per-view")
     for view in expected.views:
         assert f"{view.probability:.3f}" in per_view and view.view in per_view
+    wait_for_report(page)
     for image in ("#views", "#stages", "#heatmap"):
         loaded = page.eval_on_selector(image, "img => img.complete && img.naturalWidth > 0")
         assert loaded, f"{image} did not load"
@@ -127,6 +128,13 @@ def upload(page, path: Path) -> str:
     page.click("#diagnose")
     page.wait_for_url("**/diagnoses/*", timeout=180_000)
     return page.url
+
+
+def wait_for_report(page) -> None:
+    """The result page shows the verdict first; it reloads itself once the report is made."""
+    page.wait_for_selector("#heatmap", timeout=180_000)
+    page.wait_for_load_state("load")  # every image loaded (or failed)
+    assert page.locator("#report-pending").count() == 0
 
 
 def layout_facts(page) -> dict:
@@ -170,8 +178,10 @@ def test_result_page_borderline_and_clear_at_1300_and_420_px(page, banded_server
     page.set_viewport_size({"width": 1300, "height": 1000})
     login(page, server)
     urls = {"borderline": upload(page, borderline)}
+    wait_for_report(page)  # no reload while the layout is measured
     page.goto(f"{server.url}/")
     urls["clear"] = upload(page, clear)
+    wait_for_report(page)
     for case, url in urls.items():
         for width in (1300, 420):
             page.set_viewport_size({"width": width, "height": 900})
@@ -202,6 +212,7 @@ def test_clicking_a_view_sets_the_bed_and_reruns(page, server, server_files):
     page.set_default_timeout(30_000)
     login(page, server)
     parent = upload(page, server_files[2])
+    wait_for_report(page)
     picker = page.locator("#bed-anterior img.bed-picker")
     picker.scroll_into_view_if_needed()
     box = picker.bounding_box()

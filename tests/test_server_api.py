@@ -38,7 +38,10 @@ def api(server):
 
 
 def upload(api: httpx.Client, content: bytes, name: str = "study.dcm") -> httpx.Response:
-    return api.post("/api/v1/diagnoses", files={"file": (name, content)})
+    """POST one study, answered once its report (figures, PDF, DICOM) is made."""
+    return api.post(
+        "/api/v1/diagnoses", files={"file": (name, content)}, params={"wait_report": "true"}
+    )
 
 
 def assert_healthy(server: ServerProcess) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import time
 
 import numpy as np
@@ -28,6 +29,7 @@ from thyrocad.study import View
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 BASE = "http://127.0.0.1:8000"
 ROLES = {"vera": "viewer", "root": "admin"}
+WAIT = {"wait_report": "true"}  # answer once the report (figures, PDF, DICOM) is made
 
 
 @pytest.fixture
@@ -52,8 +54,12 @@ def login(client: TestClient, user: str = "alice") -> None:
     assert r.status_code == 303, r.text
 
 
-def upload(client: TestClient, content: bytes, **kwargs):
-    return client.post("/api/v1/diagnoses", files={"file": ("s.dcm", content)}, **kwargs)
+def upload(client: TestClient, content: bytes, wait_report: bool = True, **kwargs):
+    """POST one study; by default answered once its report (figures, PDF, DICOM) is made."""
+    params = WAIT if wait_report else {}
+    return client.post(
+        "/api/v1/diagnoses", files={"file": ("s.dcm", content)}, params=params, **kwargs
+    )
 
 
 def sentinel_study(seed: int = 3, **fields: bytes) -> bytes:
@@ -297,7 +303,7 @@ def test_a_bed_set_by_the_physician_reruns_the_diagnosis(tmp_path, client_for, s
                     data={"view": "anterior", "row": bed[0], "col": bed[1]},
                     follow_redirects=False)  # fmt: skip
     assert r.status_code == 303
-    child = client.get(f"/api/v1{r.headers['location']}").json()
+    child = client.get(f"/api/v1{r.headers['location']}", params=WAIT).json()
     assert child["parent_id"] == parent["id"] and child["input_sha256"] == parent["input_sha256"]
     views = {v["view"]: v for v in child["result"]["views"]}
     assert "bed_set_by_user" in views["anterior"]["flags"]
@@ -331,7 +337,7 @@ def test_a_bed_clicked_on_a_whole_body_neck_field_is_kept_in_the_files_pixels(tm
                     data={"view": "anterior", "row": bed[0], "col": bed[1]},
                     follow_redirects=False)  # fmt: skip
     assert r.status_code == 303, r.text
-    child = client.get(f"/api/v1{r.headers['location']}").json()
+    child = client.get(f"/api/v1{r.headers['location']}", params=WAIT).json()
     in_file = [float(bed[0] + row0), float(bed[1] + col0)]
     assert child["result"]["beds_set_by_user"]["anterior"] == in_file
     assert child["result"]["views"][0]["bed_rc"] == in_file
@@ -347,7 +353,7 @@ def test_two_png_exports_are_one_study(tmp_path, client_for, server_files):
         files[view.value] = (f"{view.value}.png", buffer.getvalue())
     client = client_for(tmp_path)
     login(client)
-    r = client.post("/api/v1/diagnoses", files=files, headers={"Origin": BASE})
+    r = client.post("/api/v1/diagnoses", files=files, headers={"Origin": BASE}, params=WAIT)
     assert r.status_code == 201, r.text
     d = r.json()
     assert [v["view"] for v in d["result"]["views"]] == ["anterior", "posterior"]
@@ -371,3 +377,79 @@ def test_patient_fields_from_real_pacs_data_never_fail_an_upload(tmp_path, clien
     assert "sr" in d["result"]["files"]
     results = tmp_path / "server" / "results"
     assert sorted(p.name for p in results.iterdir()) == [d["id"]]
+
+
+class _HeldReports(DiagnosisService):
+    """The session's service whose reports wait for `release` (or fail with `fail`)."""
+
+    def __init__(self, service: DiagnosisService, fail: bool = False) -> None:
+        super().__init__(service.predictor)
+        self.release, self.fail = threading.Event(), fail
+
+    def render(self, outcome, outputs):
+        if not outputs.explain:  # the verdict's half: nothing to render
+            return super().render(outcome, outputs)
+        assert self.release.wait(60)
+        if self.fail:
+            raise RuntimeError("figure rendering broke")
+        return super().render(outcome, outputs)
+
+
+def test_the_verdict_comes_before_the_report(tmp_path, client_for, server_service, server_files):
+    """The upload is answered with the verdict while the report is still being made; the
+    page says so and waits for it; `wait_report` answers once it is ready, with its files."""
+    held = _HeldReports(server_service)
+    client = client_for(tmp_path, service=held)
+    login(client)
+    d = upload(client, server_files[1].read_bytes(), wait_report=False).json()
+    assert d["result"]["report"] == "pending" and d["result"]["files"] == {}
+    assert d["verdict"] in ("residual", "non_residual") and d["result"]["views"]
+    page = client.get(f"/diagnoses/{d['id']}").text
+    assert 'id="report-pending"' in page and "/static/report.js" in page
+    assert 'id="call"' in page and 'id="heatmap"' not in page and "/files/" not in page
+    still = client.get(f"/api/v1/diagnoses/{d['id']}").json()
+    assert still["result"]["report"] == "pending"
+    held.release.set()
+    done = client.get(f"/api/v1/diagnoses/{d['id']}?wait_report=true").json()
+    assert done["result"]["report"] == "ready"
+    assert {"overlay", "report_pdf", "sr", "sc_anterior"} <= set(done["result"]["files"])
+    assert done["probability"] == d["probability"] and done["verdict"] == d["verdict"]
+    pdf = client.get(f"/api/v1/diagnoses/{d['id']}/files/{done['result']['files']['report_pdf']}")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    page = client.get(f"/diagnoses/{d['id']}").text
+    assert 'id="report-pending"' not in page and 'id="heatmap"' in page
+
+
+def test_a_failed_report_keeps_the_verdict_and_says_so(tmp_path, client_for, server_service,
+                                                       server_files):  # fmt: skip
+    held = _HeldReports(server_service, fail=True)
+    held.release.set()
+    client = client_for(tmp_path, service=held)
+    login(client)
+    d = client.post(
+        "/api/v1/diagnoses?wait_report=true",
+        files={"file": ("s.dcm", server_files[0].read_bytes())},
+    ).json()
+    assert d["result"]["report"] == "failed" and d["result"]["files"] == {}
+    assert any("could not be made (RuntimeError)" in n for n in d["result"]["notes"])
+    page = client.get(f"/diagnoses/{d['id']}").text
+    assert 'id="call"' in page and "/files/" not in page and "could not be made" in page
+
+
+def test_a_report_interrupted_by_a_stop_is_marked_failed_at_start(
+    tmp_path, client_for, server_bundle, server_service, server_files
+):
+    held = _HeldReports(server_service)  # never released while "running": the stop
+    client = client_for(tmp_path, service=held)
+    login(client)
+    d = upload(client, server_files[0].read_bytes(), wait_report=False).json()
+    assert d["result"]["report"] == "pending"
+    db = tmp_path / "server" / "thyrocad.db"  # a new start on the same database and folder
+    settings = ServerSettings(model_dir=server_bundle, db_path=db, data_dir=db.parent)
+    restarted = TestClient(create_app(settings, server_service), base_url=BASE)
+    login(restarted)
+    after = restarted.get(f"/api/v1/diagnoses/{d['id']}").json()
+    assert after["result"]["report"] == "failed" and after["verdict"] == d["verdict"]
+    assert any("server stopped before" in n for n in after["result"]["notes"])
+    held.fail = True  # let the first app's thread end
+    held.release.set()

@@ -102,7 +102,8 @@ def fill(folder: Path, leave_bytes: int) -> Path:
 def test_full_disk_is_a_clear_507_and_health_says_so(small_disk, tmp_path, server_bundle,
                                                      server_files):  # fmt: skip
     """A full disk used to give bare 500s with 'OSError [Errno 28]' tracebacks, partial
-    result folders, and a /health that still said "ok"."""
+    result folders, and a /health that still said "ok". Room for the verdict but not for the
+    report: the verdict is kept and the report says the disk is full."""
     db = new_db(small_disk)
     server = ServerProcess(server_bundle, db, "--min-free-mb", "1", "--max-upload-mb", "2",
                            log=tmp_path / "server.log")  # fmt: skip
@@ -110,12 +111,15 @@ def test_full_disk_is_a_clear_507_and_health_says_so(small_disk, tmp_path, serve
         api = server.client()
         study = server_files[0].read_bytes()
         filler = fill(small_disk, leave_bytes=2 << 20)  # room for the upload, not the results
-        r = api.post("/api/v1/diagnoses", files={"file": ("a.dcm", study)})
-        assert r.status_code == 507, r.text
-        assert "disk is full" in r.json()["detail"]
+        r = api.post(
+            "/api/v1/diagnoses", files={"file": ("a.dcm", study)}, params={"wait_report": "true"}
+        )
+        assert r.status_code == 201, r.text
+        result = r.json()["result"]
+        assert result["report"] == "failed" and result["files"] == {}
+        assert any("could not be made (the disk is full)" in n for n in result["notes"])
         assert "Errno" not in r.text and "Traceback" not in r.text
-        assert tmp_uploads(db) == [] and result_folders(db) == set()
-        assert Store(db).count_diagnoses() == 0
+        assert tmp_uploads(db) == [] and result_folders(db) == {r.json()["id"]}
         filler.unlink()
         filler = fill(small_disk, leave_bytes=512 << 10)  # below the 1 MiB reserve
         health = httpx.get(f"{server.url}/health")
@@ -129,5 +133,5 @@ def test_full_disk_is_a_clear_507_and_health_says_so(small_disk, tmp_path, serve
     finally:
         server.stop()
     log = (tmp_path / "server.log").read_text()
-    assert "Traceback" not in log and "diagnosis failed: disk full" in log
+    assert "Traceback" not in log and "failed: the disk is full" in log
     assert os.stat(db.parent / "results").st_mode & 0o777 == 0o700

@@ -156,20 +156,35 @@ class DiagnosisService:
         beds: Mapping[str, tuple[float, float]] | None = None,
     ) -> Outcome:
         """Diagnose a study already read (or kept, `StudySource.load`) and write `outputs`."""
-        analysis = self.predictor.analyse(source.study, explain=outputs.explain, beds=beds)
+        outcome = self.decide(source, beds)
+        if outputs.keep_input is not None:
+            source.save(outputs.keep_input)
+        return self.render(outcome, outputs)
+
+    def decide(
+        self, source: StudySource, beds: Mapping[str, tuple[float, float]] | None = None
+    ) -> Outcome:
+        """The diagnosis alone (verdict, probabilities, flags, notes): no Grad-CAM, no files;
+        `render` writes them later (the web app answers with this first)."""
+        analysis = self.predictor.analyse(source.study, beds=beds)
         diagnosis = analysis.diagnosis
         for note in source.notes:
             diagnosis = diagnosis.with_note(note)
-        outcome = Outcome(source, analysis, diagnosis)
+        return Outcome(source, analysis, diagnosis)
+
+    def render(self, outcome: Outcome, outputs: Outputs) -> Outcome:
+        """Write the heatmaps, DICOM results and figures `outputs` asks for (running Grad-CAM
+        first if they need it and it has not run); `outcome.files` gains them."""
+        if outputs.explain and not outcome.analysis.heatmaps:
+            outcome.analysis = self.predictor.explain(outcome.analysis)
+        analysis = outcome.analysis
         overlays = view_overlays(analysis) if outputs.explain else []
         if outputs.heatmaps is not None:
-            outcome.files.update(write_heatmaps(analysis, diagnosis, overlays, outputs))
+            outcome.files.update(write_heatmaps(analysis, outcome.diagnosis, overlays, outputs))
         if outputs.dicom is not None:
             self._write_dicom(outcome, overlays, outputs)
         if outputs.figures is not None:
             outcome.files.update(self._write_figures(outcome, overlays, outputs))
-        if outputs.keep_input is not None:
-            source.save(outputs.keep_input)
         return outcome
 
     def _write_dicom(self, outcome: Outcome, overlays: list[ViewOverlay], outputs: Outputs) -> None:

@@ -33,6 +33,7 @@ from thyrocad.errors import ConfigError, InputError, NotDicomError, ThyrocadErro
 from thyrocad.intake import field_beds
 from thyrocad.server.context import ServerContext
 from thyrocad.server.records import DiagnosisRecord, User, utc_now
+from thyrocad.server.reports import FAILED, PENDING, READY
 from thyrocad.server.uploads import SavedUpload, UploadTooLarge, save_upload
 from thyrocad.study import Study, View
 
@@ -195,30 +196,57 @@ def _in_file_pixels(
 
 async def _run(ctx: ServerContext, user: User, diagnose, *, input_sha256: str, input_kind: str,
                parent: DiagnosisRecord | None = None, beds=None, errors_about=()):  # fmt: skip
-    """Run `diagnose(outputs)` in the worker thread, write `results/<id>/` and the record;
-    on any failure neither is left behind."""
+    """Run `diagnose(outputs)` (the verdict and the kept input only) in a worker thread, write
+    the record, then queue its report (`thyrocad.server.reports`); on any failure before the
+    record is stored, neither it nor `results/<id>/` is left behind."""
     diagnosis_id = uuid.uuid4().hex
     out_dir = ctx.results_dir / diagnosis_id
-    outputs = Outputs(
-        dicom=out_dir,
-        figures=out_dir,
-        keep_input=out_dir,
-        identity=ctx.settings.store_patient_ids,
-    )
     try:
-        outcome: Outcome = await anyio.to_thread.run_sync(diagnose, outputs, limiter=ctx.limiter)
+        outcome: Outcome = await anyio.to_thread.run_sync(
+            diagnose, Outputs(keep_input=out_dir), limiter=ctx.limiter
+        )
         record = _record(ctx, diagnosis_id, user, outcome, input_sha256, input_kind, parent, beds)
         await anyio.to_thread.run_sync(ctx.store.add_diagnosis, record)  # may wait for the lock
     except BaseException as exc:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise analysis_error(exc, list(errors_about)) from None
+    ctx.reports.submit(diagnosis_id, lambda: _make_report(ctx, record, outcome, out_dir))
     return record
+
+
+REPORT_STAGING = ".report"  # where a report is written until it is whole
+
+
+def _make_report(ctx: ServerContext, record: DiagnosisRecord, outcome: Outcome,
+                 out_dir: Path) -> None:  # fmt: skip
+    """Render the report of a stored diagnosis into a staging folder, move its files into
+    `out_dir` and record it "ready"; on failure remove them (a full disk gets its space back)
+    and record it "failed"."""
+    staging = out_dir / REPORT_STAGING
+    outputs = Outputs(dicom=staging, figures=staging, identity=ctx.settings.store_patient_ids)
+    try:
+        ctx.service.render(outcome, outputs)
+        for key, path in outcome.files.items():
+            outcome.files[key] = path.replace(out_dir / path.name)
+        shutil.rmtree(staging, ignore_errors=True)
+        result = {**record.result, **outcome.summary(), "report": READY}
+    except Exception as exc:  # any failure leaves a usable verdict and says so
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = "the disk is full" if is_disk_full(exc) else type(exc).__name__
+        logger.error("report of diagnosis %s failed: %s", record.id, reason)
+        note = f"The figures and report could not be made ({reason}); re-run the diagnosis."
+        result = {**record.result, "files": {}, "report": FAILED,
+                  "notes": [*record.result.get("notes", []), note]}  # fmt: skip
+    try:
+        ctx.store.update_result(record.id, result)
+    except Exception as exc:
+        logger.error("report of diagnosis %s not recorded: %s", record.id, type(exc).__name__)
 
 
 def _record(ctx: ServerContext, diagnosis_id: str, user: User, outcome: Outcome,
             input_sha256: str, input_kind: str, parent: DiagnosisRecord | None,
             beds) -> DiagnosisRecord:  # fmt: skip
-    summary = outcome.summary()
+    summary = {**outcome.summary(), "report": PENDING}
     if beds:
         summary["beds_set_by_user"] = {
             "by": user.name,
@@ -255,9 +283,15 @@ def _input_digest(uploads: list[SavedUpload]) -> str:
 # --- start-up recovery and health ------------------------------------------------------------
 
 
+UNFINISHED_NOTE = (
+    "The server stopped before the figures and report were made; re-run the diagnosis."
+)
+
+
 def recover(ctx: ServerContext) -> None:
     """After a crash (kill -9, power loss): remove orphan uploads from `tmp/` and result
-    folders without a database row (analyses that never finished)."""
+    folders without a database row (analyses that never finished), and mark reports the stop
+    interrupted as failed."""
     ctx.results_dir.mkdir(parents=True, exist_ok=True)
     ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
     uploads = [p for p in ctx.tmp_dir.iterdir()]
@@ -267,6 +301,11 @@ def recover(ctx: ServerContext) -> None:
     orphans = [p for p in ctx.results_dir.iterdir() if p.name not in known]
     for path in orphans:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    for staging in ctx.results_dir.glob(f"*/{REPORT_STAGING}"):
+        shutil.rmtree(staging, ignore_errors=True)
+    unfinished = ctx.store.fail_pending_reports(UNFINISHED_NOTE)
+    if unfinished:
+        logger.warning("start-up recovery: %d report(s) left unfinished by a stop", unfinished)
     if uploads or orphans:
         logger.warning(
             "start-up recovery: removed %d orphan upload(s) and %d unfinished result folder(s)",

@@ -3,6 +3,12 @@
 Roles (`thyrocad.server.records.PERMISSIONS`): every signed-in user reads the department's
 diagnoses; physicians and admins upload, review and re-run with a bed; admins read the audit
 log. Reviews are appended (PUT keeps the history), never overwritten.
+
+An upload (or re-run) is answered with the verdict as soon as the model has decided; its
+`result.report` is then "pending" and `result.files` empty until the Grad-CAM, figures, report
+and DICOM results are made (`thyrocad.server.reports`). `?wait_report=true` on the upload, the
+re-run or `GET /api/v1/diagnoses/{id}` answers only when the report is done (or after
+`REPORT_WAIT_S`, still "pending").
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from thyrocad.server.records import AuditEvent, DiagnosisRecord
 from thyrocad.server.store import Worklist
 
 router = APIRouter()
+REPORT_WAIT_S = 120.0  # the longest `wait_report` holds an answer
+WaitReport = Annotated[
+    bool, Query(description="Answer once the Grad-CAM, figures and report are made.")
+]
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -150,12 +160,14 @@ def model_card(user: ApiReader, ctx: Ctx) -> dict[str, Any]:
     responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 507: {}},
     openapi_extra=UPLOAD_BODY,
 )
-async def create_diagnosis(request: Request, user: ApiDiagnoser, ctx: Ctx) -> dict[str, Any]:
+async def create_diagnosis(
+    request: Request, user: ApiDiagnoser, ctx: Ctx, wait_report: WaitReport = False
+) -> dict[str, Any]:
     """Diagnose one uploaded study: a DICOM file (or one file per view, field `file`), or
     PNG/JPEG exports of views (fields `anterior`, `posterior`, or `file` for one view)."""
     record = await diagnose_upload(ctx, request, user)
     ctx.audit(request, user.name, "upload", record.id)
-    return record.to_dict()
+    return await _answer(ctx, record.id, wait_report)
 
 
 @router.get("/api/v1/diagnoses", tags=["diagnoses"], responses={401: {}})
@@ -174,11 +186,13 @@ def list_diagnoses(
 
 
 @router.get("/api/v1/diagnoses/{diagnosis_id}", tags=["diagnoses"], responses={401: {}, 404: {}})
-def read_diagnosis(diagnosis_id: str, request: Request, user: ApiReader, ctx: Ctx) -> dict:
+async def read_diagnosis(
+    diagnosis_id: str, request: Request, user: ApiReader, ctx: Ctx, wait_report: WaitReport = False
+) -> dict:
     """One diagnosis with its result and its review history."""
-    record = get_record(ctx, diagnosis_id)
+    record = await anyio.to_thread.run_sync(get_record, ctx, diagnosis_id)
     ctx.audit(request, user.name, "view", record.id)
-    return record.to_dict()
+    return await _answer(ctx, record.id, wait_report)
 
 
 @router.put(
@@ -203,14 +217,27 @@ def review_diagnosis(
     responses={401: {}, 403: {}, 404: {}, 422: {}, 507: {}},
 )
 async def rerun_diagnosis(
-    diagnosis_id: str, body: RerunRequest, request: Request, user: ApiDiagnoser, ctx: Ctx
+    diagnosis_id: str,
+    body: RerunRequest,
+    request: Request,
+    user: ApiDiagnoser,
+    ctx: Ctx,
+    wait_report: WaitReport = False,
 ) -> dict[str, Any]:
     """Diagnose the kept views again with thyroid-bed centres set by the user: a new
     diagnosis (its `parent_id` names this one) flagged "bed set by user"."""
     parent = await anyio.to_thread.run_sync(get_record, ctx, diagnosis_id)
     record = await rerun_with_beds(ctx, parent, body.beds, user)
     ctx.audit(request, user.name, "rerun", record.id, f"of {parent.id}")
-    return record.to_dict()
+    return await _answer(ctx, record.id, wait_report)
+
+
+async def _answer(ctx: ServerContext, diagnosis_id: str, wait_report: bool) -> dict[str, Any]:
+    """The record as stored now; with `wait_report`, once its report is done (or after
+    `REPORT_WAIT_S`)."""
+    if wait_report:
+        await anyio.to_thread.run_sync(ctx.reports.wait, diagnosis_id, REPORT_WAIT_S)
+    return (await anyio.to_thread.run_sync(get_record, ctx, diagnosis_id)).to_dict()
 
 
 @router.get(

@@ -3,14 +3,18 @@ pages and /health.
 
 Everything but `/health` needs a user (`thyrocad.server.context`); what a user may do depends
 on their role. Inference runs in a worker thread behind a capacity limiter so it never blocks
-the event loop (PITFALLS 9.4). On start the server recovers from a crash (orphan uploads and
-unfinished result folders removed). An unexpected error answers 500 with a reference and is
+the event loop (PITFALLS 9.4); an upload is answered with the verdict, and its Grad-CAM,
+figures, report and DICOM results follow from a small pool (`thyrocad.server.reports`). On
+start the server recovers from a crash (orphan uploads and unfinished result folders removed,
+unfinished reports marked failed). An unexpected error answers 500 with a reference and is
 logged by type and place; no answer or log line quotes patient data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import uuid
 
 import anyio
@@ -30,6 +34,7 @@ from thyrocad.server.context import (
     ServerContext,
     ServerSettings,
 )
+from thyrocad.server.reports import Reports
 from thyrocad.server.store import Store
 from thyrocad.server.uploads import BodySizeLimit
 
@@ -49,15 +54,24 @@ SECURITY_HEADERS = {
 def create_app(settings: ServerSettings, service: DiagnosisService | None = None) -> FastAPI:
     """The application for `settings`; loads the model bundle unless `service` is given."""
     protect_logs()
-    service = service or DiagnosisService.from_bundle(settings.model_dir)
+    threads = max(1, (os.cpu_count() or 1) // settings.inference_threads)  # per verdict
+    service = service or DiagnosisService.from_bundle(settings.model_dir, threads=threads)
     ctx = ServerContext(
         settings=settings,
         service=service,
         store=Store(settings.db_path),
         limiter=anyio.CapacityLimiter(settings.inference_threads),
+        reports=Reports(settings.report_workers),
     )
     recover(ctx)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await anyio.to_thread.run_sync(ctx.reports.shutdown)  # finish the reports under way
+
     app = FastAPI(
+        lifespan=lifespan,
         title="thyrocad",
         summary="Residual thyroid tissue on planar I-131 neck scintigrams (research use only)",
         version=service.model_version,

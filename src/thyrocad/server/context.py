@@ -11,6 +11,7 @@ proxy: `X-Forwarded-Proto` and the `Host` header it passes on, `$http_host` in n
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,7 @@ from thyrocad.diagnosis.service import DiagnosisService
 from thyrocad.server import auth
 from thyrocad.server.display import register_filters
 from thyrocad.server.records import AuditEvent, User, utc_now
+from thyrocad.server.reports import Reports
 from thyrocad.server.store import Store
 from thyrocad.server.uploads import DEFAULT_MAX_UPLOAD
 
@@ -43,6 +45,8 @@ class ServerSettings:
     `tmp/` (uploads while they are analysed, removed afterwards). `secure_cookies` marks the
     session cookie Secure: switch it on behind a TLS reverse proxy. Uploads are refused (507)
     and /health reports "degraded" while the data folder has less than `min_free_bytes` free.
+    `inference_threads` verdicts and `report_workers` reports (Grad-CAM, figures, PDF, DICOM)
+    run at once; by default each is half the cores, at most 4.
     """
 
     model_dir: Path
@@ -51,8 +55,14 @@ class ServerSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     store_patient_ids: bool = False
     secure_cookies: bool = False
-    inference_threads: int = 1
+    inference_threads: int = field(default_factory=lambda: default_workers())
+    report_workers: int = field(default_factory=lambda: default_workers())
     min_free_bytes: int = 64 << 20
+
+
+def default_workers(most: int = 4) -> int:
+    """Half the machine's cores (at least 1, at most `most`): verdicts and reports share it."""
+    return max(1, min(most, (os.cpu_count() or 1) // 2))
 
 
 @dataclass
@@ -63,6 +73,7 @@ class ServerContext:
     service: DiagnosisService
     store: Store
     limiter: anyio.CapacityLimiter
+    reports: Reports
     login_limiter: auth.LoginLimiter = field(default_factory=auth.LoginLimiter)
     templates: Jinja2Templates = field(
         default_factory=lambda: register_filters(Jinja2Templates(directory=HERE / "templates"))

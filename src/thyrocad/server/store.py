@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from thyrocad.errors import StoreError
 from thyrocad.server.records import (
@@ -332,6 +333,31 @@ class Store:
                     record.parent_id,
                 ),
             )
+
+    def update_result(self, diagnosis_id: str, result: dict[str, Any]) -> None:
+        """Replace a diagnosis's result JSON (its report made after the verdict)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE diagnoses SET result_json = ? WHERE id = ?",
+                (json.dumps(result, sort_keys=True), diagnosis_id),
+            )
+
+    def fail_pending_reports(self, note: str) -> int:
+        """Mark every report still "pending" as "failed" with `note` (start-up recovery: the
+        process that was making them is gone); returns how many."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, result_json FROM diagnoses "
+                "WHERE json_extract(result_json, '$.report') = 'pending'"
+            ).fetchall()
+            for row in rows:
+                result = json.loads(row["result_json"])
+                result.update(report="failed", files={}, notes=[*result.get("notes", []), note])
+                conn.execute(
+                    "UPDATE diagnoses SET result_json = ? WHERE id = ?",
+                    (json.dumps(result, sort_keys=True), row["id"]),
+                )
+        return len(rows)
 
     def add_review(self, diagnosis_id: str, username: str, agree: bool, comment: str) -> bool:
         """Append a review; False if there is no such diagnosis."""
