@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explain_truth import phantom, train_bundle
+from explain_truth import make_bundle, phantom
 from thyrocad.bundle.format import load_bundle
 from thyrocad.bundle.onnx import ONNX_FILE, export_onnx
 from thyrocad.diagnosis.explain import explain_views
@@ -54,7 +54,7 @@ def default_bundle() -> Path:
         weights = "none"
     out = thyrocad_home() / "bench" / f"bench_predict_resnet18_{weights}"
     if not (out / "bundle.json").is_file():
-        train_bundle(phantom(20, seed=7), out, "resnet18", weights, epochs=1)
+        make_bundle(phantom(20, seed=7), out, "resnet18", weights, epochs=1)
     return out
 
 
