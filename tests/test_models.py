@@ -21,6 +21,7 @@ from thyrocad.models import (
     inference_copy,
     list_models,
     model_info,
+    split_last,
     split_model,
 )
 from thyrocad.models.torchvision_models import hub_weights
@@ -190,6 +191,24 @@ def test_split_reproduces_forward(name):
         model(x)
     handle.remove()
     assert len(maps) == 1 and maps[0].ndim == 4 and maps[0].shape[0] == 2
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_split_last_reproduces_forward_and_holds_the_last_stage(name):
+    """'last' mode's cut: prefix then last stage + head give the model's output, and the
+    second part holds exactly the parameters 'last' mode trains."""
+    torch.manual_seed(0)
+    model = create_model(name, weights="none").eval()
+    split = split_last(model)
+    split.head.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(split.head(split.backbone(x)), model(x), rtol=1e-5, atol=1e-6)
+    spec = model_info(model).spec
+    prefixes = (*(f"{n}." for n in spec.last_stage), spec.head_prefix)
+    trained = {id(p) for n, p in model.named_parameters() if n.startswith(prefixes)}
+    assert {id(p) for p in split.head.parameters()} == trained
+    assert not trained & {id(p) for p in split.backbone.parameters()}
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -14,6 +14,7 @@ from thyrocad.models.registry import (
     create_model,
     list_models,
     model_info,
+    split_last,
     split_model,
 )
 from thyrocad.models.weights import WeightsSource, hub_checkpoint_path, state_fingerprint
@@ -31,6 +32,7 @@ __all__ = [
     "inference_copy",
     "list_models",
     "model_info",
+    "split_last",
     "split_model",
     "state_fingerprint",
 ]
