@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from thyrocad.models import create_model
-from thyrocad.training import FeatureCache, TrainConfig, train
-from thyrocad.training.batched import train_splits
+from thyrocad.training import FeatureCache, TrainConfig, train, train_splits
 from training_helpers import toy_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
