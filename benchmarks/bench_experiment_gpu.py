@@ -6,9 +6,17 @@ where the time goes: the experiment's phases, the mean wall time of one run per 
 per-step profile of each model (forward, backward, optimizer step; fp32 as the experiment
 trains, and bf16 autocast + channels-last for comparison) at the experiment's batch size.
 
+Before the experiment, it times training the splits of each model one at a time
+(`thyrocad.training.train`, as the experiment does) against all splits as one batched
+computation (`thyrocad.training.batched.train_splits`), same data, seeds and settings:
+`--batched-views` random 224 px training views per split drawn from a pool of 892,
+`--batched-epochs` epochs (timings scale with epochs). `--batched-only` runs just this
+comparison (about 2-4 minutes on one H100/H200: the prepared GPU check of issue 17).
+
 Usage: python benchmarks/bench_experiment_gpu.py [--splits 10] [--epochs 80] [--workers 3]
-       [--json benchmarks/results/bench_experiment_gpu.json]
-Needs a CUDA GPU. Prints markdown tables and writes the JSON record.
+       [--batched-epochs 8] [--batched-only] [--json benchmarks/results/bench_experiment_gpu.json]
+Needs a CUDA GPU (`--device cpu --size 32 --batched-views 24` tries it out on a CPU). Prints
+markdown tables and writes the JSON record.
 """
 
 from __future__ import annotations
@@ -78,6 +86,51 @@ def step_profile(
     }
 
 
+def batched_comparison(model: str, args: argparse.Namespace) -> dict[str, float]:
+    """Seconds to train `args.splits` splits of `model` in full mode one at a time and as one
+    batched computation, on the same random views, seeds and settings."""
+    import numpy as np
+
+    from thyrocad.training import TrainConfig, TrainData, train
+    from thyrocad.training.batched import train_splits
+
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(892, 3, args.size, args.size)).astype(np.float32)
+    labels = (rng.random(892) < 346 / 446).astype(int)
+    datas = []
+    for _ in range(args.splits):
+        rows = np.sort(rng.choice(892, size=args.batched_views, replace=False))
+        datas.append(TrainData.build(pool[rows], labels[rows]))
+    configs = [
+        TrainConfig(model=model, weights="none", mode="full", epochs=args.batched_epochs,
+                    seed=seed, device=args.device)
+        for seed in range(args.splits)
+    ]  # fmt: skip
+    train(datas[0], TrainConfig(**{**configs[0].to_dict(), "epochs": 1}))  # warm-up
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for data, config in zip(datas, configs, strict=True):
+        train(data, config)
+    sync()
+    one_at_a_time = time.perf_counter() - start
+    start = time.perf_counter()
+    train_splits(datas, configs)
+    sync()
+    batched = time.perf_counter() - start
+    return {"one_at_a_time_s": one_at_a_time, "batched_s": batched,
+            "speed_up": one_at_a_time / batched}  # fmt: skip
+
+
+def print_batched(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    print(f"\n{args.splits} splits, {args.batched_views} views, {args.batched_epochs} epochs, "
+          "full mode, batch 32, fp32\n\n| model | one at a time (s) | batched (s) | speed-up |\n"
+          "|---|---|---|---|")  # fmt: skip
+    for name, row in rows.items():
+        print(f"| {name} | {row['one_at_a_time_s']:.1f} | {row['batched_s']:.1f} "
+              f"| {row['speed_up']:.2f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=10)
@@ -86,6 +139,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--repeats", type=int, default=30, help="steps timed per profile row")
     parser.add_argument("--device", default="cuda", help="cpu only to try the script out")
+    parser.add_argument("--batched-epochs", type=int, default=8)
+    parser.add_argument("--batched-views", type=int, default=670, help="training views/split")
+    parser.add_argument("--size", type=int, default=224, help="image size of the comparison")
+    parser.add_argument("--batched-only", action="store_true", help="only the comparison")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -93,6 +150,15 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none (CPU try-out)"
     print(f"GPU: {gpu}; torch {torch.__version__}; {os.cpu_count()} CPUs", flush=True)
     os.environ["THYROCAD_HOME"] = tempfile.mkdtemp(prefix="bench-gpu-home-")
+    batched = {name: batched_comparison(name, args) for name in PAPER_MODELS}
+    print_batched(batched, args)
+    if args.batched_only:
+        record = {"benchmark": "experiment_gpu_batched", "gpu": gpu, "settings": vars(args),
+                  "batched": batched, "versions": library_versions(),
+                  "machine": machine_description()}  # fmt: skip
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1, default=str))
+        return
 
     from thyrocad.data.phantom import ensure_default_cohort
 
@@ -133,6 +199,7 @@ def main() -> None:
         "phases_s": phases,
         "mean_run_s": run_s,
         "step_profile_ms": profile,
+        "batched": batched,
         "models": [e.__dict__ for e in outcome.aggregate.entries],
         "versions": library_versions(),
         "machine": machine_description(),

@@ -22,6 +22,7 @@ from thyrocad.models import (
     inference_copy,
     list_models,
     model_info,
+    split_last,
     split_model,
 )
 from thyrocad.models.inference_copy import GreyInputConv, fold_grey_input
@@ -176,14 +177,14 @@ def test_corrupt_weights_file(tmp_path):
 def test_split_reproduces_forward(name):
     torch.manual_seed(0)
     model = create_model(name, weights="none").eval()
-    split = split_model(model)
-    split.head.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         direct = model(x)
-        via_split = split.head(split.backbone(x))
     assert direct.shape == (2, 2)
-    torch.testing.assert_close(via_split, direct, rtol=1e-5, atol=1e-6)
+    for split in (split_model(model), split_last(model)):  # head mode's cut, last mode's cut
+        split.head.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(split.head(split.backbone(x)), direct, rtol=1e-5, atol=1e-6)
     # Grad-CAM's target layer gives spatial feature maps on the way to the output
     maps = []
     layer = model.get_submodule(model_info(model).spec.target_layer)
@@ -192,6 +193,19 @@ def test_split_reproduces_forward(name):
         model(x)
     handle.remove()
     assert len(maps) == 1 and maps[0].ndim == 4 and maps[0].shape[0] == 2
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_split_last_holds_exactly_the_last_stage_and_head(name):
+    """'last' mode's cut: the second part holds exactly the parameters 'last' mode trains
+    (that the two parts reproduce the model is checked with the other cut above)."""
+    model = create_model(name, weights="none")
+    split = split_last(model)
+    spec = model_info(model).spec
+    prefixes = (*(f"{n}." for n in spec.last_stage), spec.head_prefix)
+    trained = {id(p) for n, p in model.named_parameters() if n.startswith(prefixes)}
+    assert {id(p) for p in split.head.parameters()} == trained
+    assert not trained & {id(p) for p in split.backbone.parameters()}
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -21,6 +21,7 @@ from thyrocad.training import (
     plot_history,
     train,
 )
+from thyrocad.training.fit import predict_proba
 from thyrocad.training.workflow import patient_threshold
 from training_helpers import small, toy_data
 
@@ -50,6 +51,36 @@ def test_cached_head_training_equals_recomputing_features(name):
     assert cache.computed == len(data)
     for k, a in cached.model.state_dict().items():
         torch.testing.assert_close(a, recomputed.model.state_dict()[k], rtol=1e-4, atol=1e-6)
+    for a, b in zip(cached.history, recomputed.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+        assert a.sampled_counts == b.sampled_counts
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet18", "squeezenet1_1", "shufflenet_v2_x1_0", "efficientnet_lite0"]
+)
+def test_cached_last_training_equals_recomputing_the_prefix(name, tmp_path):
+    """'last' mode on cached prefix activations trains the same weights and predicts the same
+    probabilities as running the whole network every step (BatchNorm of the prefix frozen)."""
+    data = toy_data(n=12, size=48)
+    weights = "imagenet" if name == "efficientnet_lite0" else "none"
+    cfg = small(model=name, weights=weights, mode="last", epochs=2, batch_size=4)
+    cache = FeatureCache(tmp_path / "features")
+    cached = train(data, cfg, cache=cache)
+    recomputed = train(data, TrainConfig(**{**cfg.to_dict(), "cache_features": False}))
+    assert cache.computed == len(data)
+    assert any((tmp_path / "features").glob("prefix-*"))  # not the head-mode features' folder
+    init = create_model(name, weights=weights).state_dict()
+    changed = 0
+    for k, a in cached.model.state_dict().items():
+        torch.testing.assert_close(a, recomputed.model.state_dict()[k], rtol=1e-4, atol=1e-5)
+        changed += not torch.equal(a, init[k]) and a.is_floating_point()
+    assert changed > 0
+    np.testing.assert_allclose(cached.train_prob, recomputed.train_prob, rtol=1e-4, atol=1e-5)
+    probe = toy_data(n=4, size=48, seed=3).x
+    np.testing.assert_allclose(
+        predict_proba(cached, probe, cache), predict_proba(recomputed, probe), rtol=1e-4, atol=1e-5
+    )
     for a, b in zip(cached.history, recomputed.history, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
         assert a.sampled_counts == b.sampled_counts

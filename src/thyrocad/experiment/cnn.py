@@ -23,7 +23,8 @@ from thyrocad.models import (
     state_fingerprint,
 )
 from thyrocad.training import FeatureCache, TrainConfig, TrainData, TrainResult, train
-from thyrocad.training.feature_cache import backbone_key, default_feature_cache
+from thyrocad.training.feature_cache import default_feature_cache
+from thyrocad.training.fit import frozen_outputs
 from thyrocad.training.fit import predict_proba as training_predict_proba
 from thyrocad.training.head_group import HeadFit, HeadRun, affine_head, train_heads
 from thyrocad.training.history import EpochRecord
@@ -38,18 +39,6 @@ def _feature_cache_at(directory: str) -> FeatureCache:
 def feature_cache() -> FeatureCache:
     """This process's backbone-feature cache (memory + disk under `$THYROCAD_HOME`)."""
     return _feature_cache_at(str(default_feature_cache().directory))
-
-
-def cached_features(
-    backbone: torch.nn.Module, model: str, fingerprint: str, images: torch.Tensor, cfg
-) -> torch.Tensor:
-    """Backbone features of `images` through this process's cache, keyed as the engine keys
-    them (model, frozen-weights fingerprint, device, precision), so both share entries."""
-    device = resolve_device(cfg.device)
-    key = backbone_key(model, fingerprint, device, cfg.bf16)
-    return feature_cache().features(
-        backbone.to(device), images, key, device, cfg.batch_size, cfg.bf16
-    )
 
 
 def scratch_weights(model: str, seed: int) -> Path:
@@ -76,18 +65,21 @@ def fit_one(x: np.ndarray, labels: np.ndarray, groups: Sequence[str], cfg: Train
 
 
 def predict_proba(fitted: TrainResult, x: np.ndarray) -> np.ndarray:
-    """P(residual) of each image under a `TrainResult`'s model (cached features in head mode)."""
+    """P(residual) of each image under a `TrainResult`'s model (through the cache of the frozen
+    part's outputs in 'head' and 'last' modes)."""
     return training_predict_proba(fitted, torch.from_numpy(x), feature_cache())
 
 
 def frozen_features(cfg: TrainConfig, x_all: np.ndarray) -> tuple[torch.nn.Module, torch.Tensor]:
-    """(network with its initial weights, backbone features of every image), through the
-    feature cache, keyed as the training engine keys them."""
+    """(network with its initial weights, outputs of its frozen part for every image: the
+    backbone features in 'head' mode, the last stage's inputs in 'last' mode), through this
+    process's feature cache, keyed as the training engine keys them."""
     net = create_model(cfg.model, weights=cfg.weights).eval()
     fingerprint = state_fingerprint(net, exclude_prefix=architecture(cfg.model).spec.head_prefix)
+    device = resolve_device(cfg.device)
     with torch.no_grad():
-        feats = cached_features(
-            split_model(net).backbone, cfg.model, fingerprint, torch.from_numpy(x_all), cfg
+        feats = frozen_outputs(
+            net, cfg, fingerprint, torch.from_numpy(x_all), feature_cache(), device
         )
     return net, feats
 

@@ -36,6 +36,7 @@ from thyrocad.experiment.inputs import CohortInputs, load_inputs, model_inputs
 from thyrocad.experiment.runs import RunResult, RunSpec
 from thyrocad.files import using_home
 from thyrocad.training import TrainConfig, TrainData
+from thyrocad.training.fit import CACHED_MODES
 from thyrocad.training.head_group import HeadRun
 from thyrocad.training.oof import fold_seed, oof_probabilities, patient_folds
 
@@ -99,11 +100,11 @@ class ExperimentRun:
         )
 
     def warm_features(self, model: str, cohort_dir: str | None = None) -> None:
-        """Pass every view of the cohort (or of `cohort_dir`) through `model`'s frozen
-        backbone once ('head' mode), so that runs in worker processes read the features from
+        """Pass every view of the cohort (or of `cohort_dir`) through `model`'s frozen part
+        once ('head' and 'last' modes), so that runs in worker processes read its outputs from
         the disk cache instead of each computing them."""
         cfg = self.train_config(model, 0)
-        if cfg.mode == "head" and cfg.cache_features:
+        if cfg.mode in CACHED_MODES and cfg.cache_features:
             x = model_inputs(cohort_dir or self.cohort_dir, self.pipeline_json, model)
             cnn.frozen_features(cfg, x)
 

@@ -19,6 +19,7 @@ from thyrocad.models.registry import (
     create_model,
     list_models,
     model_info,
+    split_last,
     split_model,
 )
 from thyrocad.models.weights import WeightsSource, hub_checkpoint_path, state_fingerprint
@@ -37,6 +38,7 @@ __all__ = [
     "inference_copy",
     "list_models",
     "model_info",
+    "split_last",
     "split_model",
     "state_fingerprint",
 ]

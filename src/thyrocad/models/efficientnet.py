@@ -97,6 +97,13 @@ class _TimmHead(nn.Module):
         return self.classifier(x)
 
 
+def _split_last(model: nn.Module) -> FeatureSplit:
+    """Stem and blocks 0-5 | block 6, head convolution and BatchNorm, pooling, `_TimmHead`."""
+    prefix = nn.Sequential(model.conv_stem, model.bn1, model.blocks[:6])
+    rest = nn.Sequential(model.blocks[6], model.conv_head, model.bn2, model.global_pool)
+    return FeatureSplit(prefix, nn.Sequential(rest, _TimmHead(model)))
+
+
 register(
     Architecture(
         spec=ModelSpec(
@@ -110,6 +117,7 @@ register(
         build=lambda: timm.create_model(TIMM_NAME, pretrained=False, drop_rate=DROP_RATE),
         replace_head=lambda model, n: model.reset_classifier(n),
         split=lambda model: FeatureSplit(_TimmFeatures(model), _TimmHead(model)),
+        split_last=_split_last,
         imagenet_state=_package_state,
         adapt_state=lukemelas_to_timm,
     )

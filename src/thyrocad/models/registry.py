@@ -69,6 +69,7 @@ class Architecture:
     build: Callable[[], nn.Module]  # randomly initialised, ImageNet (1000-class) head
     replace_head: Callable[[nn.Module, int], None]
     split: Callable[[nn.Module], FeatureSplit]
+    split_last: Callable[[nn.Module], FeatureSplit]  # the cut of 'last' mode (`split_last`)
     imagenet_state: Callable[[bool], tuple[dict, WeightsSource]]  # (allow_download) -> weights
     adapt_state: Callable[[dict, nn.Module], dict] = field(default=lambda state, model: state)
 
@@ -165,3 +166,9 @@ def model_info(model: nn.Module) -> ModelInfo:
 def split_model(model: nn.Module) -> FeatureSplit:
     """Feature extractor and head of a model made by `create_model`."""
     return architecture(model_info(model).spec.name).split(model)
+
+
+def split_last(model: nn.Module) -> FeatureSplit:
+    """The cut of 'last' mode: `backbone` is everything before the last stage (frozen there),
+    `head` the last stage and the classifier; `head(backbone(x))` equals `model(x)`."""
+    return architecture(model_info(model).spec.name).split_last(model)

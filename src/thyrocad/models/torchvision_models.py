@@ -86,12 +86,36 @@ def _split_squeezenet(model: nn.Module) -> FeatureSplit:
     return FeatureSplit(backbone, nn.Sequential(model.classifier, nn.Flatten(1)))
 
 
-def _tv_arch(spec: ModelSpec, builder, enum_member, replace_head, split) -> Architecture:
+def _children_until(model: nn.Module, stop: str) -> nn.Sequential:
+    """The model's direct children before the one named `stop`, in order."""
+    names = [name for name, _ in model.named_children()]
+    return nn.Sequential(*[getattr(model, name) for name in names[: names.index(stop)]])
+
+
+def _last_resnet(model: nn.Module) -> FeatureSplit:
+    rest = nn.Sequential(model.layer4, model.avgpool, nn.Flatten(1), model.fc)
+    return FeatureSplit(_children_until(model, "layer4"), rest)
+
+
+def _last_shufflenet(model: nn.Module) -> FeatureSplit:
+    rest = nn.Sequential(model.stage4, model.conv5, _GlobalMean(), model.fc)
+    return FeatureSplit(_children_until(model, "stage4"), rest)
+
+
+def _last_squeezenet(model: nn.Module) -> FeatureSplit:
+    rest = nn.Sequential(model.features[12], model.classifier, nn.Flatten(1))
+    return FeatureSplit(model.features[:12], rest)
+
+
+def _tv_arch(
+    spec: ModelSpec, builder, enum_member, replace_head, split, split_last
+) -> Architecture:
     return Architecture(
         spec=spec,
         build=lambda: builder(weights=None),
         replace_head=replace_head,
         split=split,
+        split_last=split_last,
         imagenet_state=lambda allow: hub_weights(spec.name, enum_member, allow),
     )
 
@@ -114,6 +138,7 @@ register(
         tvm.ResNet18_Weights.IMAGENET1K_V1,
         _new_fc,
         _split_resnet,
+        _last_resnet,
     )
 )
 register(
@@ -123,6 +148,7 @@ register(
         tvm.ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1,
         _new_fc,
         _split_shufflenet,
+        _last_shufflenet,
     )
 )
 for _name, _builder, _enum in (
@@ -136,5 +162,6 @@ for _name, _builder, _enum in (
             _enum,
             _new_squeeze_head,
             _split_squeezenet,
+            _last_squeezenet,
         )
     )

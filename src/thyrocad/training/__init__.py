@@ -1,5 +1,6 @@
 """Transfer learning: the engine `train(TrainData, TrainConfig) -> TrainResult` (with checkpoints
-and resume), many head-mode runs at once (`head_group`), and the workflow that turns a labelled
+and resume), many head-mode runs at once (`head_group`), the runs of several splits as one
+batched computation (`train_splits`), and the workflow that turns a labelled
 cohort into a model bundle (`train_bundle`).
 
 See docs/training.md for the modes, the configuration, checkpoint/resume and the bundle format.
@@ -19,6 +20,7 @@ _EXPORTS = {
     "patient_holdout": "data",
     "plot_history": "history",
     "train": "fit",
+    "train_splits": "batched",
 }
 
 __all__ = sorted(_EXPORTS)

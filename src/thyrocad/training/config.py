@@ -40,7 +40,7 @@ class TrainConfig(Config):
     deterministic: bool = True
     bf16: bool = False  # CUDA only
     channels_last: bool = False  # CUDA only
-    cache_features: bool = True  # 'head' mode only
+    cache_features: bool = True  # "head" and "last" modes: outputs of the frozen part once
     val_fraction: float = 0.0
     operating_point: str = "auto"
     inner_folds: int = DEFAULT_INNER_FOLDS

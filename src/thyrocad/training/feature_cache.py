@@ -76,7 +76,7 @@ class FeatureCache:
             with torch.no_grad(), autocast(device, bf16):
                 out = fast(batch).float().cpu()
             for i, feat in zip(chunk, out, strict=True):
-                self._store(key, keys[i], feat.clone())
+                self._store(key, keys[i], feat.clone(memory_format=torch.contiguous_format))
             self.computed += len(chunk)
         if missing:
             logger.info("feature cache %s: computed %d of %d images", key, len(missing), len(keys))

@@ -2,11 +2,14 @@
 
 Frozen parts of the model (everything but the head in 'head' mode, everything but the last
 stage and head in 'last' mode) are in eval mode: BatchNorm uses its running statistics and
-backbone dropout is off, so in 'head' mode the backbone is a fixed function and its features
-are computed once (`FeatureCache`). Dropout inside the trainable head (SqueezeNet's classifier,
-EfficientNet-Lite0's pre-classifier dropout) stays active during training in every mode and
-draws from the seeded global torch generator, the same way whether features are cached or
-recomputed.
+backbone dropout is off, so the frozen part is a fixed function of the image and its output
+is computed once per image (`FeatureCache`): the backbone features in 'head' mode, the
+activations entering the last stage in 'last' mode. Training does not augment the images, so
+every epoch would feed the frozen part the same inputs: the cache changes no result (an
+augmenting pipeline would need one cache entry per augmented variant). Dropout inside the
+trainable part (SqueezeNet's classifier, EfficientNet-Lite0's pre-classifier dropout) stays
+active during training in every mode and draws from the seeded global torch generator, the
+same way whether the frozen part's outputs are cached or recomputed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from thyrocad.models import (
     create_model,
     inference_copy,
     model_info,
+    split_last,
     split_model,
     state_fingerprint,
 )
@@ -48,6 +52,8 @@ from thyrocad.training.runtime import (
 )
 
 logger = logging.getLogger(__name__)
+
+CACHED_MODES = ("head", "last")  # modes with a frozen part whose outputs `FeatureCache` keeps
 
 
 @dataclass
@@ -70,13 +76,42 @@ class _Run:
     config: TrainConfig
     device: torch.device
     model: nn.Module
-    split: FeatureSplit
+    split: FeatureSplit  # the mode's cut (`frozen_cut`)
     prefixes: tuple[str, ...]
     cached: bool
     fingerprint: str
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
-    frozen_backbone: nn.Module | None = None  # 'head' mode without the cache: features per epoch
+    frozen_backbone: nn.Module | None = None  # no cache: the frozen part's outputs every step
+
+
+def frozen_cut(model: nn.Module, mode: str) -> FeatureSplit:
+    """The model cut where `mode` stops training: `backbone` is frozen (all of the feature
+    extractor in 'head' mode, everything before the last stage in 'last' mode), `head` learns."""
+    return split_last(model) if mode == "last" else split_model(model)
+
+
+def frozen_key(config: TrainConfig, fingerprint: str, device: torch.device) -> str:
+    """The `FeatureCache` folder of the frozen part's outputs in `config.mode`."""
+    key = backbone_key(config.model, fingerprint, device, config.bf16)
+    return f"prefix-{key}" if config.mode == "last" else key
+
+
+def frozen_outputs(
+    model: nn.Module,
+    config: TrainConfig,
+    fingerprint: str,
+    images: torch.Tensor,
+    cache: FeatureCache,
+    device: torch.device,
+) -> torch.Tensor:
+    """Outputs of the frozen part of `model` in `config.mode` ('head' or 'last') for every
+    image, through `cache` (float32, on CPU)."""
+    cut = frozen_cut(model, config.mode)
+    key = frozen_key(config, fingerprint, device)
+    return cache.features(
+        cut.backbone.to(device), images, key, device, config.batch_size, config.bf16
+    )
 
 
 def trainable_prefixes(model: nn.Module, mode: str) -> tuple[str, ...]:
@@ -145,7 +180,8 @@ def train(
         y = data.y.to(device)
         val_y = val.y.to(device) if val_inputs is not None else None
         # Cached head epochs are tiny tensor operations: extra threads only synchronise.
-        with torch_threads(1 if run.cached and device.type == "cpu" else None):
+        tiny = run.cached and config.mode == "head" and device.type == "cpu"
+        with torch_threads(1 if tiny else None):
             for epoch in range(start, config.epochs):
                 record = _epoch_record(run, sampler, inputs, y, val_inputs, val_y, epoch + 1)
                 history.append(record)
@@ -165,13 +201,13 @@ def _setup(config: TrainConfig, device: torch.device) -> _Run:
     model.to(device)
     if config.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    split = split_model(model)
+    split = frozen_cut(model, config.mode)
     set_train_modes(model, split, config.mode)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(
         params, lr=config.lr, weight_decay=config.weight_decay, fused=True
     )  # fused: one kernel per step instead of one per tensor and operation
-    cached = config.mode == "head" and config.cache_features
+    cached = config.mode in CACHED_MODES and config.cache_features
     return _Run(
         config=config,
         device=device,
@@ -184,23 +220,20 @@ def _setup(config: TrainConfig, device: torch.device) -> _Run:
         generator=torch.Generator().manual_seed(config.seed),
         # the same folded copy the feature cache computes with, so both give equal features
         frozen_backbone=inference_copy(split.backbone)
-        if config.mode == "head" and not cached
+        if config.mode in CACHED_MODES and not cached
         else None,
     )
 
 
 def _inputs(run: _Run, data: TrainData, cache: FeatureCache | None) -> torch.Tensor:
-    """Images on the device, or (cached 'head' mode) their backbone features."""
+    """Images on the device, or (cached 'head'/'last' mode) the outputs of the frozen part."""
     if not run.cached:
         x = data.x.to(run.device)
         if run.config.channels_last and run.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return x
     cache = cache if cache is not None else FeatureCache()
-    key = backbone_key(run.config.model, run.fingerprint, run.device, run.config.bf16)
-    feats = cache.features(
-        run.split.backbone, data.x, key, run.device, run.config.batch_size, run.config.bf16
-    )
+    feats = frozen_outputs(run.model, run.config, run.fingerprint, data.x, cache, run.device)
     return feats.to(run.device)
 
 
@@ -209,8 +242,8 @@ def _logits(run: _Run, x: torch.Tensor) -> torch.Tensor:
         if run.cached:
             out = run.split.head(x)
         elif run.frozen_backbone is not None:
-            with torch.no_grad():
-                feats = run.frozen_backbone(channels_last(x))
+            with torch.no_grad():  # standard layout, as the cache stores them
+                feats = run.frozen_backbone(channels_last(x)).contiguous()
             out = run.split.head(feats)
         else:
             out = run.split.head(run.split.backbone(x))
@@ -332,18 +365,17 @@ def predict_proba(
     result: TrainResult, x: torch.Tensor | np.ndarray, cache: FeatureCache | None = None
 ) -> np.ndarray:
     """P(residual) of each image under a trained result's model (eval mode); in cached 'head'
-    mode through the backbone-feature cache, keyed as training keyed its features."""
+    and 'last' modes through the cache of the frozen part's outputs, keyed as training keyed
+    them."""
     cfg, model = result.config, result.model.eval()
     images = torch.as_tensor(x)
-    parts = split_model(model)
     with torch.no_grad():
-        if cfg.mode == "head" and cfg.cache_features:
+        if cfg.mode in CACHED_MODES and cfg.cache_features:
             device = resolve_device(cfg.device)
-            key = backbone_key(cfg.model, result.backbone_fingerprint, device, cfg.bf16)
-            feats = (cache or FeatureCache()).features(
-                parts.backbone.to(device), images, key, device, cfg.batch_size, cfg.bf16
-            )
-            logits = parts.head.cpu()(feats)
+            cache = cache or FeatureCache()
+            feats = frozen_outputs(model, cfg, result.backbone_fingerprint, images, cache, device)
+            head = frozen_cut(model, cfg.mode).head.cpu().eval()
+            logits = torch.cat([head(b) for b in feats.split(cfg.batch_size)])
         else:
             model.cpu()
             logits = torch.cat([model(b) for b in images.split(cfg.batch_size)])
