@@ -64,6 +64,7 @@ _DISAGREE_Z = 2.0
 _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
+_TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
 _NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _SMG_SEPARATION_MM = (58.0, 95.0)  # centre-to-centre, PN §9.3: 7-9 cm
@@ -295,9 +296,10 @@ def _smoothed_width(outline: _Outline, mm: float) -> np.ndarray:
 
 
 def _shoulder_row(outline: _Outline, mm: float) -> float | None:
-    """The shoulder line: below a plausible neck, the row where the outline has widened by
-    `_WIDENING_MM` and stays wide (the torso); the lowest such widening (raised arms widen
-    the outline beside the head, above the neck)."""
+    """The shoulder line: below a plausible neck with the head above it (the crown of the
+    head narrows too), the lowest row where the outline has widened by `_WIDENING_MM` and
+    stays wide down to the chest (`_TORSO_MM`). Raised arms widen the outline beside the
+    head for a while, above the neck, but do not stay wide."""
     width = _smoothed_width(outline, mm)
     step = max(1, round(30.0 / mm))
     if width.size <= 2 * step:
@@ -308,11 +310,13 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
     peaks = np.flatnonzero(
         (rise >= _WIDENING_MM) & (rise == ndimage.maximum_filter1d(rise, 2 * step))
     )
+    top = int(np.argmax(width > 0))
     for best in peaks[::-1]:
-        above = width[max(0, best - 3 * step) : max(1, best - step)]
+        start = max(0, best - 3 * step)
+        above = width[start : max(1, best - step)]
         above = above[above > 0]
-        if above.size == 0:
-            continue
+        if above.size == 0 or start <= top:
+            continue  # the crown of the head narrows too: a neck has a head above it
         neck = float(np.percentile(above, 25))  # the narrowest part above: the neck
         if not _NECK_WIDTH_RANGE_MM[0] <= neck <= _NECK_WIDTH_RANGE_MM[1]:
             continue
@@ -320,6 +324,10 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
         below = width[crossing + step // 3 : crossing + 2 * step]
         if below.size and not np.median(below) >= max(neck + _WIDENING_MM, neck / _NECK_SHARE):
             continue  # narrows again or only a little wider: not the torso
+        chest = width[crossing + 2 * step : crossing + round(_TORSO_MM / mm)]
+        chest = chest[chest > 0]  # an empty detector band may cut the chest
+        if chest.size and not np.percentile(chest, 10) >= neck + _WIDENING_MM:
+            continue  # raised arms beside the head: wide for a while, then the neck
         return float(crossing)
     return None
 
