@@ -75,6 +75,7 @@ _PAROTID_ROW_MM, _PAROTID_Z = 25.0, 4.0  # parotids (lobulated, often faint), wh
 _BLOB_SIGMA_MM, _SURROUND_SIGMA_MM = 5.0, 20.0  # blob detector: gland-sized vs surroundings
 _BLOB_CONTRAST, _BLOB_Z = 1.15, 2.0  # a blob: 15 % and 2 Poisson SDs above its surroundings
 _PAIR_Z = 7.0  # a gland pair: z of both blobs together (one gland is often fainter)
+_STRONG_PAIR = 0.5  # with the notch known, pairs under half the strongest one's z are dropped
 _MAX_BODY_FRACTION = 0.9
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
 _MAX_TILT_DEG = 25.0
@@ -409,7 +410,10 @@ def _submandibular(
     candidates = confirmed or glands
     if notch is None:
         row, col = max(candidates)[:2]  # the lowest pair
-    else:  # the pair nearest its expected height above the notch (a node pair is lower)
+    else:  # of the strong pairs, the one nearest its expected height above the notch (a
+        # node pair is lower; a parotid pair, higher, shows as fainter fragments of lobules)
+        strongest = max(g[3] for g in candidates)
+        candidates = [g for g in candidates if g[3] >= _STRONG_PAIR * strongest]
         expected = notch - (SMG_TO_BED_MM + NOTCH_TO_BED_MM) / mm
         row, col = min(candidates, key=lambda g: abs(g[0] - expected))[:2]
     return float(row), float(col), bool(confirmed)
