@@ -65,6 +65,8 @@ _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
 _TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
+_ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised beside the head
+_ARMS_LIFT_MM = (0.0, 40.0)  # raising the arms lifts the shoulder line by up to 4 cm [ESTIMATE]
 _NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _SMG_SEPARATION_MM = (58.0, 95.0)  # centre-to-centre, PN §9.3: 7-9 cm
@@ -166,18 +168,21 @@ def _locate_upright(
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     marks: dict[str, float] = {}
     shoulder = _shoulder_row(outline, mm)
-    notch = None if shoulder is None else shoulder + SHOULDER_TO_NOTCH_MM / mm
+    lift = _ARMS_LIFT_MM if _arms_raised(outline, shoulder, mm) else (0.0, 0.0)
+    notch = None if shoulder is None else shoulder + (SHOULDER_TO_NOTCH_MM + np.mean(lift)) / mm
     neck = _neck_width_px(outline, shoulder, mm)
     if neck is not None:
         marks["neck_width_px"] = neck
         marks["scale_from_neck_mm"] = NECK_WIDTH_MM / neck
     if notch is not None:
         marks["shoulder_row"], marks["notch_row"] = shoulder, notch
-    glands = _submandibular(img, outline, notch, mm)
+        marks["arms_raised"] = float(lift[1] > 0)
+    glands = _submandibular(img, outline, notch, mm, slack_mm=np.ptp(lift) / 2)
     if glands is not None:
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
-    estimate = _combine(glands, notch, mm)
+    sigma_notch = math.hypot(_SIGMA_MM["shoulders"], np.ptp(lift) / math.sqrt(12.0))
+    estimate = _combine(glands, notch, mm, sigma_notch)
     if estimate is None:
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
@@ -188,12 +193,12 @@ def _locate_upright(
     return BedLocation((row, float(col)), True, method, reason, confidence, marks)
 
 
-def _combine(glands, notch, mm) -> tuple[float, str, float, str] | None:
+def _combine(glands, notch, mm, sn: float) -> tuple[float, str, float, str] | None:
     """(row, method, confidence, reason) from the landmarks found, or None without any.
 
-    Each landmark gives an estimate of the bed row with its PN §9 spread; with both, they are
-    weighted by inverse variance, unless they disagree by more than `_DISAGREE_Z` spreads."""
-    sn = _SIGMA_MM["shoulders"]
+    Each landmark gives an estimate of the bed row with its PN §9 spread (`sn` for the notch
+    from the shoulders); with both, they are weighted by inverse variance, unless they
+    disagree by more than `_DISAGREE_Z` spreads."""
     sg = _SIGMA_MM["submandibular" if glands is not None and glands[2] else "unconfirmed glands"]
     from_notch = None if notch is None else notch - NOTCH_TO_BED_MM / mm
     if glands is None:
@@ -333,6 +338,19 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
     return None
 
 
+def _arms_raised(outline: _Outline, shoulder: float | None, mm: float) -> bool:
+    """Raised arms: above the neck, the body outline (arms included) is more than
+    `_ARMS_SPAN` times as wide as the run through the midline (the head)."""
+    if shoulder is None:
+        return False
+    rows = np.arange(int(np.argmax(outline.width_mm > 0)), int(shoulder - 60.0 / mm))
+    rows = rows[outline.width_mm[rows] > 0]
+    if rows.size == 0:
+        return False
+    span = outline.mask[rows].sum(axis=1) * mm
+    return bool(np.median(span / outline.width_mm[rows]) >= _ARMS_SPAN)
+
+
 def _neck_width_px(outline: _Outline, shoulder: float | None, mm: float) -> float | None:
     """Median outline width (pixels) over the 50 mm above the shoulder line."""
     if shoulder is None:
@@ -379,7 +397,7 @@ def _midline_at(outline: _Outline, row: float, mm: float) -> float | None:
 
 
 def _submandibular(
-    img: np.ndarray, outline: _Outline, notch: float | None, mm: float
+    img: np.ndarray, outline: _Outline, notch: float | None, mm: float, slack_mm: float = 0.0
 ) -> tuple[float, float, bool] | None:
     """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
     `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
@@ -395,7 +413,7 @@ def _submandibular(
         )
         for i, j in _symmetric_pairs(rows, cols, outline, mm)
     ]
-    low, high = _SMG_ABOVE_NOTCH_MM
+    low, high = _SMG_ABOVE_NOTCH_MM[0] - slack_mm, _SMG_ABOVE_NOTCH_MM[1] + slack_mm
     glands = [
         p
         for p in pairs
