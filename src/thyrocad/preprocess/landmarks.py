@@ -240,7 +240,8 @@ def _not_found(img, outline: _Outline, mm: float, centre, marks) -> BedLocation:
 
 def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     """Body mask (blood pool) and, per row, the width and centre of the run through the
-    midline (so that raised arms beside the head do not widen the neck)."""
+    midline (so that raised arms beside the head do not widen the neck), measured at
+    `_CORE_LEVEL` of the body level or of the row's median, whichever is higher."""
     smooth = ndimage.gaussian_filter(img, 6.0 / mm)
     found = _body_mask(smooth)
     if found is None:
@@ -251,7 +252,9 @@ def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_col = (mask * cols).sum(axis=1) / counts
     mid = round(float(np.nanmedian(mean_col)))
-    core = mask & (smooth > _CORE_LEVEL * level)  # gaps beside the neck stay open here
+    # the halo of a hot focus raises a row's counts beyond the body edge, and its median too
+    row_level = np.ma.median(np.ma.masked_array(smooth, ~mask), axis=1).filled(level)
+    core = mask & (smooth > _CORE_LEVEL * np.maximum(level, row_level)[:, None])
     bridge = max(3, round(15.0 / mm))  # ... noise holes do not
     core = ndimage.minimum_filter1d(ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1)
     core &= mask
