@@ -5,13 +5,14 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 §9, "PN"), not from this project's phantom, so the rule holds for any camera:
 
 - the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
-  line*, the lowest row where the outline has widened by `_WIDENING_MM` beyond the neck and
-  stays wide (the torso): the base of the neck, `SHOULDER_TO_NOTCH_MM` above the
-  suprasternal notch (SSN);
+  line*, the lowest row where the outline has widened by `_WIDENING_MM` beyond a neck with
+  the head above it and stays wide down to the chest (the torso): the base of the neck,
+  `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when the arms are
+  raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
 - the submandibular glands (SMG) are a symmetric pair of blobs `_SMG_SEPARATION_MM` apart,
   *confirmed* when a pair as wide as the parotids lies 15-60 mm above them; with the notch
-  known, the pair nearest its expected height (a lower pair of nodes or remnants, a higher
-  pair of parotids are rejected), else the lowest (PN §9.2, §9.3);
+  known, of the strong pairs the one nearest its expected height (a lower pair of nodes or
+  remnants, a higher pair of parotids are rejected), else the lowest (PN §9.2, §9.3);
 - the centre of the thyroid-bed region (from the pyramidal-lobe level to the lower poles,
   10 mm above the lower cricoid border) lies `SMG_TO_BED_MM` below the SMG centroid and
   `NOTCH_TO_BED_MM` above the SSN (PN §9.0 chain: SMG 70 mm above the cricoid, SSN 40 mm
@@ -22,8 +23,8 @@ The *confidence* is the modelled probability that the bed region (35 mm either s
 centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), for a normal
 error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
 with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
-shoulders only, 0.79 with unconfirmed glands only; half of the glands' value when glands and
-shoulders disagree; at most 0.6 without pixel spacing (the scale is then estimated from the
+shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
+the shoulders count); half of the shoulders' value when glands and shoulders disagree; at most 0.6 without pixel spacing (the scale is then estimated from the
 neck width, PN §9.4, and exported images hold display values, not counts). Below `CONFIDENT`
 the caller should treat the crop as uncertain (`reason` says why). When no landmark is
 found, `found` is False and `center_rc` is the middle of the neck (or of the image).
