@@ -24,8 +24,9 @@ centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), f
 error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
 with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
 shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
-the shoulders count); half of the shoulders' value when glands and shoulders disagree; at most 0.6 without pixel spacing (the scale is then estimated from the
-neck width, PN §9.4, and exported images hold display values, not counts). Below `CONFIDENT`
+the shoulders count); half of the shoulders' value when glands and shoulders disagree; at
+most 0.6 without pixel spacing (the scale is then estimated from the neck width, PN §9.4, and
+exported images hold display values, not counts). Below `CONFIDENT`
 the caller should treat the crop as uncertain (`reason` says why). When no landmark is
 found, `found` is False and `center_rc` is the middle of the neck (or of the image).
 """
