@@ -16,7 +16,12 @@ from scipy import ndimage
 from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.preprocess import Flag, Pipeline
-from thyrocad.preprocess.landmarks import CONFIDENT, _fill_holes, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import (
+    CONFIDENT,
+    SHOULDER_TO_NOTCH_MM,
+    _fill_holes,
+    locate_thyroid_bed,
+)
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.study import View
 
@@ -189,3 +194,43 @@ def test_fill_holes_equals_scipy():
     for i in range(200):
         mask = ndimage.binary_dilation(rng.random((40, 56)) < 0.3, iterations=int(i % 3))
         np.testing.assert_array_equal(_fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+def _shoulder_error_mm(cfg: PhantomConfig, index: int, view: View) -> tuple[float, dict]:
+    """Located shoulder line against the true notch (`SHOULDER_TO_NOTCH_MM` above it)."""
+    sim = simulate_patient(cfg, index, residual=True)
+    truth = ground_truth(cfg, sim)
+    mm = truth["pixel_mm"]
+    marks = locate_thyroid_bed(sim.counts[view], (mm, mm)).landmarks
+    notch = truth["landmarks"]["notch"][view.value]["row_px"]
+    return (marks["shoulder_row"] - notch) * mm + SHOULDER_TO_NOTCH_MM, marks
+
+
+@pytest.mark.parametrize(("index", "view"), [(32, View.ANTERIOR), (52, View.POSTERIOR)])
+def test_hot_node_halo_does_not_pass_for_the_shoulders(index, view):
+    """Two hot_nodes patients (seed 0) whose node halo once widened the neck into a false
+    shoulder line in the head (85-180 mm too high, the crop missing the foci): the shoulder
+    line is now within 2.5 spreads of the true one and the crop holds every focus."""
+    cfg = PhantomConfig(anatomy="hot_nodes", seed=0)
+    error, _ = _shoulder_error_mm(cfg, index, view)
+    assert abs(error) < 2.5 * 17.5
+    sim = simulate_patient(cfg, index, residual=True)
+    truth = ground_truth(cfg, sim)
+    result = Pipeline().run(sim.counts[view], (truth["pixel_mm"],) * 2)
+    foci = [(f[view.value]["row_px"], f[view.value]["col_px"]) for f in truth["foci"]]
+    assert points_in_box(foci, result.crop_box)
+
+
+def test_raised_arms_are_recognised_and_lift_the_notch_estimate():
+    """Arms raised beside the head are recognised from the outline (never on the default
+    anatomy), and the notch is then placed lower below the lifted shoulder line."""
+    raised = [
+        _shoulder_error_mm(PhantomConfig(anatomy="arms_up", seed=31), i, View.ANTERIOR)
+        for i in range(4)
+    ]
+    down = [_shoulder_error_mm(PhantomConfig(seed=31), i, View.ANTERIOR) for i in range(4)]
+    assert all(m["arms_raised"] == 1.0 for _, m in raised)
+    assert all(m["arms_raised"] == 0.0 for _, m in down)
+    for _, marks in raised:
+        lifted = marks["notch_row"] - marks["shoulder_row"]
+        assert lifted > 1.2 * SHOULDER_TO_NOTCH_MM / 2.2  # pixels at 2.2 mm

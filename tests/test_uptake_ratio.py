@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from thyrocad.data.phantom import PhantomConfig, generate_cohort, simulate_patient
+from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.errors import ObserverInputError
 from thyrocad.evaluation.baselines.uptake_ratio import (
     UptakeRatioObserver,
@@ -30,6 +31,21 @@ def test_remnant_raises_the_ratio():
     a = uptake_ratio(with_remnant.counts[View.ANTERIOR], (2.2, 2.2))
     b = uptake_ratio(without.counts[View.ANTERIOR], (2.2, 2.2))
     assert a > 2 * b
+
+
+def test_ratio_does_not_depend_on_the_pixel_size():
+    """The same low-count non-residual patient imaged at 2.2, 1.1 and 4.4 mm: the ratio is
+    about 1 at every pixel size (a floor of half a count *per pixel* on the background once
+    halved it at 1.1 mm, where the background holds under half a count per pixel)."""
+    ratios = []
+    for matrix, mm in ((256, 2.2), (512, 1.1), (128, 4.4)):
+        cfg = PhantomConfig(matrix=matrix, pixel_mm=mm, seed=0)
+        sim = simulate_patient(cfg, 1, residual=False)
+        bed = ground_truth(cfg, sim)["thyroid_bed_center"]["anterior"]
+        ratios.append(
+            uptake_ratio(sim.counts[View.ANTERIOR], (mm, mm), (bed["row_px"], bed["col_px"]))
+        )
+    assert max(ratios) / min(ratios) < 1.3 and 0.7 < np.median(ratios) < 1.4, ratios
 
 
 def test_fit_predict_api_and_errors():

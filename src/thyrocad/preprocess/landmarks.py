@@ -5,13 +5,14 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 §9, "PN"), not from this project's phantom, so the rule holds for any camera:
 
 - the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
-  line*, the lowest row where the outline has widened by `_WIDENING_MM` beyond the neck and
-  stays wide (the torso): the base of the neck, `SHOULDER_TO_NOTCH_MM` above the
-  suprasternal notch (SSN);
+  line*, the lowest row where the outline has widened by `_WIDENING_MM` beyond a neck with
+  the head above it and stays wide down to the chest (the torso): the base of the neck,
+  `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when the arms are
+  raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
 - the submandibular glands (SMG) are a symmetric pair of blobs `_SMG_SEPARATION_MM` apart,
   *confirmed* when a pair as wide as the parotids lies 15-60 mm above them; with the notch
-  known, the pair nearest its expected height (a lower pair of nodes or remnants, a higher
-  pair of parotids are rejected), else the lowest (PN §9.2, §9.3);
+  known, of the strong pairs the one nearest its expected height (a lower pair of nodes or
+  remnants, a higher pair of parotids are rejected), else the lowest (PN §9.2, §9.3);
 - the centre of the thyroid-bed region (from the pyramidal-lobe level to the lower poles,
   10 mm above the lower cricoid border) lies `SMG_TO_BED_MM` below the SMG centroid and
   `NOTCH_TO_BED_MM` above the SSN (PN §9.0 chain: SMG 70 mm above the cricoid, SSN 40 mm
@@ -22,9 +23,10 @@ The *confidence* is the modelled probability that the bed region (35 mm either s
 centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), for a normal
 error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
 with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
-shoulders only, 0.79 with unconfirmed glands only; half of the glands' value when glands and
-shoulders disagree; at most 0.6 without pixel spacing (the scale is then estimated from the
-neck width, PN §9.4, and exported images hold display values, not counts). Below `CONFIDENT`
+shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
+the shoulders count); half of the shoulders' value when glands and shoulders disagree; at
+most 0.6 without pixel spacing (the scale is then estimated from the neck width, PN §9.4, and
+exported images hold display values, not counts). Below `CONFIDENT`
 the caller should treat the crop as uncertain (`reason` says why). When no landmark is
 found, `found` is False and `center_rc` is the middle of the neck (or of the image).
 """
@@ -64,6 +66,9 @@ _DISAGREE_Z = 2.0
 _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
+_TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
+_ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised beside the head
+_ARMS_LIFT_MM = (0.0, 40.0)  # raising the arms lifts the shoulder line by up to 4 cm [ESTIMATE]
 _NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _SMG_SEPARATION_MM = (58.0, 95.0)  # centre-to-centre, PN §9.3: 7-9 cm
@@ -74,6 +79,7 @@ _PAROTID_ROW_MM, _PAROTID_Z = 25.0, 4.0  # parotids (lobulated, often faint), wh
 _BLOB_SIGMA_MM, _SURROUND_SIGMA_MM = 5.0, 20.0  # blob detector: gland-sized vs surroundings
 _BLOB_CONTRAST, _BLOB_Z = 1.15, 2.0  # a blob: 15 % and 2 Poisson SDs above its surroundings
 _PAIR_Z = 7.0  # a gland pair: z of both blobs together (one gland is often fainter)
+_STRONG_PAIR = 0.5  # with the notch known, pairs under half the strongest one's z are dropped
 _MAX_BODY_FRACTION = 0.9
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
 _MAX_TILT_DEG = 25.0
@@ -164,18 +170,21 @@ def _locate_upright(
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     marks: dict[str, float] = {}
     shoulder = _shoulder_row(outline, mm)
-    notch = None if shoulder is None else shoulder + SHOULDER_TO_NOTCH_MM / mm
+    lift = _ARMS_LIFT_MM if _arms_raised(outline, shoulder, mm) else (0.0, 0.0)
+    notch = None if shoulder is None else shoulder + (SHOULDER_TO_NOTCH_MM + np.mean(lift)) / mm
     neck = _neck_width_px(outline, shoulder, mm)
     if neck is not None:
         marks["neck_width_px"] = neck
         marks["scale_from_neck_mm"] = NECK_WIDTH_MM / neck
     if notch is not None:
         marks["shoulder_row"], marks["notch_row"] = shoulder, notch
-    glands = _submandibular(img, outline, notch, mm)
+        marks["arms_raised"] = float(lift[1] > 0)
+    glands = _submandibular(img, outline, notch, mm, slack_mm=np.ptp(lift) / 2)
     if glands is not None:
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
-    estimate = _combine(glands, notch, mm)
+    sigma_notch = math.hypot(_SIGMA_MM["shoulders"], np.ptp(lift) / math.sqrt(12.0))
+    estimate = _combine(glands, notch, mm, sigma_notch)
     if estimate is None:
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
@@ -186,12 +195,12 @@ def _locate_upright(
     return BedLocation((row, float(col)), True, method, reason, confidence, marks)
 
 
-def _combine(glands, notch, mm) -> tuple[float, str, float, str] | None:
+def _combine(glands, notch, mm, sn: float) -> tuple[float, str, float, str] | None:
     """(row, method, confidence, reason) from the landmarks found, or None without any.
 
-    Each landmark gives an estimate of the bed row with its PN §9 spread; with both, they are
-    weighted by inverse variance, unless they disagree by more than `_DISAGREE_Z` spreads."""
-    sn = _SIGMA_MM["shoulders"]
+    Each landmark gives an estimate of the bed row with its PN §9 spread (`sn` for the notch
+    from the shoulders); with both, they are weighted by inverse variance, unless they
+    disagree by more than `_DISAGREE_Z` spreads."""
     sg = _SIGMA_MM["submandibular" if glands is not None and glands[2] else "unconfirmed glands"]
     from_notch = None if notch is None else notch - NOTCH_TO_BED_MM / mm
     if glands is None:
@@ -233,7 +242,8 @@ def _not_found(img, outline: _Outline, mm: float, centre, marks) -> BedLocation:
 
 def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     """Body mask (blood pool) and, per row, the width and centre of the run through the
-    midline (so that raised arms beside the head do not widen the neck)."""
+    midline (so that raised arms beside the head do not widen the neck), measured at
+    `_CORE_LEVEL` of the body level or of the row's median, whichever is higher."""
     smooth = ndimage.gaussian_filter(img, 6.0 / mm)
     found = _body_mask(smooth)
     if found is None:
@@ -244,7 +254,9 @@ def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_col = (mask * cols).sum(axis=1) / counts
     mid = round(float(np.nanmedian(mean_col)))
-    core = mask & (smooth > _CORE_LEVEL * level)  # gaps beside the neck stay open here
+    # the halo of a hot focus raises a row's counts beyond the body edge, and its median too
+    row_level = np.ma.median(np.ma.masked_array(smooth, ~mask), axis=1).filled(level)
+    core = mask & (smooth > _CORE_LEVEL * np.maximum(level, row_level)[:, None])
     bridge = max(3, round(15.0 / mm))  # ... noise holes do not
     core = ndimage.minimum_filter1d(ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1)
     core &= mask
@@ -295,9 +307,10 @@ def _smoothed_width(outline: _Outline, mm: float) -> np.ndarray:
 
 
 def _shoulder_row(outline: _Outline, mm: float) -> float | None:
-    """The shoulder line: below a plausible neck, the row where the outline has widened by
-    `_WIDENING_MM` and stays wide (the torso); the lowest such widening (raised arms widen
-    the outline beside the head, above the neck)."""
+    """The shoulder line: below a plausible neck with the head above it (the crown of the
+    head narrows too), the lowest row where the outline has widened by `_WIDENING_MM` and
+    stays wide down to the chest (`_TORSO_MM`). Raised arms widen the outline beside the
+    head for a while, above the neck, but do not stay wide."""
     width = _smoothed_width(outline, mm)
     step = max(1, round(30.0 / mm))
     if width.size <= 2 * step:
@@ -308,11 +321,13 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
     peaks = np.flatnonzero(
         (rise >= _WIDENING_MM) & (rise == ndimage.maximum_filter1d(rise, 2 * step))
     )
+    top = int(np.argmax(width > 0))
     for best in peaks[::-1]:
-        above = width[max(0, best - 3 * step) : max(1, best - step)]
+        start = max(0, best - 3 * step)
+        above = width[start : max(1, best - step)]
         above = above[above > 0]
-        if above.size == 0:
-            continue
+        if above.size == 0 or start <= top:
+            continue  # the crown of the head narrows too: a neck has a head above it
         neck = float(np.percentile(above, 25))  # the narrowest part above: the neck
         if not _NECK_WIDTH_RANGE_MM[0] <= neck <= _NECK_WIDTH_RANGE_MM[1]:
             continue
@@ -320,8 +335,25 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
         below = width[crossing + step // 3 : crossing + 2 * step]
         if below.size and not np.median(below) >= max(neck + _WIDENING_MM, neck / _NECK_SHARE):
             continue  # narrows again or only a little wider: not the torso
+        chest = width[crossing + 2 * step : crossing + round(_TORSO_MM / mm)]
+        chest = chest[chest > 0]  # an empty detector band may cut the chest
+        if chest.size and not np.percentile(chest, 10) >= neck + _WIDENING_MM:
+            continue  # raised arms beside the head: wide for a while, then the neck
         return float(crossing)
     return None
+
+
+def _arms_raised(outline: _Outline, shoulder: float | None, mm: float) -> bool:
+    """Raised arms: above the neck, the body outline (arms included) is more than
+    `_ARMS_SPAN` times as wide as the run through the midline (the head)."""
+    if shoulder is None:
+        return False
+    rows = np.arange(int(np.argmax(outline.width_mm > 0)), int(shoulder - 60.0 / mm))
+    rows = rows[outline.width_mm[rows] > 0]
+    if rows.size == 0:
+        return False
+    span = outline.mask[rows].sum(axis=1) * mm
+    return bool(np.median(span / outline.width_mm[rows]) >= _ARMS_SPAN)
 
 
 def _neck_width_px(outline: _Outline, shoulder: float | None, mm: float) -> float | None:
@@ -370,7 +402,7 @@ def _midline_at(outline: _Outline, row: float, mm: float) -> float | None:
 
 
 def _submandibular(
-    img: np.ndarray, outline: _Outline, notch: float | None, mm: float
+    img: np.ndarray, outline: _Outline, notch: float | None, mm: float, slack_mm: float = 0.0
 ) -> tuple[float, float, bool] | None:
     """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
     `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
@@ -386,7 +418,7 @@ def _submandibular(
         )
         for i, j in _symmetric_pairs(rows, cols, outline, mm)
     ]
-    low, high = _SMG_ABOVE_NOTCH_MM
+    low, high = _SMG_ABOVE_NOTCH_MM[0] - slack_mm, _SMG_ABOVE_NOTCH_MM[1] + slack_mm
     glands = [
         p
         for p in pairs
@@ -401,7 +433,10 @@ def _submandibular(
     candidates = confirmed or glands
     if notch is None:
         row, col = max(candidates)[:2]  # the lowest pair
-    else:  # the pair nearest its expected height above the notch (a node pair is lower)
+    else:  # of the strong pairs, the one nearest its expected height above the notch (a
+        # node pair is lower; a parotid pair, higher, shows as fainter fragments of lobules)
+        strongest = max(g[3] for g in candidates)
+        candidates = [g for g in candidates if g[3] >= _STRONG_PAIR * strongest]
         expected = notch - (SMG_TO_BED_MM + NOTCH_TO_BED_MM) / mm
         row, col = min(candidates, key=lambda g: abs(g[0] - expected))[:2]
     return float(row), float(col), bool(confirmed)

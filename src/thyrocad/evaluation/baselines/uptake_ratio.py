@@ -38,11 +38,10 @@ REF_HEIGHT_MM = 30.0
 _VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
 
 
-def _box_mean(img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float]) -> float:
+def _box(img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float]) -> np.ndarray:
     r0, r1 = (round(np.clip(v, 0, img.shape[0])) for v in rows)
     c0, c1 = (round(np.clip(v, 0, img.shape[1])) for v in cols)
-    region = img[r0:r1, c0:c1]
-    return float(region.mean()) if region.size else float("nan")
+    return img[r0:r1, c0:c1]
 
 
 def uptake_ratio(
@@ -59,19 +58,22 @@ def uptake_ratio(
     mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm if bed else None)
     mm = mm or ASSUMED_FIELD_MM / img.shape[1]
     r, c = center_rc if center_rc is not None else bed.center_rc
-    roi = _box_mean(
+    roi = _box(
         img,
         (r - ROI_HEIGHT_MM / 2 / mm, r + ROI_HEIGHT_MM / 2 / mm),
         (c - ROI_WIDTH_MM / 2 / mm, c + ROI_WIDTH_MM / 2 / mm),
     )
     ref_rows = (r - REF_HEIGHT_MM / 2 / mm, r + REF_HEIGHT_MM / 2 / mm)
     sides = [
-        _box_mean(img, ref_rows, (c - REF_OUTER_MM / mm, c - REF_INNER_MM / mm)),
-        _box_mean(img, ref_rows, (c + REF_INNER_MM / mm, c + REF_OUTER_MM / mm)),
+        _box(img, ref_rows, (c - REF_OUTER_MM / mm, c - REF_INNER_MM / mm)),
+        _box(img, ref_rows, (c + REF_INNER_MM / mm, c + REF_OUTER_MM / mm)),
     ]
-    ref = float(np.nanmean(sides)) if np.isfinite(sides).any() else 0.0
-    # half a count per pixel keeps empty backgrounds from dividing by zero
-    return roi / max(ref, 0.5)
+    ref = np.concatenate([side.ravel() for side in sides])
+    roi_mean = float(roi.mean()) if roi.size else 0.0
+    # at least half a count in the whole reference region keeps an empty background from
+    # dividing by zero; a floor per pixel would depend on the pixel size (at 1.2 mm, or at
+    # low counts at 2.2 mm, the background is below half a count per pixel)
+    return roi_mean / max(float(ref.sum()), 0.5) * max(ref.size, 1)
 
 
 class UptakeRatioObserver:
