@@ -146,6 +146,13 @@ def experiment(
     baselines: Annotated[
         str, typer.Option(help="Comma-separated baselines or 'none'.")
     ] = option_value(DEFAULTS.baselines),
+    recipes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated recipes run as rows of their own (own preprocessing, backbone, "
+            "mode, training): recommended, paper_pipeline, ablate/... or 'none'."
+        ),
+    ] = option_value(DEFAULTS.recipes),
     splits: Annotated[
         int, typer.Option(help="Number of random patient-level splits.")
     ] = DEFAULTS.n_splits,
@@ -262,6 +269,7 @@ def experiment(
         allow_small=allow_small,
         test_cohort=str(test_cohort.absolute()) if test_cohort else "",
         weights=model_weights(weights),
+        recipes=_names(recipes),
     )
     backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
     outcome = run_with_progress(cohort_dir, out, config, backend, console, force=force)

@@ -264,12 +264,21 @@ def window_to_uint8(crop_counts: np.ndarray, cfg: WindowConfig) -> tuple[np.ndar
     if high <= 0:
         high = peak
         flags.append(Flag.SPARSE)
-    scaled = np.clip(crop_counts, 0, high) / high
+    clipped = np.clip(crop_counts, 0, high)
+    scaled = clipped / high
     if cfg.transform == "sqrt":
         scaled = np.sqrt(scaled)
     elif cfg.transform == "log":
         scaled = np.log1p(scaled * 255.0) / np.log(256.0)
+    elif cfg.transform == "anscombe":
+        scaled = (anscombe(clipped) - anscombe(0.0)) / (anscombe(high) - anscombe(0.0))
     return np.rint(scaled * 255.0).astype(np.uint8), flags
+
+
+def anscombe(counts):
+    """Anscombe's variance-stabilising transform of Poisson counts, 2 sqrt(x + 3/8): unit
+    variance at any mean (Anscombe 1948), so a faint focus and the background are on one scale."""
+    return 2.0 * np.sqrt(np.asarray(counts, dtype=np.float64) + 0.375)
 
 
 def equalize(image8: np.ndarray, cfg: EqualizeConfig) -> np.ndarray:

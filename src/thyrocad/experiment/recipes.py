@@ -1,0 +1,138 @@
+"""The recipes an experiment can run as rows of its own (`--recipes`): the named recipes of
+`thyrocad.training.recipes` and the variants of the ablation grid (`ablate/...`).
+
+A recipe row brings its own preprocessing, backbone, mode and training settings; it runs on
+the experiment's splits, seeds, view fusion and operating point, so it is paired with every
+other row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from thyrocad.errors import ConfigError
+from thyrocad.preprocess import PipelineConfig
+from thyrocad.preprocess.config import (
+    EqualizeConfig,
+    GrabCutConfig,
+    OutputConfig,
+    WindowConfig,
+)
+from thyrocad.training.config import TrainConfig
+from thyrocad.training.recipes import Recipe, recipe, recipe_names
+
+PREFIX = "ablate/"
+REFERENCE = "paper_pipeline"
+
+
+def _pipeline(base: PipelineConfig, **sections) -> PipelineConfig:
+    """`base` with whole sections replaced."""
+    return dataclasses.replace(base, name="custom", **sections)
+
+
+def _variants(base: Recipe, changes: dict[str, tuple[str, PipelineConfig, TrainConfig]]):
+    return {
+        f"{PREFIX}{key}": Recipe(f"{PREFIX}{key}", pipeline, train, f"{base.name}: {what}")
+        for key, (what, pipeline, train) in changes.items()
+    }
+
+
+def _paper_factors() -> dict[str, Recipe]:
+    """One factor at a time from the paper's pipeline (EfficientNet-Lite0, head mode)."""
+    base = recipe(REFERENCE)
+    p, t = base.pipeline, base.train
+
+    def crop(mm: float) -> PipelineConfig:
+        return _pipeline(p, crop=dataclasses.replace(p.crop, width_mm=mm, height_mm=mm))
+
+    changes = {
+        "crop-40mm": ("crop 40 mm", crop(40.0), t),
+        "crop-60mm": ("crop 60 mm", crop(60.0), t),
+        "crop-80mm": ("crop 80 mm", crop(80.0), t),
+        "equalize-none": ("no equalization", _pipeline(p, equalize=EqualizeConfig(False)), t),
+        "equalize-clahe": (
+            "CLAHE instead of equalizeHist",
+            _pipeline(p, equalize=EqualizeConfig(method="clahe")),
+            t,
+        ),
+        "grabcut-off": ("no GrabCut", _pipeline(p, grabcut=GrabCutConfig(enabled=False)), t),
+        "counts-linear": (
+            "linear counts",
+            _pipeline(p, window=WindowConfig(transform="linear")),
+            t,
+        ),
+        "counts-anscombe": (
+            "Anscombe counts",
+            _pipeline(p, window=WindowConfig(transform="anscombe")),
+            t,
+        ),
+        "input-112": ("network input 112 x 112", _pipeline(p, output=OutputConfig((112, 112))), t),
+        "backbone-resnet18": (
+            "ResNet-18 (ImageNet) instead of Lite0",
+            p,
+            dataclasses.replace(t, model="resnet18"),
+        ),
+    }
+    return _variants(base, changes)
+
+
+def _recommended_factors() -> dict[str, Recipe]:
+    """One factor at a time from the recommended recipe (small_cnn, full mode)."""
+    base = recipe("recommended")
+    p, t = base.pipeline, base.train
+
+    def crop(mm: float) -> PipelineConfig:
+        return _pipeline(p, crop=dataclasses.replace(p.crop, width_mm=mm, height_mm=mm))
+
+    changes = {
+        "rec-crop-40mm": ("crop 40 mm", crop(40.0), t),
+        "rec-crop-80mm": ("crop 80 mm", crop(80.0), t),
+        "rec-crop-120mm": ("crop 120 mm (55 px at 32 x 32: downsampled)", crop(120.0), t),
+        "rec-upsample-96": (
+            "crop upsampled to 96 x 96",
+            _pipeline(p, output=OutputConfig((96, 96))),
+            t,
+        ),
+        "rec-equalize": ("equalizeHist", _pipeline(p, equalize=EqualizeConfig()), t),
+        "rec-grabcut": ("GrabCut", _pipeline(p, grabcut=GrabCutConfig()), t),
+        "rec-counts-linear": (
+            "linear counts",
+            _pipeline(p, window=WindowConfig(transform="linear")),
+            t,
+        ),
+        "rec-counts-anscombe": (
+            "Anscombe counts",
+            _pipeline(p, window=WindowConfig(transform="anscombe")),
+            t,
+        ),
+        "rec-mode-head": (
+            "head mode (random frozen features)",
+            p,
+            dataclasses.replace(t, mode="head", epochs=80),
+        ),
+        "rec-mode-last": ("last mode", p, dataclasses.replace(t, mode="last")),
+    }
+    return _variants(base, changes)
+
+
+@functools.cache
+def _grid() -> dict[str, Recipe]:
+    return {**_paper_factors(), **_recommended_factors()}
+
+
+def ablation_names() -> tuple[str, ...]:
+    """The variants of the ablation grid, in table order."""
+    return tuple(_grid())
+
+
+def experiment_recipe(name: str) -> Recipe:
+    """A named recipe or an ablation variant; `ConfigError` naming the choices otherwise."""
+    if name in _grid():
+        return _grid()[name]
+    if name in recipe_names():
+        return recipe(name)
+    raise ConfigError(
+        f"unknown recipe {name!r}; choose one of {', '.join(recipe_names())} or an ablation "
+        f"variant ({PREFIX}...: {', '.join(n.removeprefix(PREFIX) for n in _grid())})"
+    )
