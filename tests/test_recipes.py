@@ -84,14 +84,14 @@ def test_demo_preset_has_the_recommended_row_beside_the_paper_models():
 
 
 def test_an_unknown_recipe_in_an_experiment_is_refused_with_the_choices():
-    with pytest.raises(ConfigError, match=r"--recipes: unknown recipe 'ablate/nope'.*crop-40mm"):
-        ExperimentConfig(recipes=("ablate/nope",))
+    with pytest.raises(ConfigError, match=r"--recipes: unknown recipe 'ablate-nope'.*crop-60mm"):
+        ExperimentConfig(recipes=("ablate-nope",))
 
 
 def test_ablation_variants_change_one_thing_each():
     for name in ablation_names():
         variant = experiment_recipe(name)
-        base = recipe("recommended" if "/rec-" in name else "paper_pipeline")
+        base = recipe("recommended" if name.startswith("ablate-rec-") else "paper_pipeline")
         differences = [
             section
             for section in ("crop", "window", "equalize", "grabcut", "output")
@@ -131,7 +131,7 @@ def test_ablate_runs_every_variant_on_the_same_splits(cohort, tmp_path, monkeypa
     expected = {"paper_pipeline", "recommended", *ablation_names(), "peak", "uptake_ratio"}
     assert set(rows) == expected
     assert rows["paper_pipeline"].split(" | ")[3] == "reference"
-    assert "of 2" in rows["ablate/rec-grabcut"]  # DeLong per split against the reference
+    assert "of 2" in rows["ablate-rec-grabcut"]  # DeLong per split against the reference
     predictions = (out / "latest" / "predictions.csv").read_text().splitlines()[1:]
     tested = {}
     for line in predictions:

@@ -150,7 +150,7 @@ def experiment(
         str,
         typer.Option(
             help="Comma-separated recipes run as rows of their own (own preprocessing, backbone, "
-            "mode, training): recommended, paper_pipeline, ablate/... or 'none'."
+            "mode, training): recommended, paper_pipeline, ablate-... or 'none'."
         ),
     ] = option_value(DEFAULTS.recipes),
     splits: Annotated[

@@ -1,5 +1,5 @@
 """The recipes an experiment can run as rows of its own (`--recipes`): the named recipes of
-`thyrocad.training.recipes` and the variants of the ablation grid (`ablate/...`).
+`thyrocad.training.recipes` and the variants of the ablation grid (`ablate-...`).
 
 A recipe row brings its own preprocessing, backbone, mode and training settings; it runs on
 the experiment's splits, seeds, view fusion and operating point, so it is paired with every
@@ -22,7 +22,7 @@ from thyrocad.preprocess.config import (
 from thyrocad.training.config import TrainConfig
 from thyrocad.training.recipes import Recipe, recipe, recipe_names
 
-PREFIX = "ablate/"
+PREFIX = "ablate-"
 REFERENCE = "paper_pipeline"
 
 
@@ -47,15 +47,8 @@ def _paper_factors() -> dict[str, Recipe]:
         return _pipeline(p, crop=dataclasses.replace(p.crop, width_mm=mm, height_mm=mm))
 
     changes = {
-        "crop-40mm": ("crop 40 mm", crop(40.0), t),
         "crop-60mm": ("crop 60 mm", crop(60.0), t),
-        "crop-80mm": ("crop 80 mm", crop(80.0), t),
         "equalize-none": ("no equalization", _pipeline(p, equalize=EqualizeConfig(False)), t),
-        "equalize-clahe": (
-            "CLAHE instead of equalizeHist",
-            _pipeline(p, equalize=EqualizeConfig(method="clahe")),
-            t,
-        ),
         "grabcut-off": ("no GrabCut", _pipeline(p, grabcut=GrabCutConfig(enabled=False)), t),
         "counts-linear": (
             "linear counts",
@@ -69,9 +62,10 @@ def _paper_factors() -> dict[str, Recipe]:
         ),
         "input-112": ("network input 112 x 112", _pipeline(p, output=OutputConfig((112, 112))), t),
         "backbone-resnet18": (
-            "ResNet-18 (ImageNet) instead of Lite0",
+            "ResNet-18 from a random initialisation (its ImageNet weights are not on this "
+            "machine, as in the demo) instead of Lite0",
             p,
-            dataclasses.replace(t, model="resnet18"),
+            dataclasses.replace(t, model="resnet18", weights="none"),
         ),
     }
     return _variants(base, changes)
@@ -87,14 +81,15 @@ def _recommended_factors() -> dict[str, Recipe]:
 
     changes = {
         "rec-crop-40mm": ("crop 40 mm", crop(40.0), t),
-        "rec-crop-80mm": ("crop 80 mm", crop(80.0), t),
+        "rec-crop-80mm": ("crop 80 mm (36 px at 32 x 32)", crop(80.0), t),
         "rec-crop-120mm": ("crop 120 mm (55 px at 32 x 32: downsampled)", crop(120.0), t),
-        "rec-upsample-96": (
-            "crop upsampled to 96 x 96",
-            _pipeline(p, output=OutputConfig((96, 96))),
+        "rec-upsample-64": (
+            "crop upsampled to 64 x 64",
+            _pipeline(p, output=OutputConfig((64, 64))),
             t,
         ),
         "rec-equalize": ("equalizeHist", _pipeline(p, equalize=EqualizeConfig()), t),
+        "rec-clahe": ("CLAHE", _pipeline(p, equalize=EqualizeConfig(method="clahe")), t),
         "rec-grabcut": ("GrabCut", _pipeline(p, grabcut=GrabCutConfig()), t),
         "rec-counts-linear": (
             "linear counts",
@@ -111,7 +106,6 @@ def _recommended_factors() -> dict[str, Recipe]:
             p,
             dataclasses.replace(t, mode="head", epochs=80),
         ),
-        "rec-mode-last": ("last mode", p, dataclasses.replace(t, mode="last")),
     }
     return _variants(base, changes)
 
