@@ -139,3 +139,19 @@ def test_ablate_runs_every_variant_on_the_same_splits(cohort, tmp_path, monkeypa
         tested.setdefault((model, split), set()).add(patient)
     for split in ("0", "1"):  # every row was tested on the same patients of a split
         assert len({frozenset(p) for (m, s), p in tested.items() if s == split}) == 1
+
+
+def test_a_recipe_without_its_weights_is_listed_unavailable_not_run(cohort, tmp_path, monkeypatch):
+    from thyrocad.experiment.plan import plan_experiment
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no ResNet-18 ImageNet file
+    config = ExperimentConfig(
+        models=(), recipes=("paper", "recommended"), baselines=("peak",), reference="peak",
+        n_splits=2, allow_small=True,
+    )  # fmt: skip
+    plan = plan_experiment(cohort, config)
+    entries = {e.name: e for e in plan.entries}
+    assert entries["paper"].status == "unavailable" and "resnet18" in entries["paper"].reason
+    assert entries["recommended"].ran and entries["recommended"].mode == "full"
+    assert {s.model for s in plan.specs} == {"recommended", "peak"}
+    assert plan.settings["recipes"]["recommended"] == recipe("recommended").to_dict()

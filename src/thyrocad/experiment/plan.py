@@ -180,12 +180,18 @@ def _baselines(cohort_dir, patient_ids, external, config: ExperimentConfig) -> l
 
 
 def _recipe_entry(recipe: Recipe) -> ModelEntry:
-    """The row of a recipe: its backbone, initialisation and mode in the initialisation text."""
-    weights = recipe.train.weights
+    """The row of a recipe: its backbone and initialisation; unavailable (with the reason)
+    when its initial weights are not on this machine."""
+    weights, mode = recipe.train.weights, recipe.train.mode
     init = {"none": "scratch", "imagenet": "ImageNet"}.get(weights, f"file {Path(weights).name}")
     label = f"{init} ({recipe.train.model})"
     note = f"a recipe row ({recipe.summary})"
-    return ModelEntry(recipe.name, "model", label, recipe.train.mode, reason=note)
+    if weights != "none":
+        try:
+            create_model(recipe.train.model, weights=weights)
+        except WeightsError as exc:
+            return ModelEntry(recipe.name, "model", label, mode, "unavailable", f"{note}: {exc}")
+    return ModelEntry(recipe.name, "model", label, mode, reason=note)
 
 
 def _file_model(name: str, file: str, mode: str) -> tuple[ModelEntry, str]:
