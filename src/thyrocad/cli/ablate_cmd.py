@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from thyrocad.cli.app import busy, command
+from thyrocad.cli.experiment_cmd import ForceOption, WorkersOption
 
 
 @command()
@@ -24,15 +25,8 @@ def ablate(
     splits: Annotated[int, typer.Option(help="Number of random patient-level splits.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the splits and of training.")] = 0,
     device: Annotated[str, typer.Option(help="Training device: auto | cpu | cuda.")] = "auto",
-    workers: Annotated[
-        int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
-        ),
-    ] = False,
+    workers: WorkersOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Measure what each step of the paper's pipeline costs: one factor at a time.
 

@@ -30,6 +30,18 @@ from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
 DEFAULTS = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(ExperimentConfig)})
 
 
+# options shared by the commands that run an experiment for the user (demo, ablate)
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
+    ),
+]
+
+
 def _names(text: str) -> tuple[str, ...]:
     """'a,b' -> ('a', 'b'); '' or 'none' -> ()."""
     if text.strip().lower() in ("", "none"):
@@ -226,12 +238,7 @@ def experiment(
         Path | None,
         typer.Option(help="External labelled cohort every split's model is also scored on."),
     ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
-        ),
-    ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Run the paper's experiment: every model on the same stratified patient-level splits.
 

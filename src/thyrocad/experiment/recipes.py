@@ -31,6 +31,11 @@ def _pipeline(base: PipelineConfig, **sections) -> PipelineConfig:
     return dataclasses.replace(base, name="custom", **sections)
 
 
+def _crop(base: PipelineConfig, mm: float) -> PipelineConfig:
+    """`base` with an `mm` x `mm` crop."""
+    return _pipeline(base, crop=dataclasses.replace(base.crop, width_mm=mm, height_mm=mm))
+
+
 def _variants(base: Recipe, changes: dict[str, tuple[str, PipelineConfig, TrainConfig]]):
     return {
         f"{PREFIX}{key}": Recipe(f"{PREFIX}{key}", pipeline, train, f"{base.name}: {what}")
@@ -42,12 +47,8 @@ def _paper_factors() -> dict[str, Recipe]:
     """One factor at a time from the paper's pipeline (EfficientNet-Lite0, head mode)."""
     base = recipe(REFERENCE)
     p, t = base.pipeline, base.train
-
-    def crop(mm: float) -> PipelineConfig:
-        return _pipeline(p, crop=dataclasses.replace(p.crop, width_mm=mm, height_mm=mm))
-
     changes = {
-        "crop-60mm": ("crop 60 mm", crop(60.0), t),
+        "crop-60mm": ("crop 60 mm", _crop(p, 60.0), t),
         "equalize-none": ("no equalization", _pipeline(p, equalize=EqualizeConfig(False)), t),
         "grabcut-off": ("no GrabCut", _pipeline(p, grabcut=GrabCutConfig(enabled=False)), t),
         "counts-linear": (
@@ -75,14 +76,10 @@ def _recommended_factors() -> dict[str, Recipe]:
     """One factor at a time from the recommended recipe (small_cnn, full mode)."""
     base = recipe("recommended")
     p, t = base.pipeline, base.train
-
-    def crop(mm: float) -> PipelineConfig:
-        return _pipeline(p, crop=dataclasses.replace(p.crop, width_mm=mm, height_mm=mm))
-
     changes = {
-        "rec-crop-40mm": ("crop 40 mm", crop(40.0), t),
-        "rec-crop-80mm": ("crop 80 mm (36 px at 32 x 32)", crop(80.0), t),
-        "rec-crop-120mm": ("crop 120 mm (55 px at 32 x 32: downsampled)", crop(120.0), t),
+        "rec-crop-40mm": ("crop 40 mm", _crop(p, 40.0), t),
+        "rec-crop-80mm": ("crop 80 mm (36 px at 32 x 32)", _crop(p, 80.0), t),
+        "rec-crop-120mm": ("crop 120 mm (55 px at 32 x 32: downsampled)", _crop(p, 120.0), t),
         "rec-upsample-64": (
             "crop upsampled to 64 x 64",
             _pipeline(p, output=OutputConfig((64, 64))),
