@@ -17,6 +17,7 @@ from thyrocad.models import architecture
 from thyrocad.preprocess import PipelineConfig, preset
 from thyrocad.preprocess.config import CropConfig, EqualizeConfig, OutputConfig
 from thyrocad.training import TrainConfig
+from thyrocad.training.recipes import recipe
 
 CONFIGS = [
     PipelineConfig(
@@ -44,6 +45,7 @@ CONFIGS = [
         init="scratch",
     ),
     experiment_preset("demo"),
+    recipe("recommended"),
 ]
 
 

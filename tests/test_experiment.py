@@ -481,7 +481,8 @@ def test_old_option_spellings_work_with_a_deprecation_line(cohort, tmp_path):
     assert (
         "warning: --preprocess is deprecated" in result.stderr and "use --preset" in result.stderr
     )
-    assert "--preset must be one of paper, default, grabcut_bed, got 'bogus'" in result.stderr
+    expected = "--preset must be one of paper, default, grabcut_bed, recommended, got 'bogus'"
+    assert expected in result.stderr
     both = CliRunner().invoke(app, [*args, "--preset", "paper"])
     assert both.exit_code == 2 and "give only --preset" in both.stderr
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from thyrocad.cli.app import busy, command
+from thyrocad.cli.experiment_cmd import ForceOption, WorkersOption
 
 
 def _cohort_table(summary: dict, folder: Path) -> Table:
@@ -31,15 +32,8 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path(
         "thyrocad-demo"
     ),
-    workers: Annotated[
-        int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
-        ),
-    ] = False,
+    workers: WorkersOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Run the paper's experiment on the built-in synthetic cohort (the main job).
 

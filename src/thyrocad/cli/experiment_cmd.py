@@ -30,6 +30,18 @@ from thyrocad.preprocess import PRESETS as PREPROCESS_PRESETS
 DEFAULTS = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(ExperimentConfig)})
 
 
+# options shared by the commands that run an experiment for the user (demo, ablate)
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
+    ),
+]
+
+
 def _names(text: str) -> tuple[str, ...]:
     """'a,b' -> ('a', 'b'); '' or 'none' -> ()."""
     if text.strip().lower() in ("", "none"):
@@ -146,6 +158,13 @@ def experiment(
     baselines: Annotated[
         str, typer.Option(help="Comma-separated baselines or 'none'.")
     ] = option_value(DEFAULTS.baselines),
+    recipes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated recipes run as rows of their own (own preprocessing, backbone, "
+            "mode, training): recommended, paper_pipeline, ablate-... or 'none'."
+        ),
+    ] = option_value(DEFAULTS.recipes),
     splits: Annotated[
         int, typer.Option(help="Number of random patient-level splits.")
     ] = DEFAULTS.n_splits,
@@ -219,12 +238,7 @@ def experiment(
         Path | None,
         typer.Option(help="External labelled cohort every split's model is also scored on."),
     ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Use a non-empty --out folder that is not thyrocad's (files stay)."
-        ),
-    ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Run the paper's experiment: every model on the same stratified patient-level splits.
 
@@ -262,6 +276,7 @@ def experiment(
         allow_small=allow_small,
         test_cohort=str(test_cohort.absolute()) if test_cohort else "",
         weights=model_weights(weights),
+        recipes=_names(recipes),
     )
     backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
     outcome = run_with_progress(cohort_dir, out, config, backend, console, force=force)

@@ -2,6 +2,7 @@
 
 # Each module registers its commands on `app` with @app.command().
 from thyrocad.cli import (  # noqa: F401
+    ablate_cmd,
     cohort_cmd,
     demo_cmd,
     evaluate_cmd,

@@ -18,7 +18,10 @@ def preprocess(
     cohort_dir: Annotated[Path, typer.Argument(help="Cohort folder: labels.csv or class folders.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the strips and index.html.")],
     preset_name: Annotated[
-        str, typer.Option("--preset", help="Pipeline preset: default, paper or grabcut_bed.")
+        str,
+        typer.Option(
+            "--preset", help="Pipeline preset: default, paper, grabcut_bed or recommended."
+        ),
     ] = "default",
     config_file: Annotated[
         Path | None,

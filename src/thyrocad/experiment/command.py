@@ -33,6 +33,7 @@ FLAGS = {
     "allow_small": "--allow-small",
     "test_cohort": "--test-cohort",
     "weights": "--weights",  # repeated, MODEL=FILE
+    "recipes": "--recipes",
 }
 
 

@@ -52,6 +52,9 @@ class ExperimentConfig(Config):
     # explicit initial weights, (model, state_dict file) pairs: they replace --init for those
     # models (e.g. the torchvision ImageNet file of an offline machine)
     weights: tuple[tuple[str, str], ...] = ()
+    # recipes run as rows of their own (their own preprocessing, backbone, mode and training
+    # settings) on the same splits: thyrocad.experiment.recipes
+    recipes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = [p for check in _CHECKS for p in check(self)]
@@ -72,16 +75,29 @@ def _names(c: ExperimentConfig) -> list[str]:
     bad = [b for b in c.baselines if b not in KNOWN_BASELINES]
     if bad:
         return [f"unknown baseline(s) {', '.join(bad)}; known: {', '.join(KNOWN_BASELINES)}"]
-    if len(set(c.models)) != len(c.models):
-        return ["a model is listed twice in --models"]
-    if not c.models and not c.baselines:
-        return ["give at least one model or baseline"]
-    if c.reference not in (*c.models, *c.baselines):
+    rows = (*c.models, *c.recipes, *c.baselines)
+    if len(set(rows)) != len(rows):
+        return ["a model, recipe or baseline is listed twice"]
+    if not rows:
+        return ["give at least one model, recipe or baseline"]
+    if c.reference not in rows:
         return [
-            f"--reference {c.reference} is not among the models or baselines run; pick one of "
-            f"{', '.join((*c.models, *c.baselines))}"
+            f"--reference {c.reference} is not among the models, recipes or baselines run; "
+            f"pick one of {', '.join(rows)}"
         ]
-    return []
+    return _recipes(c)
+
+
+def _recipes(c: ExperimentConfig) -> list[str]:
+    from thyrocad.experiment.recipes import experiment_recipe  # loads torch: see _names
+
+    problems = []
+    for name in c.recipes:
+        try:
+            experiment_recipe(name)
+        except ConfigError as exc:
+            problems.append(f"--recipes: {exc}")
+    return problems
 
 
 def _close(name: str, known: list[str]) -> list[str]:

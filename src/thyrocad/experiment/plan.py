@@ -18,16 +18,18 @@ from thyrocad.errors import ConfigError, WeightsError
 from thyrocad.evaluation.baselines.cho import has_ground_truth
 from thyrocad.experiment.cnn import scratch_weights
 from thyrocad.experiment.config import ExperimentConfig
+from thyrocad.experiment.recipes import experiment_recipe
 from thyrocad.experiment.report import ModelEntry
 from thyrocad.experiment.runner import ExperimentRun
 from thyrocad.experiment.runs import RunSpec
 from thyrocad.files import thyrocad_home
 from thyrocad.models import create_model, model_info
 from thyrocad.preprocess import preset
+from thyrocad.training.recipes import Recipe
 from thyrocad.training.runtime import resolve_device
 
-SETTINGS_VERSION = 5  # 3: the one decision rule (0.4.0); 4: the device used, weights files;
-# 5: operating points, external cohorts, CHO
+SETTINGS_VERSION = 6  # 3: the one decision rule (0.4.0); 4: the device used, weights files;
+# 5: operating points, external cohorts, CHO; 6: recipes
 MIN_TEST_PER_CLASS = 5
 CLASS_NAMES = {0: "non-residual", 1: "residual"}
 
@@ -58,7 +60,7 @@ class ExperimentPlan:
         tasks: list[tuple[RunSpec, ...]] = []
         for e in (e for e in self.entries if e.ran):
             specs = tuple(RunSpec(e.name, e.kind, s.index) for s in self.splits)
-            if e.kind == "model" and self.config.mode == "head":
+            if e.kind == "model" and self.run_function().mode_of(e.name) == "head":
                 tasks.append(specs)
             else:
                 tasks.extend((spec,) for spec in specs)
@@ -100,6 +102,8 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
                 str(scratch_weights(name, config.seed)) if inits[name] == "scratch" else "imagenet"
             )
         entries.append(entry)
+    recipes = {name: experiment_recipe(name) for name in config.recipes}
+    entries += [_recipe_entry(r) for r in recipes.values()]
     for name in _baselines(cohort_dir, cohort.patient_ids, external, config):
         entries.append(ModelEntry(name, "baseline", "n/a (no network)", "n/a"))
     _check_reference(config, entries)
@@ -111,6 +115,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "preprocess": pipeline_config.to_dict(),
         "experiment": config.to_dict(),
         "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
+        "recipes": {name: r.to_dict() for name, r in recipes.items()},
         "inits": inits,
         "device": device,
         "splits": [{"index": s.index, "seed": s.seed, "test": list(s.test)} for s in splits],
@@ -172,6 +177,21 @@ def _baselines(cohort_dir, patient_ids, external, config: ExperimentConfig) -> l
     if "cho" in names and phantom:
         names.insert(names.index("cho") + 1, "cho_true_bed")
     return names
+
+
+def _recipe_entry(recipe: Recipe) -> ModelEntry:
+    """The row of a recipe: its backbone and initialisation; unavailable (with the reason)
+    when its initial weights are not on this machine."""
+    weights, mode = recipe.train.weights, recipe.train.mode
+    init = {"none": "scratch", "imagenet": "ImageNet"}.get(weights, f"file {Path(weights).name}")
+    label = f"{init} ({recipe.train.model})"
+    note = f"a recipe row ({recipe.summary})"
+    if weights != "none":
+        try:
+            create_model(recipe.train.model, weights=weights)
+        except WeightsError as exc:
+            return ModelEntry(recipe.name, "model", label, mode, "unavailable", f"{note}: {exc}")
+    return ModelEntry(recipe.name, "model", label, mode, reason=note)
 
 
 def _file_model(name: str, file: str, mode: str) -> tuple[ModelEntry, str]:

@@ -14,8 +14,10 @@ PRESETS = {
     # 10 splits, 80 epochs, Adam lr 1e-3 (the paper's 1e-5 leaves a new head undertrained after
     # 80 epochs of frozen features; docs/experiment.md has the comparison); a backbone without
     # ImageNet weights on this machine starts from a fixed random initialisation, and its row
-    # says so.
+    # says so. Beside them the recommended recipe (small_cnn on small native-resolution crops,
+    # its own preprocessing and training; thyrocad.training.recipes) on the same splits.
     "demo": ExperimentConfig(
+        recipes=("recommended",),
         baselines=("uptake_ratio", "peak", "cho"),
         mode="head",
         n_splits=10,

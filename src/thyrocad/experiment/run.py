@@ -22,7 +22,6 @@ from thyrocad.data.splits import Split
 from thyrocad.evaluation.baselines.scores import cohort_features
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.execute import Backend, execute_runs, threads
-from thyrocad.experiment.inputs import load_inputs
 from thyrocad.experiment.plan import ExperimentPlan, plan_experiment
 from thyrocad.experiment.report import Aggregate, ReportContext, table_markdown, write_outputs
 from thyrocad.experiment.results import claim_results_dir, point_latest, set_dir, write_index
@@ -44,6 +43,7 @@ class ExperimentOutcome:
     n_runs: int
     n_resumed: int
     wall_s: float
+    wall_times: dict[str, float]  # this invocation and the sum of run times of each row
 
 
 def write_splits(path: Path, splits: Sequence[Split]) -> None:
@@ -107,6 +107,7 @@ def run_experiment(
         n_runs=len(specs),
         n_resumed=n_done,
         wall_s=wall["this invocation (s)"],
+        wall_times=wall,
     )
 
 
@@ -126,9 +127,8 @@ def _prepare(plan: ExperimentPlan, pending: Sequence[RunSpec]) -> None:
     cohorts = [run_fn.cohort_dir, *([plan.config.test_cohort] if plan.config.test_cohort else [])]
     with threads(os.cpu_count() or 1):  # backbone passes over the whole cohort: all cores
         for cohort in cohorts:
-            if any(s.kind == "model" for s in pending):
-                load_inputs(cohort, run_fn.pipeline_json)
             for model in dict.fromkeys(s.model for s in pending if s.kind == "model"):
+                run_fn.inputs(model, cohort)
                 run_fn.warm_features(model, cohort)
             for name in dict.fromkeys(s.model for s in pending if s.kind == "baseline"):
                 cohort_features(cohort, name)

@@ -15,6 +15,7 @@ patient influences a threshold. With a test cohort, every run also scores the ex
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from thyrocad.evaluation.baselines.scores import cohort_features, fit_observer
 from thyrocad.experiment import cnn
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.inputs import CohortInputs, load_inputs, model_inputs
+from thyrocad.experiment.recipes import experiment_recipe
 from thyrocad.experiment.runs import RunResult, RunSpec
 from thyrocad.files import using_home
 from thyrocad.training import TrainConfig, TrainData
@@ -73,7 +75,7 @@ class ExperimentRun:
             start = time.perf_counter()
             if task[0].kind == "baseline":
                 results = [self._baseline(spec) for spec in task]
-            elif self.config.mode == "head":
+            elif self.mode_of(task[0].model) == "head":
                 results = self._head_group(task)
             else:
                 results = [self._model(spec) for spec in task]
@@ -84,7 +86,15 @@ class ExperimentRun:
         return results
 
     def train_config(self, model: str, split: int) -> TrainConfig:
-        """The engine's TrainConfig of one run."""
+        """The engine's TrainConfig of one run (of a backbone, or of a recipe row)."""
+        per_run = {
+            "seed": run_seed(self.config.seed, split),
+            "device": self.config.device,
+            "operating_point": "argmax",  # the experiment applies its own (see _result)
+            "inner_folds": self.config.inner_folds,
+        }
+        if model in self.config.recipes:
+            return dataclasses.replace(experiment_recipe(model).train, **per_run)
         return TrainConfig(
             model=model,
             weights=self.weights.get(model, "imagenet"),
@@ -93,11 +103,18 @@ class ExperimentRun:
             lr=self.config.lr,
             weight_decay=self.config.weight_decay,
             batch_size=self.config.batch_size,
-            seed=run_seed(self.config.seed, split),
-            device=self.config.device,
-            operating_point="argmax",  # the experiment applies its own (see _result)
-            inner_folds=self.config.inner_folds,
+            **per_run,
         )
+
+    def mode_of(self, model: str) -> str:
+        """The training mode of a row: its recipe's, or the experiment's."""
+        return self.train_config(model, 0).mode
+
+    def pipeline_of(self, model: str) -> str:
+        """The preprocessing config (JSON) of a row: its recipe's, or the experiment's."""
+        if model in self.config.recipes:
+            return experiment_recipe(model).pipeline.to_json()
+        return self.pipeline_json
 
     def warm_features(self, model: str, cohort_dir: str | None = None) -> None:
         """Pass every view of the cohort (or of `cohort_dir`) through `model`'s frozen part
@@ -105,11 +122,16 @@ class ExperimentRun:
         the disk cache instead of each computing them."""
         cfg = self.train_config(model, 0)
         if cfg.mode in CACHED_MODES and cfg.cache_features:
-            x = model_inputs(cohort_dir or self.cohort_dir, self.pipeline_json, model)
-            cnn.frozen_features(cfg, x)
+            cnn.frozen_features(cfg, self._x_all(model, cohort_dir))
 
-    def _x_all(self, model: str) -> np.ndarray:
-        return model_inputs(self.cohort_dir, self.pipeline_json, model)
+    def inputs(self, model: str, cohort_dir: str | None = None) -> CohortInputs:
+        """The preprocessed cohort (or `cohort_dir`) as the row `model` sees it."""
+        return load_inputs(cohort_dir or self.cohort_dir, self.pipeline_of(model))
+
+    def _x_all(self, model: str, cohort_dir: str | None = None) -> np.ndarray:
+        """Every view's network input for the row `model` (its backbone's mean/std)."""
+        backbone = self.train_config(model, 0).model
+        return model_inputs(cohort_dir or self.cohort_dir, self.pipeline_of(model), backbone)
 
     def _rows(self, data: CohortInputs, patients: tuple[str, ...]) -> np.ndarray:
         """The usable view rows of `patients`."""
@@ -124,7 +146,7 @@ class ExperimentRun:
     def _model(self, spec: RunSpec) -> RunResult:
         """One run through the training engine (`thyrocad.training.train`); an out-of-fold
         operating point costs `inner_folds` more engine runs on the training patients."""
-        data = load_inputs(self.cohort_dir, self.pipeline_json)
+        data = self.inputs(spec.model)
         x_all = self._x_all(spec.model)
         split = self.splits[spec.split]
         train_rows, test_rows = self._rows(data, split.train), self._rows(data, split.test)
@@ -140,12 +162,10 @@ class ExperimentRun:
         history = cnn.history_series(fitted.history)
         result = self._result(spec, data, fitted.train_prob, test_prob, history, cfg.seed, oof)
         if self.config.test_cohort:
-            external = self._external_inputs()
+            external = self.inputs(spec.model, self.config.test_cohort)
             rows = np.flatnonzero(external.usable)
-            ext_x = model_inputs(self.config.test_cohort, self.pipeline_json, spec.model)
-            result.external = self._external(
-                external, cnn.predict_proba(fitted, ext_x[rows]), result
-            )
+            ext_x = self._x_all(spec.model, self.config.test_cohort)
+            result.external = self._external(external, cnn.predict_proba(fitted, ext_x[rows]))
         return result
 
     def _head_group(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
@@ -154,10 +174,11 @@ class ExperimentRun:
         with the heads of the inner folds of an out-of-fold operating point. A head that is
         not dropout + one affine map is trained split by split instead."""
         model = task[0].model
-        data = load_inputs(self.cohort_dir, self.pipeline_json)
-        net, feats = cnn.frozen_features(self.train_config(model, 0), self._x_all(model))
+        cfg = self.train_config(model, 0)
+        data = self.inputs(model)
+        net, feats = cnn.frozen_features(cfg, self._x_all(model))
         seeds = [self.train_config(model, spec.split).seed for spec in task]
-        heads = cnn.initial_heads(net, feats.shape[1:], seeds, model)
+        heads = cnn.initial_heads(net, feats.shape[1:], seeds, cfg.model)
         if heads is None:
             return [self._model(spec) for spec in task]
         runs = [
@@ -166,7 +187,7 @@ class ExperimentRun:
         ]
         folds = self._fold_runs(data, net, feats, runs, model) if self.rule.needs_oof else []
         labels = data.labels[data.view_patient]
-        fits = cnn.train_head_group(feats, labels, runs + [f[2] for f in folds], self.config)
+        fits = cnn.train_head_group(feats, labels, runs + [f[2] for f in folds], cfg)
         oof = {i: np.full(len(run.rows), np.nan) for i, run in enumerate(runs)}
         for (i, held, _), fit in zip(folds, fits[len(runs) :], strict=True):
             oof[i][held] = fit.probabilities(feats[runs[i].rows[held]])
@@ -183,20 +204,21 @@ class ExperimentRun:
             )
             if ext_feats is not None:
                 result.external = self._external(
-                    self._external_inputs(), fit.probabilities(ext_feats)
+                    self.inputs(model, self.config.test_cohort), fit.probabilities(ext_feats)
                 )
             results.append(result)
         return results
 
     def _fold_runs(self, data: CohortInputs, net, feats, runs: list[HeadRun], model: str):
         """(run index, held-out positions in its rows, HeadRun) of every inner fold."""
+        backbone = self.train_config(model, 0).model
         out = []
         for i, run in enumerate(runs):
             groups = [data.patient_ids[p] for p in data.view_patient[run.rows]]
             labels = data.labels[data.view_patient[run.rows]]
             masks = patient_folds(groups, labels, self.config.inner_folds, run.seed)
             seeds = [fold_seed(run.seed, f) for f in range(len(masks))]
-            heads = cnn.initial_heads(net, feats.shape[1:], seeds, model)
+            heads = cnn.initial_heads(net, feats.shape[1:], seeds, backbone)
             for held, seed, head in zip(masks, seeds, heads, strict=True):
                 out.append((i, held, HeadRun(run.rows[~held], seed, head)))
         return out
@@ -294,13 +316,10 @@ class ExperimentRun:
 
     # --- the external test cohort ---------------------------------------------------------------
 
-    def _external_inputs(self) -> CohortInputs:
-        return load_inputs(self.config.test_cohort, self.pipeline_json)
-
     def _external_features(self, model: str):
         """Frozen-backbone features of the external cohort's usable views ('head' mode)."""
-        external = self._external_inputs()
-        x = model_inputs(self.config.test_cohort, self.pipeline_json, model)
+        external = self.inputs(model, self.config.test_cohort)
+        x = self._x_all(model, self.config.test_cohort)
         _, feats = cnn.frozen_features(self.train_config(model, 0), x)
         return feats[np.flatnonzero(external.usable)]
 

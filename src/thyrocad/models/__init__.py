@@ -1,10 +1,11 @@
 """Backbones for transfer learning: `create_model(name, pretrained, num_classes=2, weights)`.
 
-Registered: resnet18, squeezenet1_1, squeezenet1_0, shufflenet_v2_x1_0 (torchvision) and
-efficientnet_lite0 (timm tf_efficientnet_lite0). See docs/training.md for offline weights.
+Registered: resnet18, squeezenet1_1, squeezenet1_0, shufflenet_v2_x1_0 (torchvision),
+efficientnet_lite0 (timm tf_efficientnet_lite0) and small_cnn (from scratch, for native-resolution
+crops). See docs/training.md for offline weights.
 """
 
-from thyrocad.models import efficientnet, torchvision_models  # noqa: F401  (registration)
+from thyrocad.models import efficientnet, small_cnn, torchvision_models  # noqa: F401 (registration)
 from thyrocad.models.inference_copy import (
     channels_last,
     class_probabilities,

@@ -2,7 +2,8 @@
 
 Each step has its own section with an `enabled` switch, so ablations are one field away.
 Named presets: `paper` (Guo et al. 2021 as published), `default` (the measured better choice,
-see docs/preprocessing.md) and `grabcut_bed` (GrabCut seeded with the bed as foreground).
+see docs/preprocessing.md), `grabcut_bed` (GrabCut seeded with the bed as foreground) and
+`recommended` (the recommended recipe's: a small native-resolution crop, docs/experiment.md).
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ class WindowConfig(Config):
     """Step 2: counts to 8 bits: clip at a percentile of the crop, transform, scale to 0..255."""
 
     clip_percentile: float = 99.5
-    transform: str = "sqrt"  # "linear" | "sqrt" | "log"
+    # "linear" | "sqrt" | "log" | "anscombe" (2 sqrt(counts + 3/8) of the clipped counts,
+    # scaled to 0..255: the Poisson variance-stabilising transform, which depends on the counts
+    # themselves, not only on their ratio to the clip level)
+    transform: str = "sqrt"
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,10 @@ def _validate(cfg: PipelineConfig) -> None:
         (0 <= cfg.crop.min_bed_confidence <= 1, "crop min_bed_confidence must be in [0, 1]"),
         (cfg.crop.uncertain_scale >= 1, "crop uncertain_scale must be >= 1"),
         (0 < cfg.window.clip_percentile <= 100, "window clip_percentile must be in (0, 100]"),
-        (cfg.window.transform in ("linear", "sqrt", "log"), "window transform: linear|sqrt|log"),
+        (
+            cfg.window.transform in ("linear", "sqrt", "log", "anscombe"),
+            "window transform: linear|sqrt|log|anscombe",
+        ),
         (cfg.equalize.method in ("global", "clahe"), "equalize method: global|clahe"),
         (cfg.grabcut.init in ("rect", "bed"), "grabcut init: rect|bed"),
         (0 <= cfg.grabcut.margin_frac < 0.5, "grabcut margin_frac must be in [0, 0.5)"),
@@ -161,12 +168,34 @@ def default_config() -> PipelineConfig:
     return PipelineConfig(grabcut=GrabCutConfig(enabled=False), name="default")
 
 
+RECOMMENDED_CROP_MM = 60.0
+RECOMMENDED_SIZE = (32, 32)
+
+
+def recommended_config() -> PipelineConfig:
+    """The recommended recipe's preprocessing (docs/experiment.md *Ablation*): a 60 mm crop at
+    about its native resolution (27 pixels of 2.2 mm, resized to 32 x 32), square-root counts,
+    no histogram equalization, no GrabCut."""
+    return PipelineConfig(
+        crop=CropConfig(width_mm=RECOMMENDED_CROP_MM, height_mm=RECOMMENDED_CROP_MM),
+        equalize=EqualizeConfig(enabled=False),
+        grabcut=GrabCutConfig(enabled=False),
+        output=OutputConfig(size=RECOMMENDED_SIZE),
+        name="recommended",
+    )
+
+
 def grabcut_bed_config() -> PipelineConfig:
     """GrabCut kept, but started with the thyroid-bed ellipse as sure foreground."""
     return PipelineConfig(grabcut=GrabCutConfig(init="bed"), name="grabcut_bed")
 
 
-PRESETS = {"paper": paper_config, "default": default_config, "grabcut_bed": grabcut_bed_config}
+PRESETS = {
+    "paper": paper_config,
+    "default": default_config,
+    "grabcut_bed": grabcut_bed_config,
+    "recommended": recommended_config,
+}
 
 
 def preset(name: str) -> PipelineConfig:

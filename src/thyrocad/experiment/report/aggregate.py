@@ -397,7 +397,8 @@ def _pct(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}"
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_lines(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -405,16 +406,16 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
 def table_markdown(agg: Aggregate) -> str:
     """Table 4 (metrics as rows, mean (SD) per model), the Mann–Whitney p-values against the
     reference, what SEN/SPE rest on, the external cohort (if any), the models and notes."""
-    lines = _markdown(*results_rows(agg))
+    lines = markdown_lines(*results_rows(agg))
     lines += ["", "Mean (SD) over splits; positive = residual.", ""]
     header, rows = p_value_rows(agg)
     if len(header) > 1:
         lines += [f"Two-sided Mann–Whitney U p against {agg.reference} (per-split values):", ""]
-        lines += [*_markdown(header, rows), ""]
+        lines += [*markdown_lines(header, rows), ""]
     caveat = agg.stats.get("mann_whitney_caveat")
     if caveat:
         lines += [f"Caveat: {caveat}.", ""]
-    lines += [*_markdown(*uncertainty_rows(agg)), ""]
+    lines += [*markdown_lines(*uncertainty_rows(agg)), ""]
     lines.append(
         "Baselines choose their threshold by Youden's J on the training patients: a count ratio "
         "or a CHO decision variable cannot memorise them."
@@ -422,11 +423,11 @@ def table_markdown(agg: Aggregate) -> str:
     header, rows = comparison_rows(agg)
     if rows:
         lines += ["", "Operating points compared on the same trained models (test parts):", ""]
-        lines += _markdown(header, rows)
+        lines += markdown_lines(header, rows)
     header, rows = external_rows(agg)
     if rows:
         lines += ["", "External test cohort (every split's model; int. = internal test parts):"]
-        lines += ["", *_markdown(header, rows)]
+        lines += ["", *markdown_lines(header, rows)]
     lines += ["", "| model | kind | initialisation | mode | status |", "|---|---|---|---|---|"]
     for e in agg.entries:
         lines.append(f"| {e.name} | {e.kind} | {e.initialisation} | {e.mode} | {e.status} |")
