@@ -59,8 +59,9 @@ def _imagenet_input(image: np.ndarray, mean, std) -> torch.Tensor:
     return (t - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
 
-def test_registry_lists_the_five_backbones():
+def test_registry_lists_the_six_backbones():
     assert set(list_models()) == {
+        "small_cnn",
         "resnet18",
         "squeezenet1_1",
         "squeezenet1_0",

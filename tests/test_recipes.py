@@ -122,7 +122,17 @@ def test_train_defaults_to_the_recommended_recipe(cohort, tmp_path, monkeypatch)
 def test_ablate_runs_every_variant_on_the_same_splits(cohort, tmp_path, monkeypatch):
     monkeypatch.setenv("THYROCAD_HOME", str(tmp_path / "home"))
     out = tmp_path / "ablation"
-    args = ["ablate", str(cohort), "--out", str(out), "--splits", "2", "--workers", "1"]
+    args = [
+        "ablate",
+        str(cohort),
+        "--out",
+        str(out),
+        "--splits",
+        "2",
+        "--workers",
+        "1",
+        "--allow-small",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     table = (out / "latest" / "ablation.md").read_text().splitlines()

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from thyrocad.cli.app import busy, command
-from thyrocad.cli.experiment_cmd import ForceOption, WorkersOption
+from thyrocad.cli.experiment_cmd import AllowSmallOption, ForceOption, WorkersOption
 
 
 @command()
@@ -26,6 +26,7 @@ def ablate(
     seed: Annotated[int, typer.Option(help="Seed of the splits and of training.")] = 0,
     device: Annotated[str, typer.Option(help="Training device: auto | cpu | cuda.")] = "auto",
     workers: WorkersOption = None,
+    allow_small: AllowSmallOption = False,
     force: ForceOption = False,
 ) -> None:
     """Measure what each step of the paper's pipeline costs: one factor at a time.
@@ -51,7 +52,7 @@ def ablate(
     if cohort_dir is None:
         with busy(console, "Generating the default synthetic cohort (first run only)"):
             cohort_dir = ensure_default_cohort()
-    config = ablation_config(n_splits=splits, seed=seed, device=device)
+    config = ablation_config(n_splits=splits, seed=seed, device=device, allow_small=allow_small)
     backend = Backend(workers=workers or os.cpu_count() or 1)
     outcome = run_with_progress(cohort_dir, out, config, backend, console, force=force)
     table = ablation_markdown(outcome.aggregate, outcome.wall_times)

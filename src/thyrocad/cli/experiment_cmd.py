@@ -34,6 +34,13 @@ DEFAULTS = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(Expe
 WorkersOption = Annotated[
     int | None, typer.Option(help="Local worker processes for the runs (default: CPU cores).")
 ]
+AllowSmallOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-small",
+        help="Run although a test part holds fewer than 5 patients of a class.",
+    ),
+]
 ForceOption = Annotated[
     bool,
     typer.Option(
@@ -227,13 +234,7 @@ def experiment(
     inner_folds: Annotated[
         int, typer.Option(help="Folds of the out-of-fold operating points.")
     ] = DEFAULTS.inner_folds,
-    allow_small: Annotated[
-        bool,
-        typer.Option(
-            "--allow-small",
-            help="Run although a test part holds fewer than 5 patients of a class.",
-        ),
-    ] = DEFAULTS.allow_small,
+    allow_small: AllowSmallOption = DEFAULTS.allow_small,
     test_cohort: Annotated[
         Path | None,
         typer.Option(help="External labelled cohort every split's model is also scored on."),

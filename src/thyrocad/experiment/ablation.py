@@ -31,7 +31,9 @@ HEADER = [
 ]
 
 
-def ablation_config(n_splits: int = 10, seed: int = 0, device: str = "auto") -> ExperimentConfig:
+def ablation_config(
+    n_splits: int = 10, seed: int = 0, device: str = "auto", allow_small: bool = False
+) -> ExperimentConfig:
     """The experiment of the ablation: every variant, the paper's pipeline (the reference),
     the recommended recipe and the observers, on `n_splits` splits."""
     recipes = (REFERENCE, "recommended", *ablation_names())
@@ -43,6 +45,7 @@ def ablation_config(n_splits: int = 10, seed: int = 0, device: str = "auto") -> 
         reference=REFERENCE,
         seed=seed,
         device=device,
+        allow_small=allow_small,
     )
 
 
