@@ -170,9 +170,11 @@ def test_no_patient_data_in_any_log_or_answer(tmp_path, server_bundle, server_fi
                                     json={"beds": {"anterior": crop[:2]}}))  # fmt: skip
             answers.append(api.get("/api/v1/diagnoses", params={"search": factory.SENTINEL_ID}))
             answers.append(api.get(f"/history?q={factory.SENTINEL_ID}"))  # a page: 303
-            answers.append(api.get(f"/api/v1/diagnoses/{good['id']}"))
+            answers.append(api.get(f"/api/v1/diagnoses/{good['id']}",
+                                   params={"wait_report": "true"}))  # fmt: skip
+            files = answers[-1].json()["result"]["files"]  # the report is made after the verdict
             for key in ("report_png", "report_pdf", "views", "overlay"):
-                name = good["result"]["files"][key]
+                name = files[key]
                 answers.append(api.get(f"/api/v1/diagnoses/{good['id']}/files/{name}"))
     finally:
         server.stop()

@@ -21,6 +21,7 @@ from thyrocad.preprocess import PipelineConfig, preset
 from thyrocad.preprocess.config import WindowConfig
 from thyrocad.preprocess.steps import window_to_uint8
 from thyrocad.training.recipes import Recipe, recipe, train_recipe
+from training_helpers import cli_cohort
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -28,11 +29,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom") / "cohort"
-    args = ["phantom", str(out), "--patients", "16", "--residual", "10", "--seed", "2"]
-    result = runner.invoke(app, [*args, "--workers", "1"])
-    assert result.exit_code == 0, result.output
-    return out
+    return cli_cohort(tmp_path_factory, seed=2)
 
 
 def test_anscombe_window_by_hand():

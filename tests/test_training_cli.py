@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from thyrocad.bundle.format import load_bundle
 from thyrocad.cli.main import app
 from thyrocad.data.cohort import load_cohort
+from training_helpers import cli_cohort
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -17,11 +18,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom") / "cohort"
-    args = ["phantom", str(out), "--patients", "16", "--residual", "10", "--seed", "1"]
-    result = runner.invoke(app, [*args, "--workers", "1"])
-    assert result.exit_code == 0, result.output
-    return out
+    return cli_cohort(tmp_path_factory, seed=1)
 
 
 @pytest.mark.slow

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+from typer.testing import CliRunner
 
+from thyrocad.cli.main import app
 from thyrocad.training import TrainConfig, TrainData
+
+
+def cli_cohort(tmp_path_factory, seed: int):
+    """A 16-patient phantom cohort (10 residual) made by `thyrocad phantom`."""
+    out = tmp_path_factory.mktemp("phantom") / "cohort"
+    args = ["phantom", str(out), "--patients", "16", "--residual", "10", "--seed", str(seed)]
+    result = CliRunner().invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return out
 
 
 def toy_data(n: int = 24, size: int = 48, seed: int = 0, residual_share: float = 0.75) -> TrainData:
