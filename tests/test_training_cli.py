@@ -117,7 +117,8 @@ def test_init_and_weights_vocabulary(options, weights, warning, capsys):
     from thyrocad.cli.train_cmd import initial_weights
 
     params = parse_command(f"thyrocad train c --out m --model resnet18 {' '.join(options)}")
-    assert initial_weights("resnet18", params["init"], params["weights"]) == weights
+    init = params["init"] or "imagenet"  # unset: the recipe's, imagenet for a named backbone
+    assert initial_weights("resnet18", init, params["weights"]) == weights
     err = capsys.readouterr().err
     assert (warning in err) if warning else "deprecated" not in err
 
