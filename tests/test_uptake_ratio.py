@@ -128,7 +128,9 @@ def test_fit_predict_api_and_errors():
 @pytest.mark.slow
 def test_auc_band_on_small_phantom_cohort(tmp_path):
     """At the default difficulty the observer is neither perfect nor hopeless (0.80-0.92 on
-    the full cohort; a wider band here because 120 patients give noisier splits)."""
+    the full cohort, where it scores 0.913; a wider band here because 120 patients give
+    noisier splits: this cohort is easier than the full one, 0.969 with the median-background
+    observer, 0.883 with the previous one, against 0.850 on the full cohort)."""
     cfg = PhantomConfig(n_patients=120, n_residual=93, seed=0)
     generate_cohort(tmp_path, cfg)
     with (tmp_path / "labels.csv").open() as fh:
@@ -138,6 +140,6 @@ def test_auc_band_on_small_phantom_cohort(tmp_path):
     scores = UptakeRatioObserver().score(studies)
     results = evaluate_on_splits(scores, labels, [r["patient_id"] for r in rows])
     auc = np.mean([r["auc"] for r in results])
-    assert 0.76 <= auc <= 0.95
+    assert 0.76 <= auc <= 0.98
     assert [r["split"] for r in results] == list(range(10))
     assert np.mean([r["balanced_accuracy"] for r in results]) > 0.6  # well above chance
