@@ -6,7 +6,8 @@ crop (as the default pipeline makes it, larger when the bed is flagged uncertain
 remnant focus centre; the crop-centre error to the true bed-region centre (all views); the
 share of views flagged `bed_uncertain` and `bed_not_found`; and the uptake-ratio observer's
 AUC (anterior view, mean (SD) over the paper's 10 stratified 3:1 splits) with its ROI on the
-located bed and on the true bed. Then the real scintigrams of realdata/ and of a folder given
+located bed (taller when the bed is flagged uncertain, as the observer makes it) and on the
+true bed. Then the real scintigrams of realdata/ and of a folder given
 with `--scans` (each with a bboxes.csv, as realdata/bboxes.csv)
 (does the crop hold the hand-drawn box around both lobes; confidence; flags) and neck fields
 cut from the whole-body files of ../shared/refdata/nm-dicom.
@@ -66,7 +67,10 @@ def measure_patient(args: tuple[PhantomConfig, int, bool]) -> dict:
             }
         )
         if view == View.ANTERIOR:
-            out["ratio_located"] = uptake_ratio(sim.counts[view], (mm, mm), result.bed_center_rc)
+            uncertain = Flag.BED_UNCERTAIN in result.flags  # the observer's ROI grows as the crop
+            out["ratio_located"] = uptake_ratio(
+                sim.counts[view], (mm, mm), result.bed_center_rc, uncertain
+            )
             out["ratio_true"] = uptake_ratio(sim.counts[view], (mm, mm), true_rc)
     return out
 

@@ -11,11 +11,15 @@ from thyrocad.data.phantom import PhantomConfig, generate_cohort, simulate_patie
 from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.errors import ObserverInputError
 from thyrocad.evaluation.baselines.uptake_ratio import (
+    REF_HEIGHT_MM,
+    REF_INNER_MM,
+    REF_OUTER_MM,
     UptakeRatioObserver,
     evaluate_on_splits,
     uptake_ratio,
 )
 from thyrocad.io.read import read_study
+from thyrocad.preprocess.landmarks import locate_thyroid_bed
 from thyrocad.study import Study, View, ViewImage
 
 
@@ -48,6 +52,55 @@ def test_ratio_does_not_depend_on_the_pixel_size():
     assert max(ratios) / min(ratios) < 1.3 and 0.7 < np.median(ratios) < 1.4, ratios
 
 
+def _gaussian(shape, center_rc, fwhm_px: float, total: float) -> np.ndarray:
+    rows, cols = np.indices(shape)
+    sigma = fwhm_px / 2.355
+    blob = np.exp(-((rows - center_rc[0]) ** 2 + (cols - center_rc[1]) ** 2) / (2 * sigma**2))
+    return total * blob / blob.sum()
+
+
+def _column_mean(img: np.ndarray, rc, mm: float) -> float:
+    """Plain mean of the two lateral background columns (what the median replaced)."""
+    rows = slice(round(rc[0] - REF_HEIGHT_MM / 2 / mm), round(rc[0] + REF_HEIGHT_MM / 2 / mm))
+    sides = [
+        img[rows, round(rc[1] + s * REF_OUTER_MM / mm) : round(rc[1] + s * REF_INNER_MM / mm)]
+        if s < 0
+        else img[rows, round(rc[1] + REF_INNER_MM / mm) : round(rc[1] + REF_OUTER_MM / mm)]
+        for s in (-1, 1)
+    ]
+    return float(np.concatenate([side.ravel() for side in sides]).mean())
+
+
+def test_a_hot_lateral_node_in_the_background_leaves_the_ratio_nearly_unchanged():
+    """A 10 mm node 40 mm beside the bed, in a background column at the bed's level (on the
+    edge between two boxes, the worst case): it raises the plain mean of the columns by more
+    than half, and moves the ratio (median of the box means) by under 15 %."""
+    cfg = PhantomConfig(seed=0)
+    sim = simulate_patient(cfg, 1, residual=False)
+    bed = ground_truth(cfg, sim)["thyroid_bed_center"]["anterior"]
+    rc, mm = (bed["row_px"], bed["col_px"]), 2.2
+    img = sim.counts[View.ANTERIOR].astype(np.float64)
+    node = _gaussian(img.shape, (rc[0], rc[1] + 40 / mm), 10 / mm, 1.0)
+    with_node = img + node * _column_mean(img, rc, mm) * 400.0  # the node holds 400 px' worth
+    assert _column_mean(with_node, rc, mm) > 1.5 * _column_mean(img, rc, mm)
+    before, after = uptake_ratio(img, (mm, mm), rc), uptake_ratio(with_node, (mm, mm), rc)
+    assert abs(after / before - 1) < 0.15, (before, after)
+
+
+def test_an_uncertain_bed_gets_a_taller_roi():
+    """A remnant 35 mm below the ROI centre is outside the 50 mm ROI and inside the 75 mm one
+    used when the bed is uncertain; a bed the locator cannot find is treated as uncertain."""
+    mm, shape = 2.2, (256, 256)
+    img = np.full(shape, 10.0) + _gaussian(shape, (128 + 35 / mm, 128), 8 / mm, 2e4)
+    certain = uptake_ratio(img, (mm, mm), (128, 128))
+    uncertain = uptake_ratio(img, (mm, mm), (128, 128), uncertain=True)
+    assert certain < 1.05 < 1.3 < uncertain, (certain, uncertain)
+    bed = locate_thyroid_bed(img, (mm, mm))  # no body outline: not found
+    assert not bed.found
+    located = uptake_ratio(img, (mm, mm))
+    assert located == uptake_ratio(img, (mm, mm), bed.center_rc, uncertain=True)
+
+
 def test_fit_predict_api_and_errors():
     cfg = PhantomConfig(difficulty=0.5, seed=6)
     studies = [_study(simulate_patient(cfg, i, residual=i % 2 == 0)) for i in range(10)]
@@ -75,7 +128,9 @@ def test_fit_predict_api_and_errors():
 @pytest.mark.slow
 def test_auc_band_on_small_phantom_cohort(tmp_path):
     """At the default difficulty the observer is neither perfect nor hopeless (0.80-0.92 on
-    the full cohort; a wider band here because 120 patients give noisier splits)."""
+    the full cohort, where it scores 0.913; a wider band here because 120 patients give
+    noisier splits: this cohort is easier than the full one, 0.969 with the median-background
+    observer, 0.883 with the previous one, against 0.850 on the full cohort)."""
     cfg = PhantomConfig(n_patients=120, n_residual=93, seed=0)
     generate_cohort(tmp_path, cfg)
     with (tmp_path / "labels.csv").open() as fh:
@@ -85,6 +140,6 @@ def test_auc_band_on_small_phantom_cohort(tmp_path):
     scores = UptakeRatioObserver().score(studies)
     results = evaluate_on_splits(scores, labels, [r["patient_id"] for r in rows])
     auc = np.mean([r["auc"] for r in results])
-    assert 0.76 <= auc <= 0.95
+    assert 0.76 <= auc <= 0.98
     assert [r["split"] for r in results] == list(range(10))
     assert np.mean([r["balanced_accuracy"] for r in results]) > 0.6  # well above chance

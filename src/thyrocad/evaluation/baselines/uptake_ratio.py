@@ -1,12 +1,17 @@
-"""The thyroid-bed uptake ratio: mean counts per pixel in a thyroid-bed ROI over those in a
-background reference region, on the anterior view.
+"""The thyroid-bed uptake ratio: mean counts per pixel in a thyroid-bed ROI over the typical
+counts per pixel of the neck background beside it, on the anterior view.
 
 - ROI: a `ROI_WIDTH_MM` x `ROI_HEIGHT_MM` rectangle centred on the thyroid bed found by
   `thyrocad.preprocess.landmarks.locate_thyroid_bed` (the middle of the neck or of the image
-  when it is not found), or on a centre given by the caller (e.g. a phantom's true bed).
-- Reference: two lateral neck-background rectangles at the bed level, `REF_INNER_MM` to
-  `REF_OUTER_MM` either side of the bed centre, `REF_HEIGHT_MM` tall (soft tissue beside the
-  bed, as for a thyroid-bed-to-background ratio).
+  when it is not found), or on a centre given by the caller (e.g. a phantom's true bed). When
+  the located bed is uncertain or not found, the ROI is `UNCERTAIN_ROI_SCALE` times taller
+  (the crop's `uncertain_scale`): the locator's error runs along the neck, and a remnant
+  outside the ROI is lost to the observer.
+- Background: two lateral neck columns, `REF_INNER_MM` to `REF_OUTER_MM` either side of the
+  bed centre and `REF_HEIGHT_MM` tall, each cut into `REF_BANDS` boxes of equal height; the
+  background is the *median* of the 12 box means. A focal hot spot that is not the bed (a
+  lateral lymph node 4-12 mm across, a saliva spot, a gland-like remnant lobe) raises one or
+  two boxes and leaves the median nearly unchanged, where it raised a plain mean.
 - Anterior view by default, because the bed lies about 2 cm under the anterior skin; with
   `view="both"` the score is the geometric mean of the anterior and posterior ratios.
 
@@ -16,6 +21,7 @@ training studies, positive class = residual.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 
@@ -25,6 +31,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 from thyrocad.data.splits import stratified_splits
 from thyrocad.decision import choose_threshold
 from thyrocad.errors import ObserverInputError
+from thyrocad.preprocess.config import CropConfig
 from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
 from thyrocad.study import Study, View
 
@@ -34,7 +41,9 @@ ROI_WIDTH_MM = 44.0
 ROI_HEIGHT_MM = 50.0
 REF_INNER_MM = 30.0
 REF_OUTER_MM = 48.0
-REF_HEIGHT_MM = 30.0
+REF_HEIGHT_MM = 90.0
+REF_BANDS = 6
+UNCERTAIN_ROI_SCALE = CropConfig.uncertain_scale
 _VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
 
 
@@ -48,9 +57,13 @@ def uptake_ratio(
     counts: np.ndarray,
     spacing_mm: tuple[float, float] | None,
     center_rc: tuple[float, float] | None = None,
+    uncertain: bool = False,
 ) -> float:
-    """Thyroid-bed ROI mean over lateral-background mean on one view (see module doc); the
-    ROI is centred on `center_rc` (original pixels) when given, else on the located bed."""
+    """Thyroid-bed ROI mean over the median background-box mean on one view (module doc).
+
+    The ROI is centred on `center_rc` (original pixels) when given, else on the located bed;
+    it is taller when the located bed is uncertain, or when the caller says its centre is
+    (`uncertain`, e.g. a pipeline's `bed_uncertain` flag)."""
     img = np.asarray(counts, dtype=np.float64)
     bed = None if center_rc is not None else locate_thyroid_bed(img, spacing_mm)
     if bed is not None and not bed.found:
@@ -58,22 +71,32 @@ def uptake_ratio(
     mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm if bed else None)
     mm = mm or ASSUMED_FIELD_MM / img.shape[1]
     r, c = center_rc if center_rc is not None else bed.center_rc
+    uncertain = uncertain or (bed is not None and (bed.uncertain or not bed.found))
+    half_height = ROI_HEIGHT_MM * (UNCERTAIN_ROI_SCALE if uncertain else 1.0) / 2 / mm
     roi = _box(
         img,
-        (r - ROI_HEIGHT_MM / 2 / mm, r + ROI_HEIGHT_MM / 2 / mm),
+        (r - half_height, r + half_height),
         (c - ROI_WIDTH_MM / 2 / mm, c + ROI_WIDTH_MM / 2 / mm),
     )
-    ref_rows = (r - REF_HEIGHT_MM / 2 / mm, r + REF_HEIGHT_MM / 2 / mm)
-    sides = [
-        _box(img, ref_rows, (c - REF_OUTER_MM / mm, c - REF_INNER_MM / mm)),
-        _box(img, ref_rows, (c + REF_INNER_MM / mm, c + REF_OUTER_MM / mm)),
-    ]
-    ref = np.concatenate([side.ravel() for side in sides])
     roi_mean = float(roi.mean()) if roi.size else 0.0
+    return roi_mean / _background(img, (r, c), mm)
+
+
+def _background(img: np.ndarray, center_rc: tuple[float, float], mm: float) -> float:
+    """Median of the background box means (counts per pixel; see module doc)."""
+    r, c = center_rc
+    edges = np.linspace(r - REF_HEIGHT_MM / 2 / mm, r + REF_HEIGHT_MM / 2 / mm, REF_BANDS + 1)
+    columns = (
+        (c - REF_OUTER_MM / mm, c - REF_INNER_MM / mm),
+        (c + REF_INNER_MM / mm, c + REF_OUTER_MM / mm),
+    )
+    boxes = [_box(img, rows, cols) for rows in itertools.pairwise(edges) for cols in columns]
+    means = [float(b.mean()) for b in boxes if b.size]
     # at least half a count in the whole reference region keeps an empty background from
     # dividing by zero; a floor per pixel would depend on the pixel size (at 1.2 mm, or at
     # low counts at 2.2 mm, the background is below half a count per pixel)
-    return roi_mean / max(float(ref.sum()), 0.5) * max(ref.size, 1)
+    floor = 0.5 / max(sum(b.size for b in boxes), 1)
+    return max(float(np.median(means)) if means else 0.0, floor)
 
 
 class UptakeRatioObserver:
