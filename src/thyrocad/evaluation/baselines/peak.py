@@ -10,8 +10,9 @@ smoothed spot near the bed is compared with the tissue around it:
   placed by the same locator as the crop (`thyrocad.preprocess.landmarks.locate_thyroid_bed`).
 - **Background.** The median of the smoothed counts in a ring `RING_MM` (35-60 mm) around the
   bed centre: the neck's soft tissue, robust to a salivary gland or node inside the ring.
-- **Score.** Peak over background per view (a background below half a count counts as half a
-  count), summed over the study's views.
+- **Score.** Peak over background per view, summed over the study's views. A background below
+  `MIN_BACKGROUND_PER_MM2` (half a count on a 2.2 mm pixel) counts as that floor, scaled to
+  the view's pixel area, so the same patient scores the same at any pixel size.
 
 Nothing is fitted but the threshold, which the experiment chooses by Youden's J on each
 split's training patients, like the uptake ratio's.
@@ -28,7 +29,7 @@ from thyrocad.study import Study
 SIGMA_MM = 5.0
 SEARCH_MM = 25.0
 RING_MM = (35.0, 60.0)
-MIN_BACKGROUND = 0.5  # counts per pixel
+MIN_BACKGROUND_PER_MM2 = 0.5 / 2.2**2  # counts per mm^2: half a count on a 2.2 mm pixel
 
 
 def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
@@ -44,7 +45,7 @@ def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> fl
     ring = smooth[(distance >= RING_MM[0]) & (distance <= RING_MM[1])]
     peak = float(near.max()) if near.size else 0.0
     background = float(np.median(ring)) if ring.size else 0.0
-    return peak / max(background, MIN_BACKGROUND)
+    return peak / max(background, MIN_BACKGROUND_PER_MM2 * mm * mm)
 
 
 def study_score(study: Study) -> float:
