@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
 from thyrocad.study import Study
 
 SIGMA_MM = 5.0
@@ -36,7 +36,7 @@ def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> fl
     """Smoothed peak within `SEARCH_MM` of the located bed over the median of the ring around
     it, on one view."""
     img = np.asarray(counts, dtype=np.float64)
-    bed = locate_thyroid_bed(img, spacing_mm)
+    bed = located_bed(img, spacing_mm)
     mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm or ASSUMED_FIELD_MM / img.shape[1])
     smooth = ndimage.gaussian_filter(img, SIGMA_MM / mm)
     rows, cols = np.indices(img.shape)
