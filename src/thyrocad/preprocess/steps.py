@@ -6,9 +6,7 @@ Every step takes plain NumPy arrays and its config section and returns its outpu
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,7 +21,7 @@ from thyrocad.preprocess.config import (
     OutputConfig,
     WindowConfig,
 )
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +144,7 @@ def locate_bed(
     if not cfg.use_landmarks:
         return _fallback(counts, cfg, "localisation switched off", None)
     try:
-        bed = _located(counts, spacing_mm)
+        bed = located_bed(counts, spacing_mm)
     except (ThyrocadError, ValueError, IndexError) as exc:
         # A localiser bug on an odd image must not stop preprocessing: fall back, flagged.
         logger.warning("thyroid-bed localisation raised %s: %s", type(exc).__name__, exc)
@@ -160,27 +158,6 @@ def locate_bed(
     logger.info("thyroid bed uncertain (%s, confidence %.2f)", bed.reason, bed.confidence)
     reason = f"{Flag.BED_UNCERTAIN}: {bed.reason}"
     return BedChoice(center, reason, (Flag.BED_UNCERTAIN,), **located, enlarge=cfg.uncertain_scale)
-
-
-_LOCATED: OrderedDict = OrderedDict()
-LOCATED_KEPT = 4096  # views whose located bed is remembered (a few hundred bytes each)
-
-
-def _located(counts: np.ndarray, spacing_mm: tuple[float, float] | None):
-    """`locate_thyroid_bed`, remembered per image content and spacing for this process: the
-    locator is most of a view's preprocessing time, and preprocessing one cohort under several
-    configs (an ablation, a recipe beside the paper's pipeline) locates each view once."""
-    arr = np.ascontiguousarray(counts)
-    key = (hashlib.blake2b(arr.tobytes(), digest_size=16).digest(), arr.shape, arr.dtype.str,
-           None if spacing_mm is None else tuple(float(s) for s in spacing_mm))  # fmt: skip
-    if key in _LOCATED:
-        _LOCATED.move_to_end(key)
-        return _LOCATED[key]
-    bed = locate_thyroid_bed(arr, spacing_mm)
-    _LOCATED[key] = bed
-    if len(_LOCATED) > LOCATED_KEPT:
-        _LOCATED.popitem(last=False)
-    return bed
 
 
 def _fallback(counts: np.ndarray, cfg: CropConfig, why: str, bed) -> BedChoice:

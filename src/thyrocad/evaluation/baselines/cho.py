@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
 from thyrocad.study import Study, View
 
 ROI_MM = 64.0
@@ -71,7 +71,7 @@ def patient_channels(study: Study, beds: dict[str, tuple[float, float]] | None =
         if beds is not None:
             centre = beds[view.value]
         else:
-            centre = locate_thyroid_bed(counts, study.pixel_spacing_mm).center_rc
+            centre = located_bed(counts, study.pixel_spacing_mm).center_rc
         out[view] = view_channels(counts, centre, study.pixel_spacing_mm)
     return np.concatenate([out.get(v, out[present[0]]) for v in VIEWS]).tolist()
 

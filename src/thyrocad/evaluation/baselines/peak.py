@@ -10,8 +10,9 @@ smoothed spot near the bed is compared with the tissue around it:
   placed by the same locator as the crop (`thyrocad.preprocess.landmarks.locate_thyroid_bed`).
 - **Background.** The median of the smoothed counts in a ring `RING_MM` (35-60 mm) around the
   bed centre: the neck's soft tissue, robust to a salivary gland or node inside the ring.
-- **Score.** Peak over background per view (a background below half a count counts as half a
-  count), summed over the study's views.
+- **Score.** Peak over background per view, summed over the study's views. A background below
+  `MIN_BACKGROUND_PER_MM2` (half a count on a 2.2 mm pixel) counts as that floor, scaled to
+  the view's pixel area, so the same patient scores the same at any pixel size.
 
 Nothing is fitted but the threshold, which the experiment chooses by Youden's J on each
 split's training patients, like the uptake ratio's.
@@ -22,20 +23,20 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
 from thyrocad.study import Study
 
 SIGMA_MM = 5.0
 SEARCH_MM = 25.0
 RING_MM = (35.0, 60.0)
-MIN_BACKGROUND = 0.5  # counts per pixel
+MIN_BACKGROUND_PER_MM2 = 0.5 / 2.2**2  # counts per mm^2: half a count on a 2.2 mm pixel
 
 
 def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
     """Smoothed peak within `SEARCH_MM` of the located bed over the median of the ring around
     it, on one view."""
     img = np.asarray(counts, dtype=np.float64)
-    bed = locate_thyroid_bed(img, spacing_mm)
+    bed = located_bed(img, spacing_mm)
     mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm or ASSUMED_FIELD_MM / img.shape[1])
     smooth = ndimage.gaussian_filter(img, SIGMA_MM / mm)
     rows, cols = np.indices(img.shape)
@@ -44,7 +45,7 @@ def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> fl
     ring = smooth[(distance >= RING_MM[0]) & (distance <= RING_MM[1])]
     peak = float(near.max()) if near.size else 0.0
     background = float(np.median(ring)) if ring.size else 0.0
-    return peak / max(background, MIN_BACKGROUND)
+    return peak / max(background, MIN_BACKGROUND_PER_MM2 * mm * mm)
 
 
 def study_score(study: Study) -> float:

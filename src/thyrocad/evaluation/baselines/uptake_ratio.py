@@ -32,7 +32,7 @@ from thyrocad.data.splits import stratified_splits
 from thyrocad.decision import choose_threshold
 from thyrocad.errors import ObserverInputError
 from thyrocad.preprocess.config import CropConfig
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
 from thyrocad.study import Study, View
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def uptake_ratio(
     it is taller when the located bed is uncertain, or when the caller says its centre is
     (`uncertain`, e.g. a pipeline's `bed_uncertain` flag)."""
     img = np.asarray(counts, dtype=np.float64)
-    bed = None if center_rc is not None else locate_thyroid_bed(img, spacing_mm)
+    bed = None if center_rc is not None else located_bed(img, spacing_mm)
     if bed is not None and not bed.found:
         logger.debug("thyroid bed not found (%s); using %s", bed.reason, bed.center_rc)
     mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm if bed else None)
