@@ -386,8 +386,15 @@ def test_external_cohort_cho_and_out_of_fold_thresholds(cohort, small_cohorts, t
             info = run["info"]
             assert info["operating_point"] == "oof-youden" and info["inner_folds"] == 2
             assert 0 <= info["oof_sensitivity"] <= 1 and info["threshold"] != 0.5
+            # how the model fits its own training patients, and every rule's SEN/SPE there
+            assert 0 <= info["train_max_negative"] <= 1 and 0 <= info["train_min_positive"] <= 1
+            assert 0 <= info["train_auc"] <= 1
+            assert set(info["train_rates_by_rule"]) == set(info["thresholds_by_rule"])
     stats = json.loads((outcome.out_dir / "stats.json").read_text())
     assert set(stats["external"]) == {"squeezenet1_1", *observers}
+    compared = stats["operating_point_comparison"]["squeezenet1_1"]["train-youden"]
+    assert {"threshold", "train_sen", "train_spe", "sen", "spe"} <= set(compared)
+    assert "train-youden (optimistic)" in (outcome.out_dir / "table.md").read_text()
     per_split = stats["external"]["squeezenet1_1"]["per_split"][0]
     assert per_split["n_patients"] == 6 and "calibration" in per_split
     assert "brier" not in stats["external"]["cho"]["per_split"][0]  # a score, not a probability

@@ -31,6 +31,7 @@ from thyrocad.decision import (
     rates_at,
 )
 from thyrocad.evaluation.baselines.scores import cohort_features, fit_observer
+from thyrocad.evaluation.stats import roc_auc
 from thyrocad.experiment import cnn
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.inputs import CohortInputs, load_inputs, model_inputs
@@ -257,6 +258,7 @@ class ExperimentRun:
             "optimistic": self.rule.optimistic,
             "train_sensitivity": train_sen,
             "train_specificity": train_spe,
+            **_training_fit(y_train, train_fused),
             "seed": seed,
             "unusable_test_views": int((~data.usable[test_rows]).sum()),
             "unscored_test_patients": len(unscored),
@@ -266,7 +268,11 @@ class ExperimentRun:
             info.update(
                 inner_folds=oof[1], oof_sensitivity=choice.sensitivity,
                 oof_specificity=choice.specificity,
-                thresholds_by_rule=_every_rule(y_train, train_fused, oof_fused),
+                thresholds_by_rule=(by_rule := _every_rule(y_train, train_fused, oof_fused)),
+                train_rates_by_rule={
+                    rule: dict(zip(("sen", "spe"), rates_at(y_train, train_fused, t), strict=True))
+                    for rule, t in by_rule.items()
+                },
             )  # fmt: skip
         return RunResult(
             model=spec.model,
@@ -350,6 +356,18 @@ def _every_rule(y_train, train_fused, oof_fused) -> dict[str, float]:
             parse_operating_point(text), y_train, train_fused, oof_fused
         ).threshold
         for text in OPERATING_POINTS
+    }
+
+
+def _training_fit(y_train, train_fused) -> dict:
+    """How well the model fits its own training patients: their AUC (1 when memorised) and
+    the highest negative and lowest positive probability (the ends of the gap `train-youden`
+    puts its threshold in, midway, when the training patients are separated)."""
+    y = np.asarray(y_train).astype(bool)
+    return {
+        "train_auc": roc_auc(y, train_fused),
+        "train_max_negative": float(train_fused[~y].max()),
+        "train_min_positive": float(train_fused[y].min()),
     }
 
 
