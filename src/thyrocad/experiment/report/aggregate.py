@@ -420,7 +420,12 @@ def table_markdown(agg: Aggregate) -> str:
     )
     header, rows = comparison_rows(agg)
     if rows:
-        lines += ["", "Operating points compared on the same trained models (test parts):", ""]
+        lines += [
+            "",
+            "Operating points compared on the same trained models (SEN/SPE on the training "
+            "patients and on the test parts):",
+            "",
+        ]
         lines += markdown_lines(header, rows)
     header, rows = external_rows(agg)
     if rows:
