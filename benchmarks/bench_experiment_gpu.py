@@ -13,8 +13,16 @@ computation (`thyrocad.training.batched.train_splits`), same data, seeds and set
 `--batched-epochs` epochs (timings scale with epochs). `--batched-only` runs just this
 comparison (about 2-4 minutes on one H100/H200: the prepared GPU check of issue 17).
 
+Then it runs the experiment twice in the same call (`--experiments both`, the default): the
+splits one at a time in `--workers` processes, as `thyrocad experiment` does by default, and
+with `--batched-splits` (the ten splits of each model as one batched computation; the three
+models' tasks in the same worker processes), and prints the two tables and the difference of
+their mean AUCs (equal within float tolerance for ResNet-18 and ShuffleNetV2; SqueezeNet's
+dropout draws differ, so its runs are equal in distribution only).
+
 Usage: python benchmarks/bench_experiment_gpu.py [--splits 10] [--epochs 80] [--workers 3]
-       [--batched-epochs 8] [--batched-only] [--json benchmarks/results/bench_experiment_gpu.json]
+       [--batched-epochs 8] [--batched-only] [--experiments both|per-split|batched]
+       [--json benchmarks/results/bench_experiment_gpu.json]
 Needs a CUDA GPU (`--device cpu --size 32 --batched-views 24` tries it out on a CPU). Prints
 markdown tables and writes the JSON record.
 """
@@ -22,6 +30,7 @@ markdown tables and writes the JSON record.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -143,6 +152,10 @@ def main() -> None:
     parser.add_argument("--batched-views", type=int, default=670, help="training views/split")
     parser.add_argument("--size", type=int, default=224, help="image size of the comparison")
     parser.add_argument("--batched-only", action="store_true", help="only the comparison")
+    parser.add_argument(
+        "--experiments", choices=sorted(_EXPERIMENTS), default="both",
+        help="the experiment with splits one at a time, with --batched-splits, or both",
+    )  # fmt: skip
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -182,31 +195,43 @@ def main() -> None:
         models=PAPER_MODELS, baselines=(), mode="full", n_splits=args.splits,
         epochs=args.epochs, lr=1e-5, init="imagenet-or-scratch", device=device.type,
     )  # fmt: skip
+    record = {
+        "benchmark": "experiment_gpu", "gpu": gpu, "splits": args.splits,
+        "epochs": args.epochs, "workers": args.workers, "cohort_generation_s": cohort_s,
+        "step_profile_ms": profile, "batched": batched, "experiments": {},
+        "versions": library_versions(), "machine": machine_description(),
+    }  # fmt: skip
+    outcomes = {}
+    for name in _EXPERIMENTS[args.experiments]:
+        run_config = dataclasses.replace(config, batched_splits=name == "batched")
+        outcomes[name], record["experiments"][name] = _experiment(cohort, run_config, args)
+    if len(outcomes) == 2:
+        auc = {name: _aucs(outcome) for name, outcome in outcomes.items()}
+        record["mean_auc_difference"] = {
+            m: abs(auc["batched"][m] - auc["per_split"][m]) for m in auc["per_split"]
+        }
+        print(f"\nmean AUC, batched minus per split: {record['mean_auc_difference']}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=1, default=str))
+
+
+# which experiments `--experiments` runs: the splits one at a time (`workers` processes), all
+# splits of a model as one batched computation (`--batched-splits`), or both in the same call
+_EXPERIMENTS = {"both": ("per_split", "batched"), "per-split": ("per_split",),
+                "batched": ("batched",)}  # fmt: skip
+
+
+def _experiment(cohort: Path, config: ExperimentConfig, args: argparse.Namespace):
+    """(outcome, its JSON record) of one timed experiment, its tables printed."""
+    how = "batched splits" if config.batched_splits else "splits one at a time"
     backend = Backend(workers=args.workers)
-    out = Path(os.environ["THYROCAD_HOME"]) / "results"
+    out = Path(os.environ["THYROCAD_HOME"]) / ("results-batched" if config.batched_splits
+                                               else "results")  # fmt: skip
     start = time.perf_counter()
     outcome, phases, run_s = timed_experiment(cohort, out, config, backend, progress=True)
     total = time.perf_counter() - start
-    record = {
-        "benchmark": "experiment_gpu",
-        "gpu": gpu,
-        "splits": args.splits,
-        "epochs": args.epochs,
-        "workers": args.workers,
-        "runs": outcome.n_runs,
-        "cohort_generation_s": cohort_s,
-        "experiment_s": total,
-        "phases_s": phases,
-        "mean_run_s": run_s,
-        "step_profile_ms": profile,
-        "batched": batched,
-        "models": [e.__dict__ for e in outcome.aggregate.entries],
-        "versions": library_versions(),
-        "machine": machine_description(),
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=1))
-    print(f"\nexperiment: {outcome.n_runs} runs in {total:.1f} s ({args.workers} workers)")
+    print(f"\nexperiment ({how}): {outcome.n_runs} runs in {total:.1f} s "
+          f"({args.workers} workers)")  # fmt: skip
     print("\n| phase | s |\n|---|---|")
     for name, seconds in phases.items():
         print(f"| {name} | {seconds:.1f} |")
@@ -215,6 +240,17 @@ def main() -> None:
         print(f"| {name} | {seconds:.2f} |")
     print()
     print(outcome.table_markdown)
+    record = {
+        "batched_splits": config.batched_splits, "runs": outcome.n_runs,
+        "experiment_s": total, "phases_s": phases, "mean_run_s": run_s,
+        "models": [e.__dict__ for e in outcome.aggregate.entries],
+    }  # fmt: skip
+    return outcome, record
+
+
+def _aucs(outcome) -> dict[str, float]:
+    """Mean AUC over splits of each model of an experiment."""
+    return {r["model"]: r["mean"] for r in outcome.aggregate.table if r["metric"] == "auc"}
 
 
 if __name__ == "__main__":

@@ -209,6 +209,25 @@ def test_operating_points_parse_into_their_rules():
             parse_operating_point(bad)
 
 
+def test_threshold_sources_are_described_and_training_is_called_optimistic():
+    from thyrocad.decision import describe_source
+
+    texts = {source: describe_source(source) for source in ("argmax", "out_of_fold", "training")}
+    assert [s for s, text in texts.items() if "optimistic" in text] == ["training"]
+    assert "out-of-fold" in texts["out_of_fold"] and "argmax" in texts["argmax"]
+
+
+def test_youden_on_separated_training_scores_is_the_middle_of_the_gap():
+    """A memorised training set: every J = 1 threshold lies between the highest negative and
+    the lowest positive, and the only candidate there is their midpoint, wherever the gap is."""
+    y = np.array([0, 0, 0, 1, 1, 1])
+    for negatives, positives in (((0.001, 0.01, 0.012), (0.998, 0.999, 1.0)),
+                                 ((0.001, 0.002, 0.004), (0.3, 0.9, 0.99))):  # fmt: skip
+        choice = choose_threshold(y, np.array([*negatives, *positives]))
+        assert choice.threshold == pytest.approx((max(negatives) + min(positives)) / 2)
+        assert (choice.sensitivity, choice.specificity) == (1.0, 1.0)
+
+
 def test_operating_threshold_uses_the_data_its_rule_names():
     from thyrocad.decision import ARGMAX_THRESHOLD, operating_threshold, parse_operating_point
 

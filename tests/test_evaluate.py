@@ -28,6 +28,8 @@ def evaluated(inference_bundle, server_cohort, tmp_path_factory):
         app, ["evaluate", str(inference_bundle), str(server_cohort), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
+    # where the threshold was chosen, in words (train-youden would be called optimistic)
+    assert "The operating point" in result.output
     return out, result.output
 
 
@@ -82,6 +84,7 @@ def test_report_is_self_contained_without_patient_ids(evaluated, server_cohort):
     for pid in load_cohort(server_cohort, read=False).patient_ids:
         assert pid not in page
     assert "Wilson 95 % CI" in page
+    assert "The operating point" in page  # where the threshold was chosen
 
 
 def test_evaluate_refuses_a_folder_of_other_files(inference_bundle, server_cohort, tmp_path):

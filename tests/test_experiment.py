@@ -207,6 +207,37 @@ def test_head_mode_runs_of_a_model_train_together_as_the_engine_trains_each(coho
 
 
 @pytest.mark.slow
+def test_batched_splits_give_each_split_the_result_of_training_it_alone(cohort):
+    """`batched_splits`: the full-mode runs of ResNet-18 (no dropout) on every split, and the
+    inner folds of its out-of-fold operating point, trained as one vmapped computation per
+    round, give the probabilities and thresholds of the engine run by run."""
+    import numpy as np
+
+    config = ExperimentConfig(
+        **{
+            **CONFIG.__dict__, "models": ("resnet18",), "baselines": (), "reference": "resnet18",
+            "mode": "full", "init": "scratch", "preprocess": "recommended",
+            "operating_point": "oof-youden", "inner_folds": 2, "batched_splits": True,
+        }
+    )  # fmt: skip
+    plan = plan_experiment(cohort, config)
+    assert plan.tasks == [tuple(plan.specs)] and len(plan.specs) == 2
+    assert plan.settings["experiment"]["batched_splits"] is True
+    unbatched = ExperimentConfig(**{**config.__dict__, "batched_splits": False})
+    assert "batched_splits" not in plan_experiment(cohort, unbatched).settings["experiment"]
+    run_fn = plan.run_function()
+    alone = [run_fn._model(spec) for spec in plan.specs]
+    for together, one in zip(run_fn(plan.tasks[0]), alone, strict=True):
+        assert together.patient_ids == one.patient_ids
+        np.testing.assert_allclose(together.probabilities, one.probabilities, atol=1e-4)
+        np.testing.assert_allclose(
+            together.history["train_loss"], one.history["train_loss"], rtol=1e-3
+        )
+        for rule, threshold in one.info["thresholds_by_rule"].items():
+            assert together.info["thresholds_by_rule"][rule] == pytest.approx(threshold, abs=1e-4)
+
+
+@pytest.mark.slow
 def test_real_cli_killed_with_sigkill_then_rerun_gives_the_identical_table(
     first_run, cohort, tmp_path
 ):
@@ -386,8 +417,15 @@ def test_external_cohort_cho_and_out_of_fold_thresholds(cohort, small_cohorts, t
             info = run["info"]
             assert info["operating_point"] == "oof-youden" and info["inner_folds"] == 2
             assert 0 <= info["oof_sensitivity"] <= 1 and info["threshold"] != 0.5
+            # how the model fits its own training patients, and every rule's SEN/SPE there
+            assert 0 <= info["train_max_negative"] <= 1 and 0 <= info["train_min_positive"] <= 1
+            assert 0 <= info["train_auc"] <= 1
+            assert set(info["train_rates_by_rule"]) == set(info["thresholds_by_rule"])
     stats = json.loads((outcome.out_dir / "stats.json").read_text())
     assert set(stats["external"]) == {"squeezenet1_1", *observers}
+    compared = stats["operating_point_comparison"]["squeezenet1_1"]["train-youden"]
+    assert {"threshold", "train_sen", "train_spe", "sen", "spe"} <= set(compared)
+    assert "train-youden (optimistic)" in (outcome.out_dir / "table.md").read_text()
     per_split = stats["external"]["squeezenet1_1"]["per_split"][0]
     assert per_split["n_patients"] == 6 and "calibration" in per_split
     assert "brier" not in stats["external"]["cho"]["per_split"][0]  # a score, not a probability

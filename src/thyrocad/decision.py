@@ -252,6 +252,16 @@ class OperatingRule:
         return f"{what} on the training patients' own predictions (optimistic)"
 
 
+def describe_source(source: str) -> str:
+    """One sentence on where a bundle's threshold was chosen (its `threshold.source`); one
+    chosen on the training patients' own predictions is called optimistic."""
+    if source == "out_of_fold":
+        return "The operating point was chosen on out-of-fold predictions of the training data."
+    if source == "argmax":
+        return "The operating point is the network's argmax (p >= 0.5), not tuned on any data."
+    return "The operating point was chosen on the training data (optimistic)."
+
+
 def parse_operating_point(text: str) -> OperatingRule:
     """`argmax`, `oof-youden`, `oof-sensitivity:T` (0 < T <= 1) or `train-youden`."""
     name = text.strip().lower()

@@ -30,6 +30,7 @@ def evaluate(
 
     Example: thyrocad evaluate models/r18 data/external --out eval-external
     """
+    from thyrocad.decision import describe_source
     from thyrocad.diagnosis.evaluate import evaluate_bundle
 
     console = Console()
@@ -49,6 +50,11 @@ def evaluate(
         table.add_row("AUC", _num(a["value"]), f"{_num(a['ci_low'])}–{_num(a['ci_high'])}", "")
         table.add_row("Brier", _num(m["brier"]), "", "")
     console.print(table)
+    threshold = m["bundle"].get("threshold") or {}
+    console.print(
+        f"threshold {_num(m.get('threshold'))} ({threshold.get('rule')}): "
+        + describe_source(threshold.get("source", "training"))
+    )
     if m["unscored_patients"]:
         console.print(f"{m['unscored_patients']} patient(s) without a usable view left out")
     console.print(f"results written to {result.out_dir}")

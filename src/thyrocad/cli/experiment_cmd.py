@@ -239,6 +239,14 @@ def experiment(
         Path | None,
         typer.Option(help="External labelled cohort every split's model is also scored on."),
     ] = None,
+    batched_splits: Annotated[
+        bool,
+        typer.Option(
+            "--batched-splits",
+            help="Train the splits of a full/last-mode CNN as one batched computation (for a "
+            "GPU; equal to split by split within float tolerance, a killed run redoes the batch).",
+        ),
+    ] = DEFAULTS.batched_splits,
     force: ForceOption = False,
 ) -> None:
     """Run the paper's experiment: every model on the same stratified patient-level splits.
@@ -278,6 +286,7 @@ def experiment(
         test_cohort=str(test_cohort.absolute()) if test_cohort else "",
         weights=model_weights(weights),
         recipes=_names(recipes),
+        batched_splits=batched_splits,
     )
     backend = Backend(workers=max(1, workers), ray_address=ray, threads_per_run=threads)
     outcome = run_with_progress(cohort_dir, out, config, backend, console, force=force)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from thyrocad.data.cohort import load_cohort
+from thyrocad.decision import describe_source
 from thyrocad.diagnosis.predictor import Predictor
 from thyrocad.errors import NoUsableViewError
 from thyrocad.evaluation.figures import confusion_png, reliability_png, roc_png
@@ -161,7 +162,8 @@ def _report(m: dict[str, Any], labels: list[int], prob: list[float]) -> str:
             f"<p>{m.get('n_patients', 0)} patients scored ({m.get('n_residual', 0)} residual, "
             f"{m.get('n_non_residual', 0)} non-residual); {m['unscored_patients']} without a "
             f"usable view left out. Threshold {_num(m.get('threshold'), 4)} "
-            f"({esc(str(t.get('rule')))}, chosen {esc(str(t.get('source')))}).</p>",
+            f"({esc(str(t.get('rule')))}). {esc(describe_source(t.get('source', 'training')))}"
+            "</p>",
             "<table><thead><tr><th>metric</th><th>value</th><th>counts</th>"
             f"<th>Wilson 95 % CI</th></tr></thead><tbody>{rows}",
             f"<tr><td>AUC</td><td>{_num(auc.get('value'))}</td><td></td><td>"

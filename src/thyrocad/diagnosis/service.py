@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thyrocad.decision import describe_source
 from thyrocad.diagnosis.dicom_sr import write_dicom_results
 from thyrocad.diagnosis.explain import (
     ViewOverlay,
@@ -332,12 +333,7 @@ def _operating_text(threshold: dict[str, Any]) -> str:
 
 def _operating_limit(threshold: dict[str, Any]) -> str:
     """What the operating point rests on, for the model card's limits."""
-    source = threshold.get("source", "training")
-    if source == "out_of_fold":
-        return "The operating point was chosen on out-of-fold predictions of the training data."
-    if source == "argmax":
-        return "The operating point is the network's argmax (p >= 0.5), not tuned on any data."
-    return "The operating point was chosen on the training data (optimistic)."
+    return describe_source(threshold.get("source", "training"))
 
 
 def _num(value: float | None) -> str:

@@ -23,6 +23,7 @@ from thyrocad.models import (
     state_fingerprint,
 )
 from thyrocad.training import FeatureCache, TrainConfig, TrainData, TrainResult, train
+from thyrocad.training.batched import same_size_groups, train_grouped
 from thyrocad.training.feature_cache import default_feature_cache
 from thyrocad.training.fit import frozen_outputs
 from thyrocad.training.fit import predict_proba as training_predict_proba
@@ -59,9 +60,15 @@ def scratch_weights(model: str, seed: int) -> Path:
     return path
 
 
-def fit_one(x: np.ndarray, labels: np.ndarray, groups: Sequence[str], cfg: TrainConfig):
+def fit_one(data: TrainData, cfg: TrainConfig) -> TrainResult:
     """One run through the training engine."""
-    return train(TrainData.build(x, labels, groups), cfg, cache=feature_cache())
+    return train(data, cfg, cache=feature_cache())
+
+
+def fit_batched(runs: Sequence[tuple[TrainData, TrainConfig]]) -> list[TrainResult]:
+    """Runs through the training engine, those of equal size as one batched computation
+    (`thyrocad.training.batched.train_grouped`); results in order."""
+    return train_grouped([r[0] for r in runs], [r[1] for r in runs], cache=feature_cache())
 
 
 def predict_proba(fitted: TrainResult, x: np.ndarray) -> np.ndarray:
@@ -121,10 +128,7 @@ def train_head_group(
 def _same_size_groups(runs: Sequence[HeadRun]) -> list[list[int]]:
     """Indices of `runs` grouped by their number of training rows, in order of first
     appearance (runs of one group train together)."""
-    groups: dict[int, list[int]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(len(run.rows), []).append(i)
-    return list(groups.values())
+    return same_size_groups([len(run.rows) for run in runs])
 
 
 def history_series(history: Sequence[EpochRecord]) -> dict[str, list[float]]:

@@ -34,6 +34,7 @@ FLAGS = {
     "test_cohort": "--test-cohort",
     "weights": "--weights",  # repeated, MODEL=FILE
     "recipes": "--recipes",
+    "batched_splits": "--batched-splits",
 }
 
 

@@ -55,6 +55,17 @@ class ExperimentConfig(Config):
     # recipes run as rows of their own (their own preprocessing, backbone, mode and training
     # settings) on the same splits: thyrocad.experiment.recipes
     recipes: tuple[str, ...] = ()
+    # train the splits of a 'full'/'last'-mode CNN as one batched computation
+    # (thyrocad.training.batched); recorded in the settings only when on (`settings_dict`)
+    batched_splits: bool = False
+
+    def settings_dict(self) -> dict:
+        """`to_dict` for a results set's identity: `batched_splits` only when on, so that the
+        default's settings (and their hash) are those of a version without the option."""
+        settings = self.to_dict()
+        if not self.batched_splits:
+            del settings["batched_splits"]
+        return settings
 
     def __post_init__(self) -> None:
         problems = [p for check in _CHECKS for p in check(self)]

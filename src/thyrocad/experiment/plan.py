@@ -55,12 +55,14 @@ class ExperimentPlan:
     @property
     def tasks(self) -> list[tuple[RunSpec, ...]]:
         """Units of work: in 'head' mode all splits of a CNN form one task (their heads train
-        together); every other run is a task of its own. Always the same tasks for the same
+        together), and so they do in 'full'/'last' mode with `batched_splits` (one batched
+        computation); every other run is a task of its own. Always the same tasks for the same
         settings, so a resumed experiment recomputes a task exactly as before."""
         tasks: list[tuple[RunSpec, ...]] = []
+        batched = ("head", "full", "last") if self.config.batched_splits else ("head",)
         for e in (e for e in self.entries if e.ran):
             specs = tuple(RunSpec(e.name, e.kind, s.index) for s in self.splits)
-            if e.kind == "model" and self.run_function().mode_of(e.name) == "head":
+            if e.kind == "model" and self.run_function().mode_of(e.name) in batched:
                 tasks.append(specs)
             else:
                 tasks.extend((spec,) for spec in specs)
@@ -113,7 +115,7 @@ def plan_experiment(cohort_dir: Path | str, config: ExperimentConfig) -> Experim
         "cohort_data_hash": cohort.data_hash(),
         "cohort": _class_sizes(cohort.labels),
         "preprocess": pipeline_config.to_dict(),
-        "experiment": config.to_dict(),
+        "experiment": config.settings_dict(),
         "models": [{"name": e.name, "kind": e.kind, "status": e.status} for e in entries],
         "recipes": {name: r.to_dict() for name, r in recipes.items()},
         "inits": inits,

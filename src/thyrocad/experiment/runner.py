@@ -31,6 +31,7 @@ from thyrocad.decision import (
     rates_at,
 )
 from thyrocad.evaluation.baselines.scores import cohort_features, fit_observer
+from thyrocad.evaluation.stats import roc_auc
 from thyrocad.experiment import cnn
 from thyrocad.experiment.config import ExperimentConfig
 from thyrocad.experiment.inputs import CohortInputs, load_inputs, model_inputs
@@ -40,7 +41,13 @@ from thyrocad.files import using_home
 from thyrocad.training import TrainConfig, TrainData
 from thyrocad.training.fit import CACHED_MODES
 from thyrocad.training.head_group import HeadRun
-from thyrocad.training.oof import fold_seed, oof_probabilities, patient_folds
+from thyrocad.training.oof import (
+    fold_runs,
+    fold_seed,
+    held_out_probabilities,
+    oof_probabilities,
+    patient_folds,
+)
 
 BASELINE_THRESHOLD_RULE = (
     "Youden on the training patients' scores (its only fitted parameter besides the CHO "
@@ -68,7 +75,8 @@ class ExperimentRun:
     cache_home: str = ""
 
     def __call__(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
-        """The results of a task: one run, or in 'head' mode every split of one CNN at once.
+        """The results of a task: one run, or every split of one CNN at once ('head' mode;
+        'full'/'last' mode with `batched_splits`).
 
         A run's `wall_s` is its task's wall time divided by the task's runs."""
         with using_home(self.cache_home or None):
@@ -77,6 +85,8 @@ class ExperimentRun:
                 results = [self._baseline(spec) for spec in task]
             elif self.mode_of(task[0].model) == "head":
                 results = self._head_group(task)
+            elif len(task) > 1:  # batched_splits: every split of a 'full'/'last'-mode CNN
+                results = self._batched_group(task)
             else:
                 results = [self._model(spec) for spec in task]
             share = (time.perf_counter() - start) / len(results)
@@ -146,21 +156,53 @@ class ExperimentRun:
     def _model(self, spec: RunSpec) -> RunResult:
         """One run through the training engine (`thyrocad.training.train`); an out-of-fold
         operating point costs `inner_folds` more engine runs on the training patients."""
-        data = self.inputs(spec.model)
-        x_all = self._x_all(spec.model)
-        split = self.splits[spec.split]
-        train_rows, test_rows = self._rows(data, split.train), self._rows(data, split.test)
-        cfg = self.train_config(spec.model, spec.split)
-        patients = data.view_patient[train_rows]
-        groups = [data.patient_ids[p] for p in patients]
-        fitted = cnn.fit_one(x_all[train_rows], data.labels[patients], groups, cfg)
+        data, x_all = self.inputs(spec.model), self._x_all(spec.model)
+        train_data, cfg = self._train_data(spec, data, x_all)
+        fitted = cnn.fit_one(train_data, cfg)
         oof = None
         if self.rule.needs_oof:
-            train_data = TrainData.build(x_all[train_rows], data.labels[patients], groups)
             oof = oof_probabilities(train_data, cfg, cnn.feature_cache())
+        return self._scored(spec, data, x_all, fitted, oof)
+
+    def _batched_group(self, task: tuple[RunSpec, ...]) -> list[RunResult]:
+        """Every split of one CNN in 'full' or 'last' mode as one batched computation
+        (`batched_splits`; `thyrocad.training.batched`): first the splits' runs, then for an
+        out-of-fold operating point inner fold f of every split, each round one batch (runs
+        of unequal size in batches of their own)."""
+        data, x_all = self.inputs(task[0].model), self._x_all(task[0].model)
+        runs = [self._train_data(spec, data, x_all) for spec in task]
+        fits = cnn.fit_batched(runs)
+        folds = [fold_runs(*run) if self.rule.needs_oof else [] for run in runs]
+        rounds = [
+            cnn.fit_batched([(f[fold][1], f[fold][2]) for f in folds])
+            for fold in range(min((len(f) for f in folds), default=0))
+        ]
+        results = []
+        for i, (spec, (train_data, _)) in enumerate(zip(task, runs, strict=True)):
+            oof = None
+            if folds[i]:
+                masks = [held for held, _, _ in folds[i]]
+                fold_fits = [fitted[i] for fitted in rounds]
+                prob = held_out_probabilities(train_data, masks, fold_fits, cnn.feature_cache())
+                oof = (prob, len(masks))
+            results.append(self._scored(spec, data, x_all, fits[i], oof))
+        return results
+
+    def _train_data(self, spec: RunSpec, data: CohortInputs, x_all: np.ndarray):
+        """(TrainData, TrainConfig) of a run: its split's usable training views."""
+        rows = self._rows(data, self.splits[spec.split].train)
+        patients = data.view_patient[rows]
+        groups = [data.patient_ids[p] for p in patients]
+        train_data = TrainData.build(x_all[rows], data.labels[patients], groups)
+        return train_data, self.train_config(spec.model, spec.split)
+
+    def _scored(self, spec: RunSpec, data: CohortInputs, x_all, fitted, oof) -> RunResult:
+        """A trained run's result: its test patients (and the external cohort's) scored."""
+        test_rows = self._rows(data, self.splits[spec.split].test)
         test_prob = cnn.predict_proba(fitted, x_all[test_rows])
         history = cnn.history_series(fitted.history)
-        result = self._result(spec, data, fitted.train_prob, test_prob, history, cfg.seed, oof)
+        seed = fitted.config.seed
+        result = self._result(spec, data, fitted.train_prob, test_prob, history, seed, oof)
         if self.config.test_cohort:
             external = self.inputs(spec.model, self.config.test_cohort)
             rows = np.flatnonzero(external.usable)
@@ -257,6 +299,7 @@ class ExperimentRun:
             "optimistic": self.rule.optimistic,
             "train_sensitivity": train_sen,
             "train_specificity": train_spe,
+            **_training_fit(y_train, train_fused),
             "seed": seed,
             "unusable_test_views": int((~data.usable[test_rows]).sum()),
             "unscored_test_patients": len(unscored),
@@ -266,7 +309,11 @@ class ExperimentRun:
             info.update(
                 inner_folds=oof[1], oof_sensitivity=choice.sensitivity,
                 oof_specificity=choice.specificity,
-                thresholds_by_rule=_every_rule(y_train, train_fused, oof_fused),
+                thresholds_by_rule=(by_rule := _every_rule(y_train, train_fused, oof_fused)),
+                train_rates_by_rule={
+                    rule: dict(zip(("sen", "spe"), rates_at(y_train, train_fused, t), strict=True))
+                    for rule, t in by_rule.items()
+                },
             )  # fmt: skip
         return RunResult(
             model=spec.model,
@@ -350,6 +397,18 @@ def _every_rule(y_train, train_fused, oof_fused) -> dict[str, float]:
             parse_operating_point(text), y_train, train_fused, oof_fused
         ).threshold
         for text in OPERATING_POINTS
+    }
+
+
+def _training_fit(y_train, train_fused) -> dict:
+    """How well the model fits its own training patients: their AUC (1 when memorised) and
+    the highest negative and lowest positive probability (the ends of the gap `train-youden`
+    puts its threshold in, midway, when the training patients are separated)."""
+    y = np.asarray(y_train).astype(bool)
+    return {
+        "train_auc": roc_auc(y, train_fused),
+        "train_max_negative": float(train_fused[~y].max()),
+        "train_min_positive": float(train_fused[y].min()),
     }
 
 

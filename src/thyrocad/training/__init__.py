@@ -20,6 +20,7 @@ _EXPORTS = {
     "patient_holdout": "data",
     "plot_history": "history",
     "train": "fit",
+    "train_grouped": "batched",
     "train_splits": "batched",
 }
 

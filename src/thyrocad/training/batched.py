@@ -34,6 +34,7 @@ from thyrocad.training.fit import (
     _probabilities,
     _Run,
     _setup,
+    train,
 )
 from thyrocad.training.history import EpochRecord
 from thyrocad.training.runtime import autocast, determinism, resolve_device
@@ -103,6 +104,31 @@ def train_splits(
             results.append(TrainResult(run.model.cpu(), run.config, histories[k], prob,
                                        run.fingerprint, data.class_counts()))  # fmt: skip
     return results
+
+
+def same_size_groups(sizes: Sequence[int]) -> list[list[int]]:
+    """Indices of runs grouped by their number of training images, in order of first
+    appearance (the runs of one group can train as one batch)."""
+    groups: dict[int, list[int]] = {}
+    for k, size in enumerate(sizes):
+        groups.setdefault(size, []).append(k)
+    return list(groups.values())
+
+
+def train_grouped(
+    datas: Sequence[TrainData], configs: Sequence[TrainConfig], cache: FeatureCache | None = None
+) -> list[TrainResult]:
+    """Train run k on `datas[k]` with `configs[k]`; the runs with equally many training
+    images train as one batch (`train_splits`), a run without an equal-sized partner alone
+    (`train`). Results in the order of the runs."""
+    results: dict[int, TrainResult] = {}
+    for members in same_size_groups([len(d) for d in datas]):
+        if len(members) == 1:
+            results[members[0]] = train(datas[members[0]], configs[members[0]], cache=cache)
+            continue
+        trained = train_splits([datas[k] for k in members], [configs[k] for k in members], cache)
+        results.update(zip(members, trained, strict=True))
+    return [results[k] for k in range(len(datas))]
 
 
 def _trained_module(run: _Run) -> nn.Module:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from thyrocad.data.splits import stratified_folds
 from thyrocad.training.config import TrainConfig
 from thyrocad.training.data import TrainData
 from thyrocad.training.feature_cache import FeatureCache
-from thyrocad.training.fit import predict_proba, train
+from thyrocad.training.fit import TrainResult, predict_proba, train
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +37,37 @@ def patient_folds(groups: tuple[str, ...] | list[str], labels, k: int, seed: int
     return [np.isin(groups_arr, patients[held]) for held in folds]
 
 
+def fold_runs(
+    data: TrainData, config: TrainConfig
+) -> list[tuple[np.ndarray, TrainData, TrainConfig]]:
+    """(held-out image mask, training data, config) of each inner fold of a run on `data`."""
+    masks = patient_folds(data.groups, data.y.numpy(), config.inner_folds, config.seed)
+    if config.mode != "head":
+        logger.info("out-of-fold threshold: %d extra %s-mode trainings", len(masks), config.mode)
+    return [
+        (held, data.subset(np.flatnonzero(~held)),
+         dataclasses.replace(config, seed=fold_seed(config.seed, fold)))
+        for fold, held in enumerate(masks)
+    ]  # fmt: skip
+
+
+def held_out_probabilities(
+    data: TrainData, masks: Sequence[np.ndarray], fits: Sequence[TrainResult],
+    cache: FeatureCache | None = None,
+) -> np.ndarray:  # fmt: skip
+    """P(residual) of every image of `data` from the fold model (`fits`, in the order of the
+    held-out `masks`) that did not see its patient."""
+    prob = np.full(len(data), np.nan)
+    for held, fitted in zip(masks, fits, strict=True):
+        prob[held] = predict_proba(fitted, data.subset(np.flatnonzero(held)).x, cache)
+    return prob
+
+
 def oof_probabilities(
     data: TrainData, config: TrainConfig, cache: FeatureCache | None = None
 ) -> tuple[np.ndarray, int]:
     """(P(residual) of every image of `data` from the fold model that did not see its
     patient, the number of folds used)."""
-    masks = patient_folds(data.groups, data.y.numpy(), config.inner_folds, config.seed)
-    if config.mode != "head":
-        logger.info("out-of-fold threshold: %d extra %s-mode trainings", len(masks), config.mode)
-    prob = np.full(len(data), np.nan)
-    for fold, held in enumerate(masks):
-        fold_config = dataclasses.replace(config, seed=fold_seed(config.seed, fold))
-        fitted = train(data.subset(np.flatnonzero(~held)), fold_config, cache=cache)
-        prob[held] = predict_proba(fitted, data.subset(np.flatnonzero(held)).x, cache)
-    return prob, len(masks)
+    folds = fold_runs(data, config)
+    fits = [train(fold_data, fold_config, cache=cache) for _, fold_data, fold_config in folds]
+    return held_out_probabilities(data, [f[0] for f in folds], fits, cache), len(folds)

@@ -369,23 +369,21 @@ def external_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
 
 
 def comparison_rows(agg: Aggregate) -> tuple[list[str], list[list[str]]]:
-    """Test SEN and SPE (mean (SD) over splits) of each model under every operating point, on
-    the same trained models."""
+    """Threshold, training and test SEN and SPE (mean (SD) over splits) of each model under
+    every operating point, on the same trained models."""
     comparison = agg.stats.get("operating_point_comparison", {})
     rows = []
     for name, rules in comparison.items():
         for rule, v in rules.items():
             label = f"{rule} (optimistic)" if rule == "train-youden" else rule
-            sen, spe = v["sen"], v["spe"]
-            rows.append(
-                [
-                    name,
-                    label,
-                    _cell(sen["mean"], sen["sd"], "sen"),
-                    _cell(spe["mean"], spe["sd"], "spe"),
-                ]
-            )
-    return ["model", "operating point", "SEN %", "SPE %"], rows
+            threshold = v.get("threshold", {"mean": math.nan, "sd": math.nan})
+            cells = [name, label, _cell(threshold["mean"], threshold["sd"], "auc")]
+            for key in ("train_sen", "train_spe", "sen", "spe"):
+                value = v.get(key, {"mean": math.nan, "sd": math.nan})
+                cells.append(_cell(value["mean"], value["sd"], "sen"))
+            rows.append(cells)
+    header = ["model", "operating point", "threshold", "train SEN %", "train SPE %"]
+    return [*header, "test SEN %", "test SPE %"], rows
 
 
 def _point_text(point: dict[str, Any]) -> str:
@@ -422,7 +420,12 @@ def table_markdown(agg: Aggregate) -> str:
     )
     header, rows = comparison_rows(agg)
     if rows:
-        lines += ["", "Operating points compared on the same trained models (test parts):", ""]
+        lines += [
+            "",
+            "Operating points compared on the same trained models (SEN/SPE on the training "
+            "patients and on the test parts):",
+            "",
+        ]
         lines += markdown_lines(header, rows)
     header, rows = external_rows(agg)
     if rows:

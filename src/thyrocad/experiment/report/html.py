@@ -162,9 +162,11 @@ def _comparison_section(agg: Aggregate) -> list[str]:
         return []
     return [
         "<h3>Operating points compared on the same trained models</h3>",
-        "<p class='note'>Test SEN and SPE, mean (SD) over splits, at the threshold each rule "
-        "gives on the same models (the out-of-fold predictions were computed for the "
-        "experiment's own out-of-fold operating point).</p>",
+        "<p class='note'>The threshold each rule gives on the same models, and SEN and SPE "
+        "at it on the training patients (the model's own predictions) and on the test parts, "
+        "mean (SD) over splits (the out-of-fold predictions were computed for the "
+        "experiment's own out-of-fold operating point). A gap between training and test is "
+        "what a threshold chosen on the training predictions does not see.</p>",
         _table(header, rows),
     ]
 

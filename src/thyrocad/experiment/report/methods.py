@@ -74,7 +74,8 @@ def methods_text(agg: Aggregate, settings: dict[str, Any], versions: dict[str, s
         + f". Training used Adam (learning rate {exp['lr']:g}, weight decay "
         f"{exp['weight_decay']:g}), batch size {exp['batch_size']}, {exp['epochs']} epochs, "
         "cross-entropy and class-balanced sampling with replacement (inverse class frequency); "
-        f"a patient's probability was the {exp['view_fusion']} over its usable views.",
+        f"a patient's probability was the {exp['view_fusion']} over its usable views."
+        + (_BATCHED if exp.get("batched_splits") and exp["mode"] != "head" else ""),
         f"Operating point of the CNNs: {cnn_point or exp['operating_point']}."
         + (
             f" Classical observers ({', '.join(baselines)}) were fitted on each split's "
@@ -99,6 +100,12 @@ def methods_text(agg: Aggregate, settings: dict[str, Any], versions: dict[str, s
             f"{ext['n_non_residual']} non-residual) at the same threshold.",
         )
     return " ".join(parts)
+
+
+_BATCHED = (
+    " The splits of each CNN were trained as one batched computation (torch.func.vmap over "
+    "per-split weights, batch-norm statistics, optimiser state and sampling)."
+)
 
 
 def _mode_text(mode: str) -> str:

@@ -90,8 +90,9 @@ def _mean_sd(values: list[float]) -> dict[str, float]:
 
 
 def rule_comparison(grouped: dict[str, list[RunResult]]) -> dict[str, Any]:
-    """model -> operating point -> mean (SD) over splits of the test SEN and SPE at the
-    threshold that rule gave on the same trained models (runs with out-of-fold predictions
+    """model -> operating point -> mean (SD) over splits of the threshold, the test SEN and SPE
+    at that threshold and (`train_sen`, `train_spe`) those of the training patients, for the
+    threshold each rule gave on the same trained models (runs with out-of-fold predictions
     record every rule's threshold); {} when no run recorded them."""
     out: dict[str, Any] = {}
     for name, runs in grouped.items():
@@ -100,12 +101,16 @@ def rule_comparison(grouped: dict[str, list[RunResult]]) -> dict[str, Any]:
             continue
         out[name] = {}
         for rule in recorded[0].info["thresholds_by_rule"]:
-            values = {"sen": [], "spe": []}
+            values: dict[str, list[float]] = {"threshold": [], "sen": [], "spe": []}
             for run in recorded:
-                m = binary_metrics(
-                    run.labels, run.probabilities, run.info["thresholds_by_rule"][rule]
-                )
+                threshold = run.info["thresholds_by_rule"][rule]
+                m = binary_metrics(run.labels, run.probabilities, threshold)
+                values["threshold"].append(threshold)
                 values["sen"].append(m["sen"])
                 values["spe"].append(m["spe"])
+                train = run.info.get("train_rates_by_rule", {}).get(rule)
+                if train is not None:
+                    values.setdefault("train_sen", []).append(train["sen"])
+                    values.setdefault("train_spe", []).append(train["spe"])
             out[name][rule] = {k: _mean_sd(v) for k, v in values.items()}
     return out
