@@ -56,6 +56,7 @@ def test_recommended_recipe_round_trips_and_names_its_parts():
     assert (rec.train.model, rec.train.mode, rec.train.weights) == ("small_cnn", "full", "none")
     assert rec.pipeline.output.size == (32, 32) and not rec.pipeline.equalize.enabled
     assert not rec.pipeline.grabcut.enabled and rec.pipeline.crop.width_mm == 60.0
+    assert (rec.train.flip, rec.train.shift_px) == (True, 2)  # thyrocad.training.augment
 
 
 def test_train_starts_from_recommended_unless_the_paper_is_asked_for():
