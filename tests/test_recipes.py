@@ -56,6 +56,7 @@ def test_recommended_recipe_round_trips_and_names_its_parts():
     assert (rec.train.model, rec.train.mode, rec.train.weights) == ("small_cnn", "full", "none")
     assert rec.pipeline.output.size == (32, 32) and not rec.pipeline.equalize.enabled
     assert not rec.pipeline.grabcut.enabled and rec.pipeline.crop.width_mm == 60.0
+    assert (rec.train.flip, rec.train.shift_px) == (True, 2)  # thyrocad.training.augment
 
 
 def test_train_starts_from_recommended_unless_the_paper_is_asked_for():
@@ -111,8 +112,19 @@ def test_train_defaults_to_the_recommended_recipe(cohort, tmp_path, monkeypatch)
     assert info.manifest["initial_weights"]["kind"] == "none"
     train_cfg = json.loads((out / "train_config.json").read_text())
     assert (train_cfg["mode"], train_cfg["lr"], train_cfg["epochs"]) == ("full", 1e-3, 2)
+    assert (train_cfg["flip"], train_cfg["shift_px"]) == (True, 2)
     assert info.pipeline.output.size == (32, 32) and info.pipeline.crop.width_mm == 60.0
     assert info.threshold.source == "argmax"  # full mode: no out-of-fold trainings
+
+
+def test_train_in_head_mode_drops_the_recipes_augmentation(cohort, tmp_path, monkeypatch):
+    monkeypatch.setenv("THYROCAD_HOME", str(tmp_path / "home"))
+    out = tmp_path / "head"
+    args = ["train", str(cohort), "--out", str(out), "--mode", "head", "--epochs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    train_cfg = json.loads((out / "train_config.json").read_text())
+    assert (train_cfg["mode"], train_cfg["flip"], train_cfg["shift_px"]) == ("head", False, 0)
 
 
 @pytest.mark.slow

@@ -143,6 +143,8 @@ def train_command(
         "model": model, "mode": mode, "epochs": epochs, "lr": lr, "batch_size": batch_size,
         "weight_decay": weight_decay,
     }  # fmt: skip
+    if mode not in (None, "full"):
+        chosen.update(flip=False, shift_px=0)  # a recipe's augmentation needs 'full' mode
     recipe = train_recipe(recipe_name, model, preset_name)
     base = recipe.train
     named = model or base.model

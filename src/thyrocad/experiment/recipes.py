@@ -81,10 +81,15 @@ def _recommended_factors() -> dict[str, Recipe]:
             _pipeline(p, window=WindowConfig(transform="anscombe")),
             t,
         ),
-        "rec-mode-head": (
-            "head mode (random frozen features)",
+        "rec-no-augment": (
+            "no flips or shifts",
             p,
-            dataclasses.replace(t, mode="head", epochs=80),
+            dataclasses.replace(t, flip=False, shift_px=0),
+        ),
+        "rec-mode-head": (
+            "head mode (random frozen features, no augmentation)",
+            p,
+            dataclasses.replace(t, mode="head", epochs=80, flip=False, shift_px=0),
         ),
     }
     return _variants(base, changes)

@@ -22,10 +22,11 @@ class TrainConfig(Config):
     `mode`: 'head' trains only the new classifier on a frozen backbone (the paper's text),
     'last' also the last stage, 'full' every layer. `weights`: 'imagenet', 'none' (random, on
     purpose) or a path to a state_dict file. `val_fraction` > 0 holds out that share of patients
-    (stratified) for the validation curves. `operating_point`: how the bundle's threshold is
-    chosen (`thyrocad.decision.parse_operating_point`); 'auto' is 'oof-youden' in 'head' mode
-    (out-of-fold predictions of `inner_folds` extra cheap head trainings) and 'argmax'
-    otherwise (an out-of-fold rule there costs `inner_folds` extra full trainings).
+    (stratified) for the validation curves. `flip` and `shift_px` ('full' mode only) augment
+    each training batch (`thyrocad.training.augment`). `operating_point`: how the bundle's
+    threshold is chosen (`thyrocad.decision.parse_operating_point`); 'auto' is 'oof-youden' in
+    'head' mode (out-of-fold predictions of `inner_folds` extra cheap head trainings) and
+    'argmax' otherwise (an out-of-fold rule there costs `inner_folds` extra full trainings).
     """
 
     model: str = "resnet18"
@@ -45,6 +46,9 @@ class TrainConfig(Config):
     operating_point: str = "auto"
     inner_folds: int = DEFAULT_INNER_FOLDS
     allow_download: bool = False
+    # on-the-fly augmentation of every training batch ('full' mode: thyrocad.training.augment)
+    flip: bool = False
+    shift_px: int = 0
 
     def __post_init__(self) -> None:
         checks = (
@@ -59,6 +63,12 @@ class TrainConfig(Config):
                 f"val_fraction must lie in [0, 1), got {self.val_fraction}",
             ),
             (self.inner_folds >= 2, f"inner_folds must be >= 2, got {self.inner_folds}"),
+            (self.shift_px >= 0, f"shift_px must be >= 0, got {self.shift_px}"),
+            (
+                self.mode == "full" or not (self.flip or self.shift_px),
+                "flip and shift_px augment the images, which needs mode 'full' (the other "
+                "modes reuse the frozen part's outputs of the unaugmented images)",
+            ),
         )
         problems = [message for ok, message in checks if not ok]
         if self.operating_point != "auto":

@@ -4,9 +4,10 @@ Frozen parts of the model (everything but the head in 'head' mode, everything bu
 stage and head in 'last' mode) are in eval mode: BatchNorm uses its running statistics and
 backbone dropout is off, so the frozen part is a fixed function of the image and its output
 is computed once per image (`FeatureCache`): the backbone features in 'head' mode, the
-activations entering the last stage in 'last' mode. Training does not augment the images, so
-every epoch would feed the frozen part the same inputs: the cache changes no result (an
-augmenting pipeline would need one cache entry per augmented variant). Dropout inside the
+activations entering the last stage in 'last' mode. Those modes do not augment the images, so
+every epoch would feed the frozen part the same inputs: the cache changes no result. 'full'
+mode may augment each batch (`TrainConfig.flip`, `shift_px`: `thyrocad.training.augment`),
+drawing from the run's seeded generator. Dropout inside the
 trainable part (SqueezeNet's classifier, EfficientNet-Lite0's pre-classifier dropout) stays
 active during training in every mode and draws from the seeded global torch generator, the
 same way whether the frozen part's outputs are cached or recomputed.
@@ -36,6 +37,7 @@ from thyrocad.models import (
     split_model,
     state_fingerprint,
 )
+from thyrocad.training.augment import augment_batch
 from thyrocad.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from thyrocad.training.config import TrainConfig
 from thyrocad.training.data import TrainData, balanced_sampler, require_both_classes
@@ -281,7 +283,10 @@ def _epoch(run: _Run, sampler, inputs: torch.Tensor, y: torch.Tensor, epoch: int
     for batch in order.split(run.config.batch_size):
         idx = batch.to(run.device)
         target = y[idx]
-        logits = _logits(run, inputs[idx])
+        batch_x = inputs[idx]
+        if run.config.flip or run.config.shift_px:
+            batch_x = augment_batch(batch_x, run.generator, run.config.flip, run.config.shift_px)
+        logits = _logits(run, batch_x)
         loss = loss_fn(logits, target)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -2,7 +2,8 @@
 
 `recommended` is the default of `thyrocad train` and a row of the demo: `small_cnn` trained
 from scratch in full mode on the `recommended` preprocessing (a 60 mm crop at about its native
-resolution, no equalization, no GrabCut), chosen from the ablation in docs/experiment.md.
+resolution, no equalization, no GrabCut), each training batch flipped and shifted at random
+(`thyrocad.training.augment`), chosen from the ablation in docs/experiment.md.
 `paper` is the paper's training (ResNet-18, head mode, lr 1e-5), as `thyrocad train` did
 before 0.5; `paper_pipeline` is the paper's preprocessing with the demo's head training
 (EfficientNet-Lite0, lr 1e-3): the reference row of that ablation.
@@ -37,10 +38,18 @@ def _recommended() -> Recipe:
         name=RECOMMENDED,
         pipeline=preset("recommended"),
         train=TrainConfig(
-            model="small_cnn", weights="none", mode="full", epochs=20, lr=1e-3, weight_decay=1e-4
+            model="small_cnn",
+            weights="none",
+            mode="full",
+            epochs=20,
+            lr=1e-3,
+            weight_decay=1e-4,
+            flip=True,
+            shift_px=2,
         ),
         summary="small_cnn from scratch, full mode, 60 mm crop at 32 x 32, sqrt counts, "
-        "no equalization, no GrabCut, Adam lr 1e-3, 20 epochs",
+        "no equalization, no GrabCut, Adam lr 1e-3, 20 epochs, random left-right flips and "
+        "shifts of up to 2 pixels",
     )
 
 
