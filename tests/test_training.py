@@ -45,7 +45,7 @@ def test_cached_head_training_equals_recomputing_features(name):
     data = toy_data(n=20, size=64)
     weights = "imagenet" if name == "efficientnet_lite0" else "none"
     cfg = small(model=name, weights=weights, mode="head", epochs=4)
-    cache = FeatureCache(engine="torch")  # the cache itself; onnxruntime's features: below
+    cache = FeatureCache()
     cached = train(data, cfg, cache=cache)
     recomputed = train(data, TrainConfig(**{**cfg.to_dict(), "cache_features": False}))
     assert cache.computed == len(data)
@@ -65,7 +65,7 @@ def test_cached_last_training_equals_recomputing_the_prefix(name, tmp_path):
     data = toy_data(n=12, size=48)
     weights = "imagenet" if name == "efficientnet_lite0" else "none"
     cfg = small(model=name, weights=weights, mode="last", epochs=2, batch_size=4)
-    cache = FeatureCache(tmp_path / "features", engine="torch")
+    cache = FeatureCache(tmp_path / "features")
     cached = train(data, cfg, cache=cache)
     recomputed = train(data, TrainConfig(**{**cfg.to_dict(), "cache_features": False}))
     assert cache.computed == len(data)
@@ -84,37 +84,6 @@ def test_cached_last_training_equals_recomputing_the_prefix(name, tmp_path):
     for a, b in zip(cached.history, recomputed.history, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
         assert a.sampled_counts == b.sampled_counts
-
-
-@pytest.mark.slow
-def test_onnxruntime_features_match_pytorch_and_are_kept_apart(tmp_path, monkeypatch, caplog):
-    """Engine "auto" computes frozen features through onnxruntime on the CPU: within 1e-4 of
-    PyTorch's, in a folder of their own (`-ort`); an export that fails falls back to PyTorch,
-    logged, with the same features."""
-    from thyrocad.bundle import onnx as bundle_onnx
-    from thyrocad.models import split_model
-
-    images = toy_data(n=6, size=64).x
-    model = create_model("efficientnet_lite0", weights="none").eval()  # TF padding, timm blocks
-    backbone = split_model(model).backbone.eval()
-    cpu = torch.device("cpu")
-    auto = FeatureCache(tmp_path / "auto")
-    ort = auto.features(backbone, images, "key", cpu, batch_size=4)
-    ref = FeatureCache(tmp_path / "torch", engine="torch").features(
-        backbone, images, "key", cpu, batch_size=4
-    )
-    torch.testing.assert_close(ort, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
-    assert not torch.equal(ort, ref)  # really another engine
-    assert [p.name for p in (tmp_path / "auto").iterdir()] == ["key-ort"]
-    assert [p.name for p in (tmp_path / "torch").iterdir()] == ["key"]
-
-    def cannot(*_):
-        raise bundle_onnx.ExportError("no exporter here")
-
-    monkeypatch.setattr(bundle_onnx, "module_session", cannot)
-    fallback = FeatureCache().features(backbone, images, "key", cpu, batch_size=4)
-    torch.testing.assert_close(fallback, ref, rtol=0, atol=0)
-    assert "onnxruntime not used (no exporter here)" in caplog.text
 
 
 def test_cached_head_epochs_leave_the_thread_count_as_it_was():

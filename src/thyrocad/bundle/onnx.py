@@ -68,11 +68,29 @@ def export_onnx(model: nn.Module, path: str | Path, info: BundleInfo, fold: bool
     spec = model_info(model).spec
     rows, cols = info.pipeline.output.size
     dummy = torch.zeros(2, 3, rows, cols)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     out = info.pipeline.output
     fast = (
         grey_inference_copy(model, out.mean, out.std, out.size) if fold else inference_copy(model)
     )
-    proto = _export_proto(_WithSoftmax(fast).eval(), dummy, OUTPUT_NAME, spec.name)
+    wrapped = _WithSoftmax(fast).eval()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+            program = torch.onnx.export(
+                wrapped,
+                (dummy,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: batch},),
+                opset_version=OPSET,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many types; all mean "cannot export"
+        raise ExportError(
+            f"{spec.name} cannot be exported to ONNX: {type(exc).__name__}: {exc}"
+        ) from exc
+    proto = program.model_proto
     metadata = {
         "thyrocad_version": thyrocad.__version__,
         "model_name": spec.name,
@@ -89,43 +107,6 @@ def export_onnx(model: nn.Module, path: str | Path, info: BundleInfo, fold: bool
         fh.write(proto.SerializeToString())
     logger.info("exported %s to ONNX (%s)", spec.name, path)
     return path
-
-
-def _export_proto(module: nn.Module, dummy: torch.Tensor, output_name: str, name: str):
-    """`module` (eval mode) as an ONNX ModelProto, input `INPUT_NAME` with a dynamic batch."""
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
-            program = torch.onnx.export(
-                module,
-                (dummy,),
-                dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=[output_name],
-                dynamic_shapes=({0: batch},),
-                opset_version=OPSET,
-                verbose=False,
-            )
-    except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        raise ExportError(
-            f"{name} cannot be exported to ONNX: {type(exc).__name__}: {exc}"
-        ) from exc
-    return program.model_proto
-
-
-def module_session(module: nn.Module, example: torch.Tensor, threads: int) -> ort.InferenceSession:
-    """An onnxruntime session over `module` (eval mode), exported in memory, for a frozen part
-    run over a whole cohort (`thyrocad.training.feature_cache`). Input `INPUT_NAME`, batch
-    dimension dynamic; `ExportError` when it cannot be exported or loaded."""
-    proto = _export_proto(module, example, "output", type(module).__name__)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    try:
-        return ort.InferenceSession(
-            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime's own exception types
-        raise ExportError(f"onnxruntime cannot load the export: {exc}") from exc
 
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:

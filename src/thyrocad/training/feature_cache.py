@@ -3,20 +3,14 @@
 Key: a 128-bit XXH3 digest of the image array (dtype, shape, bytes; much faster than sha256,
 which matters when 80 epochs take under a second) within a folder named for the model, its frozen
 weights (`state_fingerprint` without the head), the torch version, the device type and the
-precision. Misses are computed by a BatchNorm-folded copy of the backbone
-(`thyrocad.models.inference_copy`): on the CPU in fp32 through onnxruntime when it is installed
-(engine "auto": an in-memory export, checked against PyTorch on the first batch; 1.4-4.5x
-faster than PyTorch for the four backbones, docs/benchmarks.md), else with PyTorch,
-channels-last; the folder name ends in `-ort` for onnxruntime-made features. Disk entries are
-`.npy` files of the `features` kind of `thyrocad.cache` (atomic writes; a damaged entry is a
-miss).
+precision. Misses are computed by a BatchNorm-folded channels-last copy of the backbone
+(`thyrocad.models.inference_copy`). Disk entries are `.npy` files of the `features` kind of
+`thyrocad.cache` (atomic writes; a damaged entry is a miss).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,7 +18,6 @@ import xxhash
 from torch import nn
 
 from thyrocad.cache import Store, default_directory
-from thyrocad.errors import ExportError
 from thyrocad.models import channels_last, inference_copy
 from thyrocad.training.runtime import autocast
 
@@ -53,19 +46,11 @@ def backbone_key(model_name: str, fingerprint: str, device: torch.device, bf16: 
     )
 
 
-ENGINES = ("auto", "torch")
-PARITY_TOLERANCE = 1e-4  # max abs difference, relative to the largest feature, ORT vs PyTorch
-
-
 class FeatureCache:
-    """Memory (and optional disk, under `directory`) cache of backbone outputs per image;
-    `engine` "auto" computes misses through onnxruntime on the CPU in fp32, "torch" never."""
+    """Memory (and optional disk, under `directory`) cache of backbone outputs per image."""
 
-    def __init__(self, directory: Path | None = None, engine: str = "auto") -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
-        self.engine = engine
         self._memory: dict[tuple[str, str], torch.Tensor] = {}
         self.computed = 0  # images run through a backbone by this cache (for tests/benchmarks)
 
@@ -82,25 +67,20 @@ class FeatureCache:
 
         `backbone` must be in eval mode (frozen BatchNorm, no dropout), as in training.
         """
-        ort = self._uses_onnxruntime(device, bf16)
-        key = f"{key}-ort" if ort else key
         keys = [image_key(img) for img in images]
         missing = [i for i, k in enumerate(keys) if self._lookup(key, k) is None]
-        run = _runner(backbone, images[missing[:2]], device, bf16, ort) if missing else None
+        fast = inference_copy(backbone).to(device) if missing else None
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
-            out = run(images[chunk])
+            batch = channels_last(images[chunk].to(device))
+            with torch.no_grad(), autocast(device, bf16):
+                out = fast(batch).float().cpu()
             for i, feat in zip(chunk, out, strict=True):
                 self._store(key, keys[i], feat.clone(memory_format=torch.contiguous_format))
             self.computed += len(chunk)
         if missing:
             logger.info("feature cache %s: computed %d of %d images", key, len(missing), len(keys))
         return torch.stack([self._memory[(key, k)] for k in keys])
-
-    def _uses_onnxruntime(self, device: torch.device, bf16: bool) -> bool:
-        if self.engine != "auto" or device.type != "cpu" or bf16:
-            return False
-        return importlib.util.find_spec("onnxruntime") is not None
 
     def _lookup(self, key: str, image: str) -> torch.Tensor | None:
         hit = self._memory.get((key, image))
@@ -114,40 +94,6 @@ class FeatureCache:
         self._memory[(key, image)] = feat
         if self.directory is not None:
             Store(KIND, self.directory / key).put_array(image, feat.numpy())
-
-
-def _runner(
-    backbone: nn.Module, example: torch.Tensor, device: torch.device, bf16: bool, ort: bool
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function from a batch of images to float32 CPU features: the folded copy of
-    `backbone` through onnxruntime (`ort`, when its export matches PyTorch on `example`) or
-    PyTorch."""
-    fast = inference_copy(backbone).to(device)
-
-    def with_torch(batch: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), autocast(device, bf16):
-            return fast(channels_last(batch.to(device))).float().cpu()
-
-    if not ort:
-        return with_torch
-    from thyrocad.bundle.onnx import module_session  # imports onnxruntime
-
-    try:
-        session = module_session(fast, torch.zeros(2, *example.shape[1:]), torch.get_num_threads())
-    except ExportError as exc:
-        logger.warning("frozen features with PyTorch: onnxruntime not used (%s)", exc)
-        return with_torch
-    name = session.get_inputs()[0].name
-
-    def with_onnxruntime(batch: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: batch.float().contiguous().numpy()})[0])
-
-    reference = with_torch(example)
-    diff = float((with_onnxruntime(example) - reference).abs().max())
-    if diff > PARITY_TOLERANCE * max(1.0, float(reference.abs().max())):
-        logger.warning("frozen features with PyTorch: onnxruntime differs by %.1e", diff)
-        return with_torch
-    return with_onnxruntime
 
 
 def default_feature_cache() -> FeatureCache:
