@@ -2,12 +2,14 @@
 
 A real `thyrocad serve` process on a free loopback port (fresh database, one user), each client
 a thread with its own HTTP connection uploading phantom DICOM studies in a loop for
-`--duration` seconds per level. Each iteration times the upload's answer (the verdict:
-probabilities, flags) and then waits for the rest (`GET /api/v1/diagnoses/{id}?wait_report=true`:
-Grad-CAM, figures, PDF, DICOM results), giving the time to verdict and the time to the full
-report from the same requests. Reports studies/s, p50/p95 of both times, errors (an upload not
-answered 201 or a report not "ready"), and the server's resident memory (VmRSS) sampled every
-0.5 s over the whole run: its value at the start and end of each level and its maximum.
+`--duration` seconds per level; every upload is a study not uploaded before (`--studies`
+distinct ones; the output says if any had to be sent again). Each iteration times the upload's
+answer (the verdict: probabilities, flags) and then waits for the rest (`GET
+/api/v1/diagnoses/{id}?wait_report=true`: Grad-CAM, figures, PDF, DICOM results), giving the
+time to verdict and the time to the full report from the same requests. Reports studies/s,
+p50/p95 of both times, errors (an upload not answered 201 or a report not "ready"), and the
+server's resident memory (VmRSS) sampled every 0.5 s over the whole run: its value at the start
+and end of each level and its maximum.
 
 Usage (issue size; the bundle default is bench_predict's cached ResNet-18):
 
@@ -20,6 +22,7 @@ Prints a markdown table and writes benchmarks/results/bench_server.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -68,22 +71,18 @@ def start_server(bundle: Path, folder: Path, port: int) -> subprocess.Popen:
     raise SystemExit(f"server did not start; see {folder / 'server.log'}")
 
 
-def client_loop(url: str, token: str, studies: list[bytes], stop: threading.Event, out: list):
+def client_loop(url: str, token: str, studies: Studies, stop: threading.Event, out: list):
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
-        i = 0
         while not stop.is_set():
             start = time.perf_counter()
-            r = client.post(
-                "/api/v1/diagnoses", files={"file": ("s.dcm", studies[i % len(studies)])}
-            )
+            r = client.post("/api/v1/diagnoses", files={"file": ("s.dcm", studies.next())})
             verdict = time.perf_counter() - start
             ok = r.status_code == 201
             if ok:
                 full = client.get(f"/api/v1/diagnoses/{r.json()['id']}?wait_report=true")
                 ok = full.status_code == 200 and full.json()["result"]["report"] == "ready"
             out.append((verdict, time.perf_counter() - start, ok))
-            i += 1
 
 
 def quantiles(name: str, seconds: list[float]) -> dict[str, float | None]:
@@ -94,7 +93,23 @@ def quantiles(name: str, seconds: list[float]) -> dict[str, float | None]:
     }
 
 
-def run_level(url: str, token: str, studies: list[bytes], clients: int, duration: float,
+class Studies:
+    """The phantom studies, each handed out once across all clients and levels (the server
+    remembers located beds per image, so a repeated study would be answered faster than a new
+    one); `repeats` counts those handed out again after all were used."""
+
+    def __init__(self, files: list[bytes]) -> None:
+        self.files, self._count, self._lock = files, itertools.count(), threading.Lock()
+        self.repeats = 0
+
+    def next(self) -> bytes:
+        with self._lock:
+            i = next(self._count)
+            self.repeats += i >= len(self.files)
+            return self.files[i % len(self.files)]
+
+
+def run_level(url: str, token: str, studies: Studies, clients: int, duration: float,
               pid: int, rss: list[tuple[float, float]]) -> dict:  # fmt: skip
     stop = threading.Event()
     results: list[list] = [[] for _ in range(clients)]
@@ -136,10 +151,12 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,16", help="comma-separated levels")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--studies", type=int, default=200, help="distinct phantom studies")
     args = parser.parse_args()
 
     bundle = args.bundle or default_bundle()
-    studies = [p.read_bytes() for p in sorted((phantom(20, seed=7) / "images").glob("*.dcm"))]
+    files = sorted((phantom(args.studies, seed=7) / "images").glob("*.dcm"))
+    studies = Studies([p.read_bytes() for p in files])
     folder = Path(tempfile.mkdtemp(prefix="bench-server-"))
     proc = start_server(bundle, folder, args.port)
     url = f"http://127.0.0.1:{args.port}"
@@ -157,6 +174,8 @@ def main() -> None:
     report = {
         "bundle": str(bundle),
         "duration_s_per_level": args.duration,
+        "distinct_studies": len(studies.files),
+        "repeated_uploads": studies.repeats,
         "cpu_count": os.cpu_count(),
         "levels": levels,
         "machine": machine_description(),
@@ -164,7 +183,8 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"bundle {bundle}, {args.duration:g} s per level, {os.cpu_count()} CPUs\n")
+    print(f"bundle {bundle}, {args.duration:g} s per level, {os.cpu_count()} CPUs, "
+          f"{len(studies.files)} distinct studies, {studies.repeats} uploaded again\n")  # fmt: skip
     print(
         "| clients | studies | errors | studies/s | verdict p50 (s) | verdict p95 (s) | "
         "full report p50 (s) | full report p95 (s) | RSS start/end/max (MiB) |"
