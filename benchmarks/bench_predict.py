@@ -39,7 +39,7 @@ from thyrocad.errors import WeightsError
 from thyrocad.files import thyrocad_home
 from thyrocad.io.read import read_study
 from thyrocad.models import create_model
-from thyrocad.preprocess import landmarks
+from thyrocad.preprocess import steps
 from thyrocad.provenance import library_versions, machine_description
 
 RESULTS = Path(__file__).parent / "results"
@@ -68,7 +68,7 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 def timed(fn, *args):
     """`fn(*args)` and its seconds, with the process's located-bed memo emptied first, so that
     every engine (and the preprocessing step) locates the bed itself, as a new study would."""
-    landmarks._LOCATED.clear()
+    steps._LOCATED.clear()
     start = time.perf_counter()
     value = fn(*args)
     return value, time.perf_counter() - start

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from thyrocad.data.phantom import PhantomConfig, simulate_patient
 from thyrocad.evaluation.baselines import peak
 from thyrocad.evaluation.baselines.uptake_ratio import uptake_ratio
-from thyrocad.preprocess import Pipeline, landmarks, preset
+from thyrocad.preprocess import Pipeline, landmarks, preset, steps
 from thyrocad.study import View
 
 SPACING = (2.2, 2.2)
@@ -62,8 +62,8 @@ def test_the_pipeline_and_every_observer_locate_a_view_once(monkeypatch):
     observers: the locator (most of their time) runs once per view, whatever the count dtype."""
     calls = []
     real = landmarks.locate_thyroid_bed
-    monkeypatch.setattr(landmarks, "_LOCATED", type(landmarks._LOCATED)())
-    monkeypatch.setattr(landmarks, "locate_thyroid_bed", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(steps, "_LOCATED", type(steps._LOCATED)())
+    monkeypatch.setattr(steps, "locate_thyroid_bed", lambda *a: calls.append(1) or real(*a))
     sim = simulate_patient(PhantomConfig(seed=11), 0, True)
     counts = sim.counts[View.ANTERIOR]
     first = peak.peak_ratio(counts.astype(np.float32), SPACING)

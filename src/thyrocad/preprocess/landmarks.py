@@ -33,10 +33,8 @@ found, `found` is False and `center_rc` is the middle of the neck (or of the ima
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -131,28 +129,6 @@ def locate_thyroid_bed(
     if scale is None or abs(math.log(scale / first.scale_mm)) < math.log(1.2):
         return first
     return _locate(img, scale, centre, estimated=True)
-
-
-_LOCATED: OrderedDict = OrderedDict()
-LOCATED_KEPT = 4096  # views whose located bed is remembered (a few hundred bytes each)
-
-
-def located_bed(counts: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> BedLocation:
-    """`locate_thyroid_bed`, remembered per image content and spacing for this process. The
-    locator is most of a view's preprocessing time, and one cohort is located by every
-    preprocessing config (an ablation, a recipe beside the paper's pipeline) and every observer
-    (uptake ratio, peak detector, CHO): each view is located once. The result is shared; do not
-    modify its `landmarks`."""
-    arr = np.ascontiguousarray(counts, dtype=np.float64)  # the locator's own working copy
-    key = (hashlib.blake2b(arr.tobytes(), digest_size=16).digest(), arr.shape,
-           None if spacing_mm is None else tuple(float(s) for s in spacing_mm))  # fmt: skip
-    if key in _LOCATED:
-        _LOCATED.move_to_end(key)
-        return _LOCATED[key]
-    bed = _LOCATED[key] = locate_thyroid_bed(arr, spacing_mm)
-    if len(_LOCATED) > LOCATED_KEPT:
-        _LOCATED.popitem(last=False)
-    return bed
 
 
 def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:

@@ -6,7 +6,9 @@ Every step takes plain NumPy arrays and its config section and returns its outpu
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,7 +23,7 @@ from thyrocad.preprocess.config import (
     OutputConfig,
     WindowConfig,
 )
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, BedLocation, locate_thyroid_bed
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +160,28 @@ def locate_bed(
     logger.info("thyroid bed uncertain (%s, confidence %.2f)", bed.reason, bed.confidence)
     reason = f"{Flag.BED_UNCERTAIN}: {bed.reason}"
     return BedChoice(center, reason, (Flag.BED_UNCERTAIN,), **located, enlarge=cfg.uncertain_scale)
+
+
+_LOCATED: OrderedDict = OrderedDict()
+LOCATED_KEPT = 4096  # views whose located bed is remembered (a few hundred bytes each)
+
+
+def located_bed(counts: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> BedLocation:
+    """`locate_thyroid_bed`, remembered per image content and spacing for this process. The
+    locator is most of a view's preprocessing time, and one cohort is located by every
+    preprocessing config (an ablation, a recipe beside the paper's pipeline) and every observer
+    (uptake ratio, peak detector, CHO): each view is located once. The result is shared; do not
+    modify its `landmarks`."""
+    arr = np.ascontiguousarray(counts, dtype=np.float64)  # the locator's own working copy
+    key = (hashlib.blake2b(arr.tobytes(), digest_size=16).digest(), arr.shape,
+           None if spacing_mm is None else tuple(float(s) for s in spacing_mm))  # fmt: skip
+    if key in _LOCATED:
+        _LOCATED.move_to_end(key)
+        return _LOCATED[key]
+    bed = _LOCATED[key] = locate_thyroid_bed(arr, spacing_mm)
+    if len(_LOCATED) > LOCATED_KEPT:
+        _LOCATED.popitem(last=False)
+    return bed
 
 
 def _fallback(counts: np.ndarray, cfg: CropConfig, why: str, bed) -> BedChoice:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM
+from thyrocad.preprocess.steps import located_bed
 from thyrocad.study import Study, View
 
 ROI_MM = 64.0

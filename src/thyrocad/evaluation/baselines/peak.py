@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM
+from thyrocad.preprocess.steps import located_bed
 from thyrocad.study import Study
 
 SIGMA_MM = 5.0

@@ -32,7 +32,8 @@ from thyrocad.data.splits import stratified_splits
 from thyrocad.decision import choose_threshold
 from thyrocad.errors import ObserverInputError
 from thyrocad.preprocess.config import CropConfig
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM, located_bed
+from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM
+from thyrocad.preprocess.steps import located_bed
 from thyrocad.study import Study, View
 
 logger = logging.getLogger(__name__)
