@@ -24,10 +24,15 @@ def _flat(model: torch.nn.Module, names: list[str]) -> torch.Tensor:
     return torch.cat([state[k].flatten().float() for k in names])
 
 
-@pytest.mark.parametrize("mode", ["full", "last"])
-def test_batched_splits_equal_training_each_split_alone(mode):
+@pytest.mark.parametrize(
+    ("mode", "augment"),
+    [("full", {}), ("last", {}), ("full", {"flip": True, "shift_px": 2})],
+)
+def test_batched_splits_equal_training_each_split_alone(mode, augment):
+    """Also with the recommended recipe's flips and shifts: each split draws them from its own
+    generator, batched or alone."""
     datas = [toy_data(n=12, size=32, seed=s) for s in (0, 1)]
-    configs = _configs(mode)
+    configs = _configs(mode, **augment)
     batched = train_splits(datas, configs, FeatureCache())
     for data, config, together in zip(datas, configs, batched, strict=True):
         alone = train(data, config, cache=FeatureCache())

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from thyrocad.training.augment import augment_batch
 from thyrocad.training.config import TrainConfig
 from thyrocad.training.data import TrainData, balanced_sampler, require_both_classes
 from thyrocad.training.feature_cache import FeatureCache
@@ -91,7 +92,7 @@ def train_splits(
         histories: list[list[EpochRecord]] = [[] for _ in runs]
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
-            records = _epoch(step, samplers, inputs, labels, epoch)
+            records = _epoch(step, samplers, [r.generator for r in runs], inputs, labels, epoch)
             seconds = (time.perf_counter() - start) / len(runs)
             for history, record in zip(histories, records, strict=True):
                 history.append(EpochRecord(**{**record.to_dict(), "seconds": seconds}))
@@ -162,13 +163,16 @@ class _Step:
         return per_run.detach() * y.shape[1], hits
 
 
-def _epoch(step: _Step, samplers, inputs, labels, epoch: int) -> list[EpochRecord]:
+def _epoch(step: _Step, samplers, generators, inputs, labels, epoch: int) -> list[EpochRecord]:
+    """One epoch of every run; each run's batches are augmented (`TrainConfig.flip`,
+    `shift_px`) from its own generator, as when it trains alone."""
     orders = [torch.as_tensor(list(s), dtype=torch.int64) for s in samplers]
-    batch_size = step.config.batch_size
+    batch_size, flip, shift = step.config.batch_size, step.config.flip, step.config.shift_px
     loss_sum, hit_sum = [], []
     for start in range(0, len(orders[0]), batch_size):
         idx = [o[start : start + batch_size].to(step.device) for o in orders]
-        x = torch.stack([inp[i] for inp, i in zip(inputs, idx, strict=True)])
+        x = torch.stack([augment_batch(inp[i], g, flip, shift)
+                         for inp, i, g in zip(inputs, idx, generators, strict=True)])  # fmt: skip
         y = torch.stack([lab[i] for lab, i in zip(labels, idx, strict=True)])
         losses, hits = step(x, y)
         loss_sum.append(losses)
