@@ -17,7 +17,10 @@ import torch
 def augment_batch(
     x: torch.Tensor, generator: torch.Generator, flip: bool, shift_px: int
 ) -> torch.Tensor:
-    """A flipped and shifted copy of the N x C x H x W batch `x` (draws from `generator`)."""
+    """A flipped and shifted copy of the N x C x H x W batch `x` (draws from `generator`);
+    `x` itself, whatever its shape (e.g. cached features), when neither is asked for."""
+    if not flip and shift_px <= 0:
+        return x
     n, _, h, w = x.shape
     if flip:
         flipped = torch.rand(n, generator=generator) < 0.5

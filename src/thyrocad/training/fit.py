@@ -284,8 +284,7 @@ def _epoch(run: _Run, sampler, inputs: torch.Tensor, y: torch.Tensor, epoch: int
         idx = batch.to(run.device)
         target = y[idx]
         batch_x = inputs[idx]
-        if run.config.flip or run.config.shift_px:
-            batch_x = augment_batch(batch_x, run.generator, run.config.flip, run.config.shift_px)
+        batch_x = augment_batch(batch_x, run.generator, run.config.flip, run.config.shift_px)
         logits = _logits(run, batch_x)
         loss = loss_fn(logits, target)
         run.optimizer.zero_grad(set_to_none=True)
