@@ -127,6 +127,8 @@ def phantom_table(args, pool) -> dict:
     for name, s in summaries.items():
         if "default" in summaries and name != "default":
             s["paired_vs_default"] = paired_difference(s, summaries["default"])
+    for s in summaries.values():  # the per-patient lists served the paired test only
+        del s["labels"], s["ratio_located"]
     header = (
         "anatomy",
         "residual views",
