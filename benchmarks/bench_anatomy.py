@@ -7,8 +7,10 @@ remnant focus centre; the crop-centre error to the true bed-region centre (all v
 share of views flagged `bed_uncertain` and `bed_not_found`; and the uptake-ratio observer's
 AUC (anterior view, mean (SD) over the paper's 10 stratified 3:1 splits) with its ROI on the
 located bed (taller when the bed is flagged uncertain, as the observer makes it) and on the
-true bed. Then the real scintigrams of realdata/ and of a folder given
-with `--scans` (each with a bboxes.csv, as realdata/bboxes.csv)
+true bed; and, as every setting holds the same patients, the located-bed AUC over all patients
+minus the default's with its 95 % CI (paired DeLong test, `thyrocad.evaluation.stats`). Then
+the real scintigrams of realdata/ and of a folder given with `--scans` (each with a
+bboxes.csv, as realdata/bboxes.csv)
 (does the crop hold the hand-drawn box around both lobes; confidence; flags) and neck fields
 cut from the whole-body files of ../shared/refdata/nm-dicom.
 
@@ -33,6 +35,7 @@ from PIL import Image
 from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth, residual_flags
 from thyrocad.evaluation.baselines.uptake_ratio import evaluate_on_splits, uptake_ratio
+from thyrocad.evaluation.stats import delong_paired_test
 from thyrocad.preprocess import Flag, Pipeline
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.provenance import library_versions, machine_description
@@ -95,7 +98,17 @@ def summarise(rows: list[dict]) -> dict:
         "not_found": float(np.mean([v["not_found"] for v in views])),
         "auc_located": aucs["ratio_located"],
         "auc_true_bed": aucs["ratio_true"],
+        "labels": labels,
+        "ratio_located": [r["ratio_located"] for r in rows],
     }
+
+
+def paired_difference(setting: dict, default: dict) -> dict:
+    """Located-bed AUC over all patients minus the default's, paired DeLong (same patients)."""
+    if setting["labels"] != default["labels"]:
+        raise ValueError("the settings hold different patients: no paired comparison")
+    test = delong_paired_test(setting["labels"], setting["ratio_located"], default["ratio_located"])
+    return {"auc": test.auc1, "delta": test.delta, "se": test.se, "ci": (test.ci_low, test.ci_high)}
 
 
 def phantom_table(args, pool) -> dict:
@@ -111,6 +124,11 @@ def phantom_table(args, pool) -> dict:
         summaries[name] = {**summarise(rows), "seconds": time.perf_counter() - start}
         print(f"  {name}: {summaries[name]['seconds']:.0f} s", flush=True)
     base = summaries.get("default", {}).get("auc_located", (np.nan,))[0]
+    for name, s in summaries.items():
+        if "default" in summaries and name != "default":
+            s["paired_vs_default"] = paired_difference(s, summaries["default"])
+    for s in summaries.values():  # the per-patient lists served the paired test only
+        del s["labels"], s["ratio_located"]
     header = (
         "anatomy",
         "residual views",
@@ -121,15 +139,22 @@ def phantom_table(args, pool) -> dict:
         "AUC, located bed",
         "AUC, true bed",
         "AUC - default",
+        "all patients: AUC, located / - default (95 % CI)",
     )
     _print_header(header)
     for name, s in summaries.items():
         (al, asd), (at, atsd) = s["auc_located"], s["auc_true_bed"]
+        d = s.get("paired_vs_default")
+        paired = (
+            f"{d['auc']:.3f} / {d['delta']:+.3f} ({d['ci'][0]:+.3f}, {d['ci'][1]:+.3f})"
+            if d
+            else "-"
+        )
         print(
             f"| {name} | {s['residual_views']} | {100 * s['crop_holds_all_foci']:.1f} % | "
             f"{s['error_mm_median']:.1f} / {s['error_mm_p95']:.1f} | "
             f"{100 * s['flagged_uncertain']:.1f} % | {100 * s['not_found']:.1f} % | "
-            f"{al:.3f} ({asd:.3f}) | {at:.3f} ({atsd:.3f}) | {al - base:+.3f} |"
+            f"{al:.3f} ({asd:.3f}) | {at:.3f} ({atsd:.3f}) | {al - base:+.3f} | {paired} |"
         )
     return summaries
 

@@ -11,11 +11,13 @@ from thyrocad.data.phantom import PhantomConfig, generate_cohort, simulate_patie
 from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.errors import ObserverInputError
 from thyrocad.evaluation.baselines.uptake_ratio import (
+    NODE_LATERAL_MM,
     REF_HEIGHT_MM,
     REF_INNER_MM,
     REF_OUTER_MM,
     UptakeRatioObserver,
     evaluate_on_splits,
+    hot_lateral_foci,
     uptake_ratio,
 )
 from thyrocad.io.read import read_study
@@ -85,6 +87,67 @@ def test_a_hot_lateral_node_in_the_background_leaves_the_ratio_nearly_unchanged(
     assert _column_mean(with_node, rc, mm) > 1.5 * _column_mean(img, rc, mm)
     before, after = uptake_ratio(img, (mm, mm), rc), uptake_ratio(with_node, (mm, mm), rc)
     assert abs(after / before - 1) < 0.15, (before, after)
+
+
+def _node_with_halo(shape, rc, mm: float, total: float) -> np.ndarray:
+    """A hot node: 65 % of its counts in a 12 mm core, 25 % in a broad scatter halo (35 mm
+    SD), the split of the phantom's physics (penetration spokes left out)."""
+    core = _gaussian(shape, rc, 12 / mm, 0.65 * total)
+    return core + _gaussian(shape, rc, 35 * 2.355 / mm, 0.25 * total)
+
+
+def test_a_hot_lateral_node_is_masked_and_raises_no_roi():
+    """A node 40 mm beside the bed, 60 times as hot as a 10 mm remnant would be, with its
+    scatter halo, on a non-residual phantom view: it is masked (its centre; nothing within
+    `NODE_LATERAL_MM` of the bed column), and the ratio stays within 15 % of the view's
+    without it, where the ROI mean alone rises by over half."""
+    cfg = PhantomConfig(seed=0)
+    sim = simulate_patient(cfg, 1, residual=False)
+    bed = ground_truth(cfg, sim)["thyroid_bed_center"]["anterior"]
+    rc, mm = (bed["row_px"], bed["col_px"]), 2.2
+    img = sim.counts[View.ANTERIOR].astype(np.float64)
+    node_rc = (rc[0] + 10 / mm, rc[1] - 40 / mm)
+    with_node = img + _node_with_halo(img.shape, node_rc, mm, 10000 * _column_mean(img, rc, mm))
+    mask = hot_lateral_foci(with_node, rc, mm)
+    assert mask[round(node_rc[0]), round(node_rc[1])]
+    cols = np.nonzero(mask)[1]
+    assert (
+        np.abs(cols - rc[1]).min() * mm > NODE_LATERAL_MM - 20
+        and not hot_lateral_foci(img, rc, mm).any()
+    )
+    roi = (
+        slice(round(rc[0] - 25 / mm), round(rc[0] + 25 / mm)),
+        slice(round(rc[1] - 20 / mm), round(rc[1] + 20 / mm)),
+    )
+    assert with_node[roi].mean() > 1.5 * img[roi].mean()
+    before, after = uptake_ratio(img, (mm, mm), rc), uptake_ratio(with_node, (mm, mm), rc)
+    assert abs(after / before - 1) < 0.15, (before, after)
+
+
+def test_a_remnant_next_to_the_bed_is_never_masked():
+    """A hot remnant 25 mm beside the bed (the lateral edge of the lobes) is not a lateral
+    focus, and keeps its pixels with a node 25 mm beyond it (its own watershed basin); on
+    residual views with large gland-like remnant pairs no focus is masked."""
+    mm, shape, rc = 2.2, (256, 256), (128.0, 128.0)
+    flat = np.full(shape, 10.0)
+    remnant_rc = (rc[0], rc[1] + 25 / mm)
+    remnant = _gaussian(shape, remnant_rc, 10 / mm, 1e5)
+    assert not hot_lateral_foci(flat + remnant, rc, mm).any()
+    node = _gaussian(shape, (rc[0], rc[1] + 50 / mm), 10 / mm, 3e5)
+    mask = hot_lateral_foci(flat + remnant + node, rc, mm)
+    assert mask[round(rc[0]), round(rc[1] + 50 / mm)]
+    assert not mask[round(remnant_rc[0]), round(remnant_rc[1])]
+    cfg = PhantomConfig(n_patients=8, n_residual=8, seed=3, anatomy="gland_mimic")
+    for index in range(cfg.n_patients):
+        sim = simulate_patient(cfg, index, residual=True)
+        truth = ground_truth(cfg, sim)
+        bed = truth["thyroid_bed_center"]["anterior"]
+        img = sim.counts[View.ANTERIOR].astype(np.float64)
+        mask = hot_lateral_foci(img, (bed["row_px"], bed["col_px"]), truth["pixel_mm"])
+        foci = [
+            (round(f["anterior"]["row_px"]), round(f["anterior"]["col_px"])) for f in truth["foci"]
+        ]
+        assert not any(mask[r, c] for r, c in foci), index
 
 
 def test_an_uncertain_bed_gets_a_taller_roi():

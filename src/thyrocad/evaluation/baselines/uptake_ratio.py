@@ -12,6 +12,16 @@ counts per pixel of the neck background beside it, on the anterior view.
   background is the *median* of the 12 box means. A focal hot spot that is not the bed (a
   lateral lymph node 4-12 mm across, a saliva spot, a gland-like remnant lobe) raises one or
   two boxes and leaves the median nearly unchanged, where it raised a plain mean.
+- Hot lateral foci (`hot_lateral_foci`): a focus `NODE_CONTRAST` times the background's
+  median box mean or more, over `NODE_LATERAL_MM` beside the bed centre, in or next to the
+  reference region, is not thyroid bed: remnants lie within 2.5 cm of the midline
+  (PHANTOM_NUMBERS §5, §9.2: lobe centres +-1.5-2.5 cm, and a large lobe remnant reaches
+  1 cm further), lateral cervical nodes 1-5 cm beside the bed (§4.5). Its pixels within
+  `NODE_MASK_MM`, in its own watershed basin (a remnant with its own maximum keeps its
+  pixels), are left out of the ROI and the boxes (a box left with under a quarter of its
+  pixels is dropped). Its far scatter halo cannot be masked and slopes across the neck, so
+  then each band's background is the mean of its left and right box (interpolated across
+  the bed) and the background is the median of the six bands, not of the 12 boxes.
 - Anterior view by default, because the bed lies about 2 cm under the anterior skin; with
   `view="both"` the score is the geometric mean of the anterior and posterior ratios.
 
@@ -26,6 +36,8 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from thyrocad.data.splits import stratified_splits
@@ -45,13 +57,26 @@ REF_OUTER_MM = 48.0
 REF_HEIGHT_MM = 90.0
 REF_BANDS = 6
 UNCERTAIN_ROI_SCALE = CropConfig.uncertain_scale
+NODE_LATERAL_MM = 35.0
+NODE_CONTRAST = 15.0
+NODE_MASK_MM = 20.0
+_PEAK_SIGMA_MM, _PEAK_SPACING_MM = 4.0, 15.0  # focus-sized smoothing; maxima this far apart
+_MIN_BOX_SHARE = 0.25
 _VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
 
 
-def _box(img: np.ndarray, rows: tuple[float, float], cols: tuple[float, float]) -> np.ndarray:
-    r0, r1 = (round(np.clip(v, 0, img.shape[0])) for v in rows)
-    c0, c1 = (round(np.clip(v, 0, img.shape[1])) for v in cols)
-    return img[r0:r1, c0:c1]
+def _box(shape: tuple[int, ...], rows: tuple[float, float], cols: tuple[float, float]):
+    r0, r1 = (round(np.clip(v, 0, shape[0])) for v in rows)
+    c0, c1 = (round(np.clip(v, 0, shape[1])) for v in cols)
+    return slice(r0, r1), slice(c0, c1)
+
+
+def _mean(img: np.ndarray, keep: np.ndarray, box) -> float | None:
+    """Mean of the kept pixels of `box`, None when under `_MIN_BOX_SHARE` of them are kept."""
+    kept = keep[box]
+    if kept.size == 0 or kept.mean() < _MIN_BOX_SHARE:
+        return None
+    return float(img[box][kept].mean())
 
 
 def uptake_ratio(
@@ -60,7 +85,8 @@ def uptake_ratio(
     center_rc: tuple[float, float] | None = None,
     uncertain: bool = False,
 ) -> float:
-    """Thyroid-bed ROI mean over the median background-box mean on one view (module doc).
+    """Thyroid-bed ROI mean over the median background-box mean on one view (module doc),
+    hot lateral foci left out of both.
 
     The ROI is centred on `center_rc` (original pixels) when given, else on the located bed;
     it is taller when the located bed is uncertain, or when the caller says its centre is
@@ -73,31 +99,77 @@ def uptake_ratio(
     mm = mm or ASSUMED_FIELD_MM / img.shape[1]
     r, c = center_rc if center_rc is not None else bed.center_rc
     uncertain = uncertain or (bed is not None and (bed.uncertain or not bed.found))
+    hot = hot_lateral_foci(img, (r, c), mm)
+    keep = ~hot
     half_height = ROI_HEIGHT_MM * (UNCERTAIN_ROI_SCALE if uncertain else 1.0) / 2 / mm
     roi = _box(
-        img,
+        img.shape,
         (r - half_height, r + half_height),
         (c - ROI_WIDTH_MM / 2 / mm, c + ROI_WIDTH_MM / 2 / mm),
     )
-    roi_mean = float(roi.mean()) if roi.size else 0.0
-    return roi_mean / _background(img, (r, c), mm)
+    roi_mean = float(img[roi][keep[roi]].mean()) if keep[roi].any() else 0.0
+    return roi_mean / _background(img, (r, c), mm, keep, across=bool(hot.any()))
 
 
-def _background(img: np.ndarray, center_rc: tuple[float, float], mm: float) -> float:
-    """Median of the background box means (counts per pixel; see module doc)."""
+def hot_lateral_foci(img: np.ndarray, center_rc: tuple[float, float], mm: float) -> np.ndarray:
+    """Mask of the pixels that belong to hot foci lateral to the bed (module doc): local
+    maxima `NODE_CONTRAST` times the background or more, over `NODE_LATERAL_MM` beside
+    `center_rc`, within `NODE_MASK_MM` of the reference region; each masked within
+    `NODE_MASK_MM`, inside its own watershed basin."""
     r, c = center_rc
+    near = ndimage.gaussian_filter(img, _PEAK_SIGMA_MM / mm)
+    size = max(3, round(_PEAK_SPACING_MM / mm) | 1)
+    peaks = (near == ndimage.maximum_filter(near, size=size)) & (near > 0)
+    rows, cols = np.nonzero(peaks)
+    lateral = np.abs(cols - c) * mm
+    hot = (
+        (np.abs(rows - r) * mm <= REF_HEIGHT_MM / 2 + NODE_MASK_MM)
+        & (lateral > NODE_LATERAL_MM)
+        & (lateral <= REF_OUTER_MM + NODE_MASK_MM)
+        & (near[rows, cols] >= NODE_CONTRAST * _background(img, center_rc, mm))
+    )
+    mask = np.zeros(img.shape, dtype=bool)
+    if not hot.any():
+        return mask
+    basins = watershed(-near, ndimage.label(peaks)[0])
+    grid_r, grid_c = np.indices(img.shape)
+    for fr, fc in zip(rows[hot], cols[hot], strict=True):
+        disc = np.hypot(grid_r - fr, grid_c - fc) * mm <= NODE_MASK_MM
+        mask |= disc & (basins == basins[fr, fc])
+    logger.debug("masked %d hot lateral foci", int(hot.sum()))
+    return mask
+
+
+def _background(
+    img: np.ndarray,
+    center_rc: tuple[float, float],
+    mm: float,
+    keep: np.ndarray | None = None,
+    across: bool = False,
+) -> float:
+    """Median of the background box means over the `keep` pixels (counts per pixel); with
+    `across`, of the band means instead, each the mean of its two boxes, left and right of
+    the bed (interpolated across it; bands with a dropped box are left out). See module doc."""
+    r, c = center_rc
+    keep = np.ones(img.shape, dtype=bool) if keep is None else keep
     edges = np.linspace(r - REF_HEIGHT_MM / 2 / mm, r + REF_HEIGHT_MM / 2 / mm, REF_BANDS + 1)
     columns = (
         (c - REF_OUTER_MM / mm, c - REF_INNER_MM / mm),
         (c + REF_INNER_MM / mm, c + REF_OUTER_MM / mm),
     )
-    boxes = [_box(img, rows, cols) for rows in itertools.pairwise(edges) for cols in columns]
-    means = [float(b.mean()) for b in boxes if b.size]
+    bands = [
+        [_box(img.shape, rows, cols) for cols in columns] for rows in itertools.pairwise(edges)
+    ]
+    means = [[_mean(img, keep, box) for box in band] for band in bands]
+    if across:
+        values = [float(np.mean(band)) for band in means if None not in band]
+    else:
+        values = [m for band in means for m in band if m is not None]
     # at least half a count in the whole reference region keeps an empty background from
     # dividing by zero; a floor per pixel would depend on the pixel size (at 1.2 mm, or at
     # low counts at 2.2 mm, the background is below half a count per pixel)
-    floor = 0.5 / max(sum(b.size for b in boxes), 1)
-    return max(float(np.median(means)) if means else 0.0, floor)
+    floor = 0.5 / max(sum(img[box].size for band in bands for box in band), 1)
+    return max(float(np.median(values)) if values else 0.0, floor)
 
 
 class UptakeRatioObserver:
