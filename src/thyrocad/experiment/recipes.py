@@ -81,6 +81,20 @@ def _recommended_factors() -> dict[str, Recipe]:
             _pipeline(p, window=WindowConfig(transform="anscombe")),
             t,
         ),
+        "rec-window-background": (
+            "window clipped at 32 x the ring background (not the crop's percentile)",
+            _pipeline(p, window=WindowConfig(reference="background")),
+            t,
+        ),
+        "rec-window-background-100mm": (
+            "background window, crop 100 mm at 48 x 48 (native resolution)",
+            _pipeline(
+                _crop(p, 100.0),
+                window=WindowConfig(reference="background"),
+                output=OutputConfig((48, 48)),
+            ),
+            t,
+        ),
         "rec-no-augment": (
             "no flips or shifts",
             p,
