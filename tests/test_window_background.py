@@ -57,7 +57,9 @@ def test_the_background_is_the_smoothed_median_of_the_ring_only():
 def test_brighter_focus_over_the_same_tissue_looks_brighter_unlike_the_percentile_window():
     faint, bright = _view(4.0, 12.0), _view(4.0, 24.0)
     by_background = Pipeline(_config(clip_ratio=16.0))
-    by_percentile = Pipeline(dataclasses.replace(_config(), window=WindowConfig(transform="linear")))
+    by_percentile = Pipeline(
+        dataclasses.replace(_config(), window=WindowConfig(transform="linear"))
+    )
     window = {
         name: [pipe.run(v, SPACING).stages["window8"] for v in (faint, bright)]
         for name, pipe in (("background", by_background), ("percentile", by_percentile))

@@ -194,10 +194,13 @@ RECOMMENDED_SIZE = (32, 32)
 
 def recommended_config() -> PipelineConfig:
     """The recommended recipe's preprocessing (docs/experiment.md *Ablation*): a 60 mm crop at
-    about its native resolution (27 pixels of 2.2 mm, resized to 32 x 32), square-root counts,
-    no histogram equalization, no GrabCut."""
+    about its native resolution (27 pixels of 2.2 mm, resized to 32 x 32), counts clipped at
+    32 times the neck's background around the bed and log-transformed (the contrast of a
+    focus to the tissue around it, which the peak detector measures), no histogram
+    equalization, no GrabCut."""
     return PipelineConfig(
         crop=CropConfig(width_mm=RECOMMENDED_CROP_MM, height_mm=RECOMMENDED_CROP_MM),
+        window=WindowConfig(reference="background", transform="log"),
         equalize=EqualizeConfig(enabled=False),
         grabcut=GrabCutConfig(enabled=False),
         output=OutputConfig(size=RECOMMENDED_SIZE),
