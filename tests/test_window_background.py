@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from thyrocad.errors import ConfigError, PreprocessError
+from thyrocad.experiment.report.methods import _preprocessing
 from thyrocad.preprocess import Pipeline, background, preset, steps
 from thyrocad.preprocess.config import CropConfig, PipelineConfig, WindowConfig
 
@@ -104,3 +105,10 @@ def test_the_reference_is_part_of_the_config_hash_and_round_trips():
     again = PipelineConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.window.ring_mm == (35.0, 60.0)
     assert CropConfig().width_mm == 120.0  # the paper's crop is untouched
+
+
+def test_the_methods_text_names_the_background_window():
+    text = _preprocessing(preset("recommended").to_dict())
+    assert "log transform, clipped at 32 times the median of the smoothed counts" in text
+    assert "35-60 mm ring around the bed" in text
+    assert "99.5th percentile" in _preprocessing(preset("paper").to_dict())
