@@ -9,7 +9,8 @@ smoothed spot near the bed is compared with the tissue around it:
 - **Region.** The maximum of the smoothed counts within `SEARCH_MM` (25 mm) of the bed centre
   placed by the same locator as the crop (`thyrocad.preprocess.landmarks.locate_thyroid_bed`).
 - **Background.** The median of the smoothed counts in a ring `RING_MM` (35-60 mm) around the
-  bed centre: the neck's soft tissue, robust to a salivary gland or node inside the ring.
+  bed centre: the neck's soft tissue, robust to a salivary gland or node inside the ring
+  (`thyrocad.preprocess.background`: the recommended recipe's window divides by the same).
 - **Score.** Peak over background per view, summed over the study's views. A background below
   `MIN_BACKGROUND_PER_MM2` (half a count on a 2.2 mm pixel) counts as that floor, scaled to
   the view's pixel area, so the same patient scores the same at any pixel size.
