@@ -118,7 +118,8 @@ def train_command(
     """Train a classifier on a labelled cohort and write a model bundle.
 
     By default the recommended recipe (docs/training.md): small_cnn from scratch in full mode
-    on 60 mm crops at 32 x 32 (no equalization, no GrabCut), Adam 1e-3, 20 epochs, balanced
+    on 60 mm crops at 32 x 32 windowed against the neck's background around the bed (log
+    counts, no equalization, no GrabCut), Adam 1e-3, 20 epochs, balanced
     sampling; --recipe paper (or --model / --preset paper) trains as the paper did: ResNet-18
     (ImageNet), head mode, Adam 1e-5, weight decay 1e-5, 80 epochs. Every view of every patient
     is a training image; the decision threshold follows --operating-point (in head mode by

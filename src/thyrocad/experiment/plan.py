@@ -28,8 +28,9 @@ from thyrocad.preprocess import preset
 from thyrocad.training.recipes import Recipe
 from thyrocad.training.runtime import resolve_device
 
-SETTINGS_VERSION = 6  # 3: the one decision rule (0.4.0); 4: the device used, weights files;
-# 5: operating points, external cohorts, CHO; 6: recipes
+SETTINGS_VERSION = 7  # 3: the one decision rule (0.4.0); 4: the device used, weights files;
+# 5: operating points, external cohorts, CHO; 6: recipes; 7: the recommended recipe's window
+# referenced to the background
 MIN_TEST_PER_CLASS = 5
 CLASS_NAMES = {0: "non-residual", 1: "residual"}
 

@@ -73,12 +73,27 @@ def _recommended_factors() -> dict[str, Recipe]:
         "rec-grabcut": ("GrabCut", _pipeline(p, grabcut=GrabCutConfig()), t),
         "rec-counts-linear": (
             "linear counts",
-            _pipeline(p, window=WindowConfig(transform="linear")),
+            _pipeline(p, window=dataclasses.replace(p.window, transform="linear")),
             t,
         ),
         "rec-counts-anscombe": (
             "Anscombe counts",
-            _pipeline(p, window=WindowConfig(transform="anscombe")),
+            _pipeline(p, window=dataclasses.replace(p.window, transform="anscombe")),
+            t,
+        ),
+        "rec-window-percentile": (
+            "window at the crop's 99.5th percentile, sqrt counts (the previous recipe's)",
+            _pipeline(p, window=WindowConfig()),
+            t,
+        ),
+        "rec-counts-sqrt": (
+            "square-root counts",
+            _pipeline(p, window=dataclasses.replace(p.window, transform="sqrt")),
+            t,
+        ),
+        "rec-crop-100mm-native": (
+            "crop 100 mm at 48 x 48 (native resolution)",
+            _pipeline(_crop(p, 100.0), output=OutputConfig((48, 48))),
             t,
         ),
         "rec-no-augment": (

@@ -48,9 +48,20 @@ class CropConfig(Config):
 
 @dataclass(frozen=True)
 class WindowConfig(Config):
-    """Step 2: counts to 8 bits: clip at a percentile of the crop, transform, scale to 0..255."""
+    """Step 2: counts to 8 bits: clip at a level, transform, scale to 0..255.
+
+    The clip level is referenced to the crop itself (`reference="percentile"`: its
+    `clip_percentile`, the paper's) or to the local background (`"background"`: `clip_ratio`
+    times the median of the counts, smoothed by `BACKGROUND_SIGMA_MM`, in a ring `ring_mm`
+    around the bed, measured on the whole view before cropping,
+    `thyrocad.preprocess.background`). The background reference keeps a focus's contrast to
+    the neck's soft tissue, which a per-crop percentile scales away.
+    """
 
     clip_percentile: float = 99.5
+    reference: str = "percentile"  # "percentile" | "background"
+    clip_ratio: float = 32.0  # "background": clip at this multiple of the ring's median
+    ring_mm: tuple[float, float] = (35.0, 60.0)  # "background": inner and outer radius
     # "linear" | "sqrt" | "log" | "anscombe" (2 sqrt(counts + 3/8) of the clipped counts,
     # scaled to 0..255: the Poisson variance-stabilising transform, which depends on the counts
     # themselves, not only on their ratio to the clip level)
@@ -136,6 +147,15 @@ def _validate(cfg: PipelineConfig) -> None:
         (cfg.crop.uncertain_scale >= 1, "crop uncertain_scale must be >= 1"),
         (0 < cfg.window.clip_percentile <= 100, "window clip_percentile must be in (0, 100]"),
         (
+            cfg.window.reference in ("percentile", "background"),
+            "window reference: percentile|background",
+        ),
+        (cfg.window.clip_ratio > 1, "window clip_ratio must be > 1"),
+        (
+            len(cfg.window.ring_mm) == 2 and 0 <= cfg.window.ring_mm[0] < cfg.window.ring_mm[1],
+            "window ring_mm must be (inner, outer) with 0 <= inner < outer",
+        ),
+        (
             cfg.window.transform in ("linear", "sqrt", "log", "anscombe"),
             "window transform: linear|sqrt|log|anscombe",
         ),
@@ -174,10 +194,13 @@ RECOMMENDED_SIZE = (32, 32)
 
 def recommended_config() -> PipelineConfig:
     """The recommended recipe's preprocessing (docs/experiment.md *Ablation*): a 60 mm crop at
-    about its native resolution (27 pixels of 2.2 mm, resized to 32 x 32), square-root counts,
-    no histogram equalization, no GrabCut."""
+    about its native resolution (27 pixels of 2.2 mm, resized to 32 x 32), counts clipped at
+    32 times the neck's background around the bed and log-transformed (the contrast of a
+    focus to the tissue around it, which the peak detector measures), no histogram
+    equalization, no GrabCut."""
     return PipelineConfig(
         crop=CropConfig(width_mm=RECOMMENDED_CROP_MM, height_mm=RECOMMENDED_CROP_MM),
+        window=WindowConfig(reference="background", transform="log"),
         equalize=EqualizeConfig(enabled=False),
         grabcut=GrabCutConfig(enabled=False),
         output=OutputConfig(size=RECOMMENDED_SIZE),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from thyrocad.errors import PreprocessError
-from thyrocad.preprocess import steps
+from thyrocad.preprocess import background, steps
 from thyrocad.preprocess.config import PipelineConfig, default_config
 from thyrocad.preprocess.steps import CropBox, Flag
 from thyrocad.study import Study, View
@@ -105,7 +105,9 @@ class Pipeline:
         flags += new
         cropped, new = steps.crop(counts, box)
         flags += new
-        window8, new = steps.window_to_uint8(cropped, cfg.window)
+        window8, new = steps.window_to_uint8(
+            cropped, cfg.window, self._background(counts, spacing_mm, center, bed.scale_mm)
+        )
         flags += new
         equalized = steps.equalize(window8, cfg.equalize)
         bed_in_crop = (center[0] - box.row0, center[1] - box.col0)
@@ -140,6 +142,20 @@ class Pipeline:
             (im.view, self.run(im.counts, study.pixel_spacing_mm, beds.get(im.view.value)))
             for im in study.images
         ]
+
+    def _background(
+        self,
+        counts: np.ndarray,
+        spacing_mm: tuple[float, float] | None,
+        center: tuple[float, float],
+        scale_mm: float | None,
+    ) -> float | None:
+        """The view's ring background around the bed when the window is referenced to it."""
+        window = self.config.window
+        if window.reference != "background":
+            return None
+        mm = background.pixel_mm(counts.shape, spacing_mm, scale_mm)
+        return background.ring_background(counts, center, mm, window.ring_mm)
 
     def _crop_mm(
         self, box: CropBox, spacing_mm: tuple[float, float] | None, enlarge: float

@@ -274,8 +274,12 @@ def uncrop(
     return out
 
 
-def window_to_uint8(crop_counts: np.ndarray, cfg: WindowConfig) -> tuple[np.ndarray, list[Flag]]:
-    """Counts to 0..255: clip at the crop's `clip_percentile`, transform, scale; flags oddities."""
+def window_to_uint8(
+    crop_counts: np.ndarray, cfg: WindowConfig, background: float | None = None
+) -> tuple[np.ndarray, list[Flag]]:
+    """Counts to 0..255: clip at the crop's `clip_percentile` (or, with `cfg.reference ==
+    "background"`, at `cfg.clip_ratio` times `background`, the view's ring median),
+    transform, scale; flags oddities."""
     peak = float(crop_counts.max())
     if peak <= 0:
         return np.zeros(crop_counts.shape, np.uint8), [Flag.BLANK]
@@ -284,7 +288,12 @@ def window_to_uint8(crop_counts: np.ndarray, cfg: WindowConfig) -> tuple[np.ndar
     flags: list[Flag] = []
     if np.mean(crop_counts == peak) > SATURATION_SHARE:
         flags.append(Flag.SATURATED)
-    high = float(np.percentile(crop_counts, cfg.clip_percentile))
+    if cfg.reference == "background":
+        if background is None or not background > 0:
+            raise PreprocessError("a background-referenced window needs the view's background")
+        high = cfg.clip_ratio * background
+    else:
+        high = float(np.percentile(crop_counts, cfg.clip_percentile))
     if high <= 0:
         high = peak
         flags.append(Flag.SPARSE)

@@ -2,7 +2,8 @@
 
 `recommended` is the default of `thyrocad train` and a row of the demo: `small_cnn` trained
 from scratch in full mode on the `recommended` preprocessing (a 60 mm crop at about its native
-resolution, no equalization, no GrabCut), each training batch flipped and shifted at random
+resolution, counts over the neck's background around the bed, log-transformed, no
+equalization, no GrabCut), each training batch flipped and shifted at random
 (`thyrocad.training.augment`), chosen from the ablation in docs/experiment.md.
 `paper` is the paper's training (ResNet-18, head mode, lr 1e-5), as `thyrocad train` did
 before 0.5; `paper_pipeline` is the paper's preprocessing with the demo's head training
@@ -47,9 +48,9 @@ def _recommended() -> Recipe:
             flip=True,
             shift_px=2,
         ),
-        summary="small_cnn from scratch, full mode, 60 mm crop at 32 x 32, sqrt counts, "
-        "no equalization, no GrabCut, Adam lr 1e-3, 20 epochs, random left-right flips and "
-        "shifts of up to 2 pixels",
+        summary="small_cnn from scratch, full mode, 60 mm crop at 32 x 32, counts clipped at "
+        "32 x the 35-60 mm ring background, log counts, no equalization, no GrabCut, Adam "
+        "lr 1e-3, 20 epochs, random left-right flips and shifts of up to 2 pixels",
     )
 
 

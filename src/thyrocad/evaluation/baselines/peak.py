@@ -9,7 +9,8 @@ smoothed spot near the bed is compared with the tissue around it:
 - **Region.** The maximum of the smoothed counts within `SEARCH_MM` (25 mm) of the bed centre
   placed by the same locator as the crop (`thyrocad.preprocess.landmarks.locate_thyroid_bed`).
 - **Background.** The median of the smoothed counts in a ring `RING_MM` (35-60 mm) around the
-  bed centre: the neck's soft tissue, robust to a salivary gland or node inside the ring.
+  bed centre: the neck's soft tissue, robust to a salivary gland or node inside the ring
+  (`thyrocad.preprocess.background`: the recommended recipe's window divides by the same).
 - **Score.** Peak over background per view, summed over the study's views. A background below
   `MIN_BACKGROUND_PER_MM2` (half a count on a 2.2 mm pixel) counts as that floor, scaled to
   the view's pixel area, so the same patient scores the same at any pixel size.
@@ -21,16 +22,15 @@ split's training patients, like the uptake ratio's.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM
+from thyrocad.preprocess import background
 from thyrocad.preprocess.steps import located_bed
 from thyrocad.study import Study
 
-SIGMA_MM = 5.0
+SIGMA_MM = background.BACKGROUND_SIGMA_MM
 SEARCH_MM = 25.0
 RING_MM = (35.0, 60.0)
-MIN_BACKGROUND_PER_MM2 = 0.5 / 2.2**2  # counts per mm^2: half a count on a 2.2 mm pixel
+MIN_BACKGROUND_PER_MM2 = background.MIN_BACKGROUND_PER_MM2
 
 
 def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
@@ -38,15 +38,12 @@ def peak_ratio(counts: np.ndarray, spacing_mm: tuple[float, float] | None) -> fl
     it, on one view."""
     img = np.asarray(counts, dtype=np.float64)
     bed = located_bed(img, spacing_mm)
-    mm = float(spacing_mm[0]) if spacing_mm else (bed.scale_mm or ASSUMED_FIELD_MM / img.shape[1])
-    smooth = ndimage.gaussian_filter(img, SIGMA_MM / mm)
-    rows, cols = np.indices(img.shape)
-    distance = np.hypot(rows - bed.center_rc[0], cols - bed.center_rc[1]) * mm
+    mm = background.pixel_mm(img.shape, spacing_mm, bed.scale_mm)
+    smooth = background.smoothed(img, mm)
+    distance = background.distance_mm(img.shape, bed.center_rc, mm)
     near = smooth[distance <= SEARCH_MM]
-    ring = smooth[(distance >= RING_MM[0]) & (distance <= RING_MM[1])]
     peak = float(near.max()) if near.size else 0.0
-    background = float(np.median(ring)) if ring.size else 0.0
-    return peak / max(background, MIN_BACKGROUND_PER_MM2 * mm * mm)
+    return peak / background.ring_median(smooth, distance, RING_MM, mm)
 
 
 def study_score(study: Study) -> float:

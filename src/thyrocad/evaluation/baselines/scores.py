@@ -21,7 +21,7 @@ from thyrocad.cache import Store, make_key, source_digest
 from thyrocad.data.cohort import Patient, load_cohort
 from thyrocad.errors import ConfigError
 from thyrocad.evaluation.baselines import cho, peak, uptake_ratio
-from thyrocad.preprocess import landmarks
+from thyrocad.preprocess import background, landmarks
 
 
 def _uptake(_: str, patient: Patient) -> list[float]:
@@ -42,7 +42,7 @@ def _cho_true_bed(cohort_dir: str, patient: Patient) -> list[float]:
 
 OBSERVERS = {
     "uptake_ratio": (_uptake, (uptake_ratio, landmarks)),
-    "peak": (_peak, (peak, landmarks)),
+    "peak": (_peak, (peak, landmarks, background)),
     "cho": (_cho, (cho, landmarks)),
     "cho_true_bed": (_cho_true_bed, (cho,)),
 }

@@ -24,11 +24,7 @@ def _preprocessing(pre: dict[str, Any]) -> str:
             else "at a fixed position"
         )
         steps.append(f"cropped to {crop['width_mm']:g} × {crop['height_mm']:g} mm {how}")
-    window = pre.get("window", {})
-    steps.append(
-        f"windowed ({window.get('transform', 'linear')} transform, clipped at the "
-        f"{window.get('clip_percentile', 100):g}th percentile) to 8 bits"
-    )
+    steps.append(_window(pre.get("window", {})))
     eq = pre.get("equalize", {})
     if eq.get("enabled"):
         steps.append(f"histogram-equalised ({eq.get('method')})")
@@ -37,6 +33,18 @@ def _preprocessing(pre: dict[str, Any]) -> str:
     size = pre.get("output", {}).get("size", [224, 224])
     steps.append(f"resized to {size[0]} × {size[1]} pixels")
     return ", ".join(steps)
+
+
+def _window(window: dict[str, Any]) -> str:
+    if window.get("reference") == "background":
+        inner, outer = window.get("ring_mm", (35, 60))
+        clip = (
+            f"clipped at {window.get('clip_ratio'):g} times the median of the smoothed counts "
+            f"in a {inner:g}-{outer:g} mm ring around the bed"
+        )
+    else:
+        clip = f"clipped at the {window.get('clip_percentile', 100):g}th percentile"
+    return f"windowed ({window.get('transform', 'linear')} transform, {clip}) to 8 bits"
 
 
 def _models(agg: Aggregate) -> str:
