@@ -186,7 +186,9 @@ def overlay_figure(overlays: Sequence[ViewOverlay]) -> Figure:
         ax.set_title(item.view.value)
         _side_marks(ax, item.view, "white")
         ax.axis("off")
-    fig.suptitle(f"{GRADCAM_TITLE} (every call; peaks often miss the remnant)", fontsize=10)
+    fig.suptitle(
+        f"{GRADCAM_TITLE} (every call; where the network looked, not a segmentation)", fontsize=10
+    )
     fig.tight_layout()
     return fig
 
