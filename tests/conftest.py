@@ -1,6 +1,7 @@
 """Suite-wide fixtures.
 
 - thyrocad's caches ($THYROCAD_HOME) go to a temporary folder, never ~/.cache.
+- A local Ray instance (`ray_local`), started once per session by the first test that asks.
 - Phantom cohorts and model bundles, built once per test session (lazily, by whichever test asks
   first) into pytest's temporary folders. Bundles are made by
   `thyrocad.training.workflow.train_bundle`, the workflow behind `thyrocad train`, with tiny
@@ -136,3 +137,26 @@ def png_file(tmp_path_factory, thyrocad_home) -> Path:
     config = PhantomConfig(n_patients=2, n_residual=1, seed=8)
     folder = _phantom(tmp_path_factory.mktemp("png") / "cohort", config, fmt="png")
     return sorted((folder / "images").rglob("*.png"))[0]
+
+
+# --- distributed execution ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[str]:
+    """A local 2-CPU Ray instance for the session (one start for every module that asks; reused
+    if something else started one). Its workers import the test modules (runs defined in tests
+    are unpickled there) as well as what this process imports."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}},
+        )
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()

@@ -27,23 +27,28 @@ FLAGS = [
 ]
 
 
-@pytest.fixture
-def page(tmp_path):
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (a launch costs seconds); each test gets a context
+    of its own, which shares no cookies, storage or cache with the others."""
     if not CHROMIUM.is_file():
         pytest.skip("Debian chromium is not installed (scripts/ci_services.sh installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1280, "height": 1000},
-        )
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         try:
-            yield context.new_page()
+            yield chromium
         finally:
-            context.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -100,11 +100,10 @@ def test_installed_script_exit_codes_and_log_level(tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(THYROCAD), *args], capture_output=True, text=True, timeout=120)
 
-    assert run("--version").stdout.strip() == f"thyrocad {thyrocad.__version__}"
+    ok = run("--log-level", "debug", "--version")  # each launch costs seconds: one for both
+    assert ok.returncode == 0 and ok.stdout.strip() == f"thyrocad {thyrocad.__version__}"
     bad = run("--log-level", "bogus", "version")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --log-level")
-    ok = run("--log-level", "debug", "--version")
-    assert ok.returncode == 0
     missing = run("--log-level", "error", "predict", str(tmp_path / "none"), str(tmp_path))
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]

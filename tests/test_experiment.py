@@ -270,18 +270,6 @@ def test_process_pool_gives_results_identical_to_sequential(first_run, cohort, t
     assert (pooled / "table.csv").read_bytes() == (out / "table.csv").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """A local 2-CPU Ray instance (reused if another test module started one)."""
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_small_experiment_on_a_local_ray_instance(first_run, cohort, tmp_path, ray_local):
     out, _ = first_run

@@ -52,24 +52,6 @@ class FakeRun:
         )
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    """A local 2-CPU Ray instance for the session (reused if another module started one)."""
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        tests_dir = str(Path(__file__).parent)  # so Ray workers can unpickle test-defined runs
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": tests_dir}},
-        )
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
-
-
 def _calls(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 

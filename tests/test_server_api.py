@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from click.testing import Result
 from PIL import Image
 from pydicom import dcmread
 from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
+from typer.testing import CliRunner
 
 import dicom_factory as factory
 from server_helpers import PASSWORD, THYROCAD, ServerProcess, new_db, tmp_uploads
+from thyrocad.cli.main import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 MAX_UPLOAD_MB = 4
@@ -327,31 +331,45 @@ def test_openapi_lists_the_operations(api):
     )
 
 
-def test_users_cli(tmp_path):
-    db = tmp_path / "private" / "u.db"
+@pytest.fixture
+def kept_umask():
+    """The umask of this process put back after the test (`thyrocad users` sets 0077)."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
 
-    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        cmd = [str(THYROCAD), "users", *args, "--db", str(db)]
-        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
+
+@pytest.mark.usefixtures("kept_umask")
+def test_users_cli(tmp_path):
+    """The first command is the real console script (a process of its own creates the database
+    0600 in a 0700 folder); the others run in this process, as each launch costs seconds."""
+    db = tmp_path / "private" / "u.db"
+    first = subprocess.run([str(THYROCAD), "users", "add", "carol", "--password-stdin", "--db",
+                            str(db)], input=PASSWORD + "\n", capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert db.stat().st_mode & 0o777 == 0o600 and db.parent.stat().st_mode & 0o777 == 0o700
+
+    def cli(*args: str, stdin: str = "") -> Result:
+        return CliRunner().invoke(app, ["users", *args, "--db", str(db)], input=stdin)
 
     def listed() -> dict[str, list[str]]:
         return {line.split()[0]: line.split()[1:3] for line in cli("list").stdout.splitlines()}
 
-    assert cli("add", "carol", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
-    assert db.stat().st_mode & 0o777 == 0o600 and db.parent.stat().st_mode & 0o777 == 0o700
     short = cli("add", "dave", "--password-stdin", stdin="short\n")
-    assert short.returncode == 1 and "10 to" in short.stderr
+    assert short.exit_code == 1 and "10 to" in short.stderr
     refused = cli("add", "dave", "--password-stdin", stdin=" " * 10 + "\n")
-    assert refused.returncode == 1 and "choose another" in refused.stderr  # and never echoed
+    assert refused.exit_code == 1 and "choose another" in refused.stderr  # and never echoed
     assert cli("add", "erin", "--role", "viewer", "--password-stdin",
-               stdin=PASSWORD + "\n").returncode == 0  # fmt: skip
+               stdin=PASSWORD + "\n").exit_code == 0  # fmt: skip
     duplicate = cli("add", "carol", "--password-stdin", stdin=PASSWORD + "\n")
-    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    assert cli("role", "carol", "admin").returncode == 0
-    assert cli("disable", "erin").returncode == 0
-    assert cli("passwd", "carol", "--password-stdin", stdin="another passphrase\n").returncode == 0
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.stderr
+    assert cli("role", "carol", "admin").exit_code == 0
+    assert cli("disable", "erin").exit_code == 0
+    assert cli("passwd", "carol", "--password-stdin", stdin="another passphrase\n").exit_code == 0
     assert listed() == {"carol": ["admin", "active"], "erin": ["viewer", "disabled"]}
-    assert cli("enable", "erin").returncode == 0
+    assert cli("enable", "erin").exit_code == 0
     with sqlite3.connect(db) as conn:
         stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
@@ -359,8 +377,8 @@ def test_users_cli(tmp_path):
         actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
     assert actions == ["user_add", "user_add", "user_role", "user_disable", "user_password",
                        "user_enable"]  # fmt: skip
-    assert cli("remove", "carol").returncode == 0
-    assert cli("remove", "carol").returncode == 1
+    assert cli("remove", "carol").exit_code == 0
+    assert cli("remove", "carol").exit_code == 1
 
 
 def test_restart_keeps_every_record(server, api):
