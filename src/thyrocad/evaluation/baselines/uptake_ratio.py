@@ -65,7 +65,9 @@ _MIN_BOX_SHARE = 0.25
 _VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
 
 
-def _box(shape: tuple[int, ...], rows: tuple[float, float], cols: tuple[float, float]):
+def _box(
+    shape: tuple[int, ...], rows: tuple[float, float], cols: tuple[float, float]
+) -> tuple[slice, slice]:
     r0, r1 = (round(np.clip(v, 0, shape[0])) for v in rows)
     c0, c1 = (round(np.clip(v, 0, shape[1])) for v in cols)
     return slice(r0, r1), slice(c0, c1)
