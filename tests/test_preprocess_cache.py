@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib
 import multiprocessing as mp
 from pathlib import Path
 
@@ -137,3 +139,37 @@ def test_key_covers_the_preprocessing_code(monkeypatch):
     assert len(cache_module.code_digest()) == 16
     monkeypatch.setattr(cache_module, "code_digest", lambda: "another-locator")
     assert cache_key(counts, (2.2, 2.2), config_hash) != before
+
+
+def _preprocess_imports(name: str, seen: set[str]) -> set[str]:
+    """The `thyrocad.preprocess` modules that module `name` imports, transitively."""
+    tree = ast.parse(Path(importlib.import_module(name).__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "thyrocad.preprocess":
+            found = {f"thyrocad.preprocess.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "thyrocad.preprocess."
+        ):
+            found = {node.module}
+        else:
+            continue
+        for module in found - seen:
+            seen.add(module)
+            _preprocess_imports(module, seen)
+    return seen
+
+
+def test_digest_covers_every_module_the_pipeline_runs(monkeypatch):
+    """A change to any module the pipeline computes with (e.g. the locator's hot-focus step)
+    gives new cache keys; only the settings (`config`) are covered by the config hash."""
+    digested: list[str] = []
+    monkeypatch.setattr(
+        cache_module, "source_digest", lambda *mods: digested.extend(m.__name__ for m in mods)
+    )
+    cache_module.code_digest.cache_clear()
+    try:
+        cache_module.code_digest()
+    finally:
+        cache_module.code_digest.cache_clear()
+    used = _preprocess_imports("thyrocad.preprocess.pipeline", {"thyrocad.preprocess.pipeline"})
+    assert used - {"thyrocad.preprocess.config"} <= set(digested)

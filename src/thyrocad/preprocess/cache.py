@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from thyrocad.cache import Store, default_directory, source_digest
-from thyrocad.preprocess import landmarks, pipeline, steps
+from thyrocad.preprocess import background, hot_foci, landmarks, pipeline, steps
 from thyrocad.preprocess.pipeline import Pipeline, PreprocessOutput
 from thyrocad.preprocess.steps import CropBox
 
@@ -33,7 +33,7 @@ def default_cache_dir() -> Path:
 def code_digest() -> str:
     """sha256 prefix of the source of the modules that compute a preprocessing output, so that
     a code change (e.g. a better bed locator) never reuses outputs of the old code."""
-    return source_digest(landmarks, pipeline, steps)
+    return source_digest(landmarks, hot_foci, background, pipeline, steps)
 
 
 def cache_key(

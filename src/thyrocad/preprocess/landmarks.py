@@ -41,6 +41,8 @@ import numpy as np
 from scipy import ndimage, stats
 from skimage.filters import threshold_otsu
 
+from thyrocad.preprocess.hot_foci import straighten_midline
+
 logger = logging.getLogger(__name__)
 
 ASSUMED_FIELD_MM = 563.0
@@ -243,7 +245,8 @@ def _not_found(img, outline: _Outline, mm: float, centre, marks) -> BedLocation:
 def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     """Body mask (blood pool) and, per row, the width and centre of the run through the
     midline (so that raised arms beside the head do not widen the neck), measured at
-    `_CORE_LEVEL` of the body level or of the row's median, whichever is higher."""
+    `_CORE_LEVEL` of the body level or of the row's median, whichever is higher; the midline
+    is interpolated across the rows that a hot off-midline focus bends (`hot_foci`)."""
     smooth = ndimage.gaussian_filter(img, 6.0 / mm)
     found = _body_mask(smooth)
     if found is None:
@@ -264,7 +267,7 @@ def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     right = _run_length(core[:, mid:])
     width = np.where(core[:, mid], (left + right - 1) * mm, 0.0)
     centre = np.where(core[:, mid], mid + (right - left) / 2.0, np.nan)
-    return _Outline(mask, width, centre, level)
+    return _Outline(mask, width, straighten_midline(centre, img, level, mm), level)
 
 
 def _run_length(mask: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ from thyrocad.data.splits import stratified_splits
 from thyrocad.decision import choose_threshold
 from thyrocad.errors import ObserverInputError
 from thyrocad.preprocess.config import CropConfig
+from thyrocad.preprocess.hot_foci import focal_maxima
 from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM
 from thyrocad.preprocess.steps import located_bed
 from thyrocad.study import Study, View
@@ -60,7 +61,6 @@ UNCERTAIN_ROI_SCALE = CropConfig.uncertain_scale
 NODE_LATERAL_MM = 35.0
 NODE_CONTRAST = 15.0
 NODE_MASK_MM = 20.0
-_PEAK_SIGMA_MM, _PEAK_SPACING_MM = 4.0, 15.0  # focus-sized smoothing; maxima this far apart
 _MIN_BOX_SHARE = 0.25
 _VIEWS = {"anterior": (View.ANTERIOR,), "both": (View.ANTERIOR, View.POSTERIOR)}
 
@@ -119,10 +119,7 @@ def hot_lateral_foci(img: np.ndarray, center_rc: tuple[float, float], mm: float)
     `center_rc`, within `NODE_MASK_MM` of the reference region; each masked within
     `NODE_MASK_MM`, inside its own watershed basin."""
     r, c = center_rc
-    near = ndimage.gaussian_filter(img, _PEAK_SIGMA_MM / mm)
-    size = max(3, round(_PEAK_SPACING_MM / mm) | 1)
-    peaks = (near == ndimage.maximum_filter(near, size=size)) & (near > 0)
-    rows, cols = np.nonzero(peaks)
+    near, rows, cols = focal_maxima(img, mm)
     lateral = np.abs(cols - c) * mm
     hot = (
         (np.abs(rows - r) * mm <= REF_HEIGHT_MM / 2 + NODE_MASK_MM)
@@ -133,6 +130,8 @@ def hot_lateral_foci(img: np.ndarray, center_rc: tuple[float, float], mm: float)
     mask = np.zeros(img.shape, dtype=bool)
     if not hot.any():
         return mask
+    peaks = np.zeros(img.shape, dtype=bool)
+    peaks[rows, cols] = True
     basins = watershed(-near, ndimage.label(peaks)[0])
     grid_r, grid_c = np.indices(img.shape)
     for fr, fc in zip(rows[hot], cols[hot], strict=True):
