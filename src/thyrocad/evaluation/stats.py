@@ -212,6 +212,34 @@ def delong_paired_test(
     )
 
 
+def delong_difference_in_differences(
+    y_true: ArrayLike,
+    scores_a1: ArrayLike,
+    scores_a2: ArrayLike,
+    scores_b1: ArrayLike,
+    scores_b2: ArrayLike,
+    conf_level: float = 0.95,
+) -> AucComparison:
+    """Test of AUC(a1) − AUC(a2) = AUC(b1) − AUC(b2), four score vectors on the same cases.
+
+    DeLong et al. (1988) test any contrast L·AUC of correlated AUCs with variance L S Lᵀ, S the
+    DeLong covariance; here L = (1, −1, −1, 1), referred to the normal distribution as the
+    paired test. `auc1` and `auc2` of the result are the two differences, `delta` theirs (e.g.
+    how much more locating the bed costs on one anatomy setting than on another).
+    """
+    _z_crit(conf_level)
+    aucs, cov = delong_covariance(y_true, scores_a1, scores_a2, scores_b1, scores_b2)
+    contrast = np.array([1.0, -1.0, -1.0, 1.0])
+    return _compare(
+        float(aucs[0] - aucs[1]),
+        float(aucs[2] - aucs[3]),
+        float(contrast @ cov @ contrast),
+        conf_level,
+        "delong-contrast",
+        None,
+    )
+
+
 def delong_unpaired_test(
     y1: ArrayLike,
     scores1: ArrayLike,
