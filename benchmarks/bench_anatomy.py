@@ -8,7 +8,8 @@ share of views flagged `bed_uncertain` and `bed_not_found`; and the uptake-ratio
 AUC (anterior view, mean (SD) over the paper's 10 stratified 3:1 splits) with its ROI on the
 located bed (taller when the bed is flagged uncertain, as the observer makes it) and on the
 true bed; and, as every setting holds the same patients, the located-bed AUC over all patients
-minus the default's with its 95 % CI (paired DeLong test, `thyrocad.evaluation.stats`). Then
+minus the default's with its 95 % CI (paired DeLong test, `thyrocad.evaluation.stats`), and
+the locator's cost (located- minus true-bed AUC) minus the default's (DeLong contrast). Then
 the real scintigrams of realdata/ and of a folder given with `--scans` (each with a
 bboxes.csv, as realdata/bboxes.csv)
 (does the crop hold the hand-drawn box around both lobes; confidence; flags) and neck fields
@@ -35,7 +36,11 @@ from PIL import Image
 from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth, residual_flags
 from thyrocad.evaluation.baselines.uptake_ratio import evaluate_on_splits, uptake_ratio
-from thyrocad.evaluation.stats import delong_paired_test
+from thyrocad.evaluation.stats import (
+    delong_difference_in_differences,
+    delong_paired_test,
+    roc_auc,
+)
 from thyrocad.preprocess import Flag, Pipeline
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.provenance import library_versions, machine_description
@@ -100,15 +105,33 @@ def summarise(rows: list[dict]) -> dict:
         "auc_true_bed": aucs["ratio_true"],
         "labels": labels,
         "ratio_located": [r["ratio_located"] for r in rows],
+        "ratio_true": [r["ratio_true"] for r in rows],
+        "auc_all": [roc_auc(labels, [r[k] for r in rows]) for k in ("ratio_located", "ratio_true")],
     }
 
 
 def paired_difference(setting: dict, default: dict) -> dict:
-    """Located-bed AUC over all patients minus the default's, paired DeLong (same patients)."""
+    """Located-bed AUC over all patients minus the default's, paired DeLong (same patients);
+    and the locator's cost (located- minus true-bed AUC) minus the default's, DeLong contrast."""
     if setting["labels"] != default["labels"]:
         raise ValueError("the settings hold different patients: no paired comparison")
     test = delong_paired_test(setting["labels"], setting["ratio_located"], default["ratio_located"])
-    return {"auc": test.auc1, "delta": test.delta, "se": test.se, "ci": (test.ci_low, test.ci_high)}
+    cost = delong_difference_in_differences(
+        setting["labels"],
+        setting["ratio_located"],
+        setting["ratio_true"],
+        default["ratio_located"],
+        default["ratio_true"],
+    )
+    return {
+        "auc": test.auc1,
+        "delta": test.delta,
+        "se": test.se,
+        "ci": (test.ci_low, test.ci_high),
+        "locator_cost": cost.auc1,
+        "locator_cost_vs_default": cost.delta,
+        "locator_cost_ci": (cost.ci_low, cost.ci_high),
+    }
 
 
 def phantom_table(args, pool) -> dict:
@@ -128,7 +151,7 @@ def phantom_table(args, pool) -> dict:
         if "default" in summaries and name != "default":
             s["paired_vs_default"] = paired_difference(s, summaries["default"])
     for s in summaries.values():  # the per-patient lists served the paired test only
-        del s["labels"], s["ratio_located"]
+        del s["labels"], s["ratio_located"], s["ratio_true"]
     header = (
         "anatomy",
         "residual views",
@@ -140,21 +163,26 @@ def phantom_table(args, pool) -> dict:
         "AUC, true bed",
         "AUC - default",
         "all patients: AUC, located / - default (95 % CI)",
+        "locator cost (located - true bed) / - default's (95 % CI)",
     )
     _print_header(header)
     for name, s in summaries.items():
         (al, asd), (at, atsd) = s["auc_located"], s["auc_true_bed"]
         d = s.get("paired_vs_default")
-        paired = (
-            f"{d['auc']:.3f} / {d['delta']:+.3f} ({d['ci'][0]:+.3f}, {d['ci'][1]:+.3f})"
+        paired, cost = (
+            (
+                f"{d['auc']:.3f} / {d['delta']:+.3f} ({d['ci'][0]:+.3f}, {d['ci'][1]:+.3f})",
+                f"{d['locator_cost']:+.3f} / {d['locator_cost_vs_default']:+.3f} "
+                f"({d['locator_cost_ci'][0]:+.3f}, {d['locator_cost_ci'][1]:+.3f})",
+            )
             if d
-            else "-"
+            else (f"{s['auc_all'][0]:.3f} / -", f"{s['auc_all'][0] - s['auc_all'][1]:+.3f} / -")
         )
         print(
             f"| {name} | {s['residual_views']} | {100 * s['crop_holds_all_foci']:.1f} % | "
             f"{s['error_mm_median']:.1f} / {s['error_mm_p95']:.1f} | "
             f"{100 * s['flagged_uncertain']:.1f} % | {100 * s['not_found']:.1f} % | "
-            f"{al:.3f} ({asd:.3f}) | {at:.3f} ({atsd:.3f}) | {al - base:+.3f} | {paired} |"
+            f"{al:.3f} ({asd:.3f}) | {at:.3f} ({atsd:.3f}) | {al - base:+.3f} | {paired} | {cost} |"
         )
     return summaries
 
