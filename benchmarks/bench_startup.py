@@ -6,9 +6,11 @@ versions in one run, interleaved) runs through the installed console script with
 to it. Prints, per tree and command, the wall time and the CPU time (user + sys of the child)
 of every repetition: on a shared machine the CPU time is the steadier one.
 
-Usage (any bundle; a tiny one: `thyrocad phantom c --patients 6 --residual 3`, then
-`thyrocad train c --out b --model squeezenet1_1 --mode head --init scratch --epochs 2`):
+Usage (any bundle; the one of docs/benchmarks.md was made by the first two lines):
 
+    thyrocad phantom c --patients 6 --residual 3 --seed 7
+    thyrocad train c --out b --model squeezenet1_1 --mode head --init scratch --epochs 2 \
+        --batch-size 4 --lr 1e-3 --operating-point argmax
     python benchmarks/bench_startup.py --bundle b --src /tmp/before/src src --repeat 3
 """
 
