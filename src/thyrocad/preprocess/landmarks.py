@@ -38,8 +38,8 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import ndimage, stats
-from skimage.filters import threshold_otsu
+import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI start-up
+import skimage  # likewise skimage.filters
 
 from thyrocad.preprocess.hot_foci import straighten_midline
 
@@ -142,7 +142,7 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
     if abs(tilt) < _MIN_TILT_DEG:
         found = _locate_upright(img, mm, centre, outline)
     else:
-        upright = np.clip(ndimage.rotate(img, tilt, reshape=False, order=1), 0.0, None)
+        upright = np.clip(scipy.ndimage.rotate(img, tilt, reshape=False, order=1), 0.0, None)
         found = _locate_upright(upright, mm, centre, _outline(upright, mm))
         back = _rotate_point(found.center_rc, tilt, img.shape)
         marks = {**found.landmarks, "tilt_deg": tilt}
@@ -247,7 +247,7 @@ def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     midline (so that raised arms beside the head do not widen the neck), measured at
     `_CORE_LEVEL` of the body level or of the row's median, whichever is higher; the midline
     is interpolated across the rows that a hot off-midline focus bends (`hot_foci`)."""
-    smooth = ndimage.gaussian_filter(img, 6.0 / mm)
+    smooth = scipy.ndimage.gaussian_filter(img, 6.0 / mm)
     found = _body_mask(smooth)
     if found is None:
         return None
@@ -261,7 +261,9 @@ def _outline(img: np.ndarray, mm: float) -> _Outline | None:
     row_level = np.ma.median(np.ma.masked_array(smooth, ~mask), axis=1).filled(level)
     core = mask & (smooth > _CORE_LEVEL * np.maximum(level, row_level)[:, None])
     bridge = max(3, round(15.0 / mm))  # ... noise holes do not
-    core = ndimage.minimum_filter1d(ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1)
+    core = scipy.ndimage.minimum_filter1d(
+        scipy.ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1
+    )
     core &= mask
     left = _run_length(core[:, mid::-1])
     right = _run_length(core[:, mid:])
@@ -282,12 +284,12 @@ def _body_mask(smooth: np.ndarray) -> tuple[np.ndarray, float] | None:
     clipped = np.minimum(smooth, np.percentile(smooth, 90))  # hot glands must not set the level
     if np.ptp(clipped) <= 0:
         return None
-    body_level = float(np.median(clipped[clipped > threshold_otsu(clipped)]))
+    body_level = float(np.median(clipped[clipped > skimage.filters.threshold_otsu(clipped)]))
     mask = smooth > _BODY_LEVEL * body_level
-    labels, n = ndimage.label(mask)
+    labels, n = scipy.ndimage.label(mask)
     if n == 0:
         return None
-    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
+    sizes = scipy.ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
     body = _fill_holes(labels == (int(np.argmax(sizes)) + 1))
     if body.mean() >= _MAX_BODY_FRACTION:
         return None  # no outline in a flat field
@@ -297,7 +299,7 @@ def _body_mask(smooth: np.ndarray) -> tuple[np.ndarray, float] | None:
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """`ndimage.binary_fill_holes` by labelling: background regions (4-connected, as there)
     that do not touch the border are holes. Same result, much faster (no iterated dilation)."""
-    background, _ = ndimage.label(~mask)
+    background, _ = scipy.ndimage.label(~mask)
     border = np.unique(
         np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
     )
@@ -306,7 +308,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def _smoothed_width(outline: _Outline, mm: float) -> np.ndarray:
     """Running median over 15 mm: a noisy row neither narrows nor widens the neck."""
-    return ndimage.median_filter(outline.width_mm, size=max(1, round(15.0 / mm)))
+    return scipy.ndimage.median_filter(outline.width_mm, size=max(1, round(15.0 / mm)))
 
 
 def _shoulder_row(outline: _Outline, mm: float) -> float | None:
@@ -322,7 +324,7 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
     rise[step:-step] = width[2 * step :] - width[: -2 * step]
     rise[width == 0] = 0.0
     peaks = np.flatnonzero(
-        (rise >= _WIDENING_MM) & (rise == ndimage.maximum_filter1d(rise, 2 * step))
+        (rise >= _WIDENING_MM) & (rise == scipy.ndimage.maximum_filter1d(rise, 2 * step))
     )
     top = int(np.argmax(width > 0))
     for best in peaks[::-1]:
@@ -381,7 +383,7 @@ def _tilt_deg(outline: _Outline, mm: float) -> float:
     rows = rows[np.isfinite(outline.centre[rows]) & (outline.width_mm[rows] > 20.0)]
     if rows.size < 40.0 / mm:
         return 0.0
-    slope = stats.theilslopes(outline.centre[rows], rows)[0]  # columns per row, going down
+    slope = scipy.stats.theilslopes(outline.centre[rows], rows)[0]  # columns per row, going down
     return float(np.clip(np.degrees(np.arctan(-slope)), -_MAX_TILT_DEG, _MAX_TILT_DEG))
 
 
@@ -461,14 +463,14 @@ def _blobs(img: np.ndarray, outline: _Outline, mm: float) -> tuple[np.ndarray, .
     `_BLOB_CONTRAST` above their surroundings (difference of Gaussians) and `_BLOB_Z` Poisson
     standard deviations (z) above them."""
     sigma = _BLOB_SIGMA_MM / mm
-    near = ndimage.gaussian_filter(img, sigma)
-    around = ndimage.gaussian_filter(img, _SURROUND_SIGMA_MM / mm)
+    near = scipy.ndimage.gaussian_filter(img, sigma)
+    around = scipy.ndimage.gaussian_filter(img, _SURROUND_SIGMA_MM / mm)
     noise = np.sqrt(np.maximum(around, 1e-6) / (4.0 * np.pi * sigma * sigma))
     size = max(3, round(12.0 / mm) | 1)
-    peaks = (near == ndimage.maximum_filter(near, size=size)) & (near > 0)
+    peaks = (near == scipy.ndimage.maximum_filter(near, size=size)) & (near > 0)
     peaks &= near >= _BLOB_CONTRAST * around
     peaks &= near - around >= _BLOB_Z * noise
-    peaks &= ndimage.maximum_filter(outline.mask, size=2 * max(1, int(10.0 / mm)) + 1)
+    peaks &= scipy.ndimage.maximum_filter(outline.mask, size=2 * max(1, int(10.0 / mm)) + 1)
     rows, cols = np.nonzero(peaks)
     return rows, cols, ((near - around) / noise)[rows, cols]
 
