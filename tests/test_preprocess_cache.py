@@ -9,7 +9,9 @@ import multiprocessing as mp
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from thyrocad.evaluation.baselines.scores import OBSERVERS
 from thyrocad.preprocess import Pipeline, PreprocessCache, cache_key, default_cache_dir, preset
 from thyrocad.preprocess import cache as cache_module
 from thyrocad.preprocess.config import CropConfig
@@ -173,3 +175,13 @@ def test_digest_covers_every_module_the_pipeline_runs(monkeypatch):
         cache_module.code_digest.cache_clear()
     used = _preprocess_imports("thyrocad.preprocess.pipeline", {"thyrocad.preprocess.pipeline"})
     assert used - {"thyrocad.preprocess.config"} <= set(digested)
+
+
+@pytest.mark.parametrize("observer", ["uptake_ratio", "peak", "cho"])
+def test_observer_feature_keys_cover_the_locator(observer):
+    """The cached features of an observer that places its ROI on the located bed are keyed by
+    every module of the locator, so a better locator is never served stale scores."""
+    locator = _preprocess_imports(
+        "thyrocad.preprocess.landmarks", {"thyrocad.preprocess.landmarks"}
+    )
+    assert locator <= {module.__name__ for module in OBSERVERS[observer][1]}

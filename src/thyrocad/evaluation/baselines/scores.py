@@ -21,7 +21,7 @@ from thyrocad.cache import Store, make_key, source_digest
 from thyrocad.data.cohort import Patient, load_cohort
 from thyrocad.errors import ConfigError
 from thyrocad.evaluation.baselines import cho, peak, uptake_ratio
-from thyrocad.preprocess import background, landmarks
+from thyrocad.preprocess import background, hot_foci, landmarks
 
 
 def _uptake(_: str, patient: Patient) -> list[float]:
@@ -40,10 +40,11 @@ def _cho_true_bed(cohort_dir: str, patient: Patient) -> list[float]:
     return cho.patient_channels(patient.load_study(), cho.true_beds(cohort_dir, patient.patient_id))
 
 
+LOCATOR = (landmarks, hot_foci)  # the code that places the bed, in every located observer's key
 OBSERVERS = {
-    "uptake_ratio": (_uptake, (uptake_ratio, landmarks)),
-    "peak": (_peak, (peak, landmarks, background)),
-    "cho": (_cho, (cho, landmarks)),
+    "uptake_ratio": (_uptake, (uptake_ratio, *LOCATOR)),
+    "peak": (_peak, (peak, background, *LOCATOR)),
+    "cho": (_cho, (cho, *LOCATOR)),
     "cho_true_bed": (_cho_true_bed, (cho,)),
 }
 TRAINING_FREE = ("uptake_ratio", "peak")  # their one feature is their decision variable
