@@ -38,8 +38,8 @@ def straighten_midline(centre: np.ndarray, img: np.ndarray, level: float, mm: fl
     """The per-row outline `centre` (columns, NaN outside the body) with the rows near hot
     off-midline foci (module doc) interpolated from the rows around them."""
     inside = np.isfinite(centre)
-    if inside.sum() < 2:
-        return centre
+    if inside.sum() < 2 or img.max() < HOT_OVER_BODY * level:
+        return centre  # a smoothed maximum never exceeds the raw one: no hot focus (most views)
     near, rows, cols = focal_maxima(img, mm)
     midline = float(np.median(centre[inside]))
     off = np.abs(cols - midline) * mm >= OFF_MIDLINE_MM
