@@ -23,6 +23,8 @@ from thyrocad.preprocess.steps import CropBox
 logger = logging.getLogger(__name__)
 
 KIND = "preprocess"
+LOCATOR_MODULES = (landmarks, hot_foci)
+"""The code that places the thyroid bed: in every key of an output that depends on it."""
 
 
 def default_cache_dir() -> Path:
@@ -33,7 +35,7 @@ def default_cache_dir() -> Path:
 def code_digest() -> str:
     """sha256 prefix of the source of the modules that compute a preprocessing output, so that
     a code change (e.g. a better bed locator) never reuses outputs of the old code."""
-    return source_digest(landmarks, hot_foci, background, pipeline, steps)
+    return source_digest(*LOCATOR_MODULES, background, pipeline, steps)
 
 
 def cache_key(

@@ -21,7 +21,8 @@ from thyrocad.cache import Store, make_key, source_digest
 from thyrocad.data.cohort import Patient, load_cohort
 from thyrocad.errors import ConfigError
 from thyrocad.evaluation.baselines import cho, peak, uptake_ratio
-from thyrocad.preprocess import background, hot_foci, landmarks
+from thyrocad.preprocess import background
+from thyrocad.preprocess.cache import LOCATOR_MODULES as LOCATOR
 
 
 def _uptake(_: str, patient: Patient) -> list[float]:
@@ -40,7 +41,6 @@ def _cho_true_bed(cohort_dir: str, patient: Patient) -> list[float]:
     return cho.patient_channels(patient.load_study(), cho.true_beds(cohort_dir, patient.patient_id))
 
 
-LOCATOR = (landmarks, hot_foci)  # the code that places the bed, in every located observer's key
 OBSERVERS = {
     "uptake_ratio": (_uptake, (uptake_ratio, *LOCATOR)),
     "peak": (_peak, (peak, background, *LOCATOR)),
