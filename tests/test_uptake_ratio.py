@@ -96,17 +96,19 @@ def _node_with_halo(shape, rc, mm: float, total: float) -> np.ndarray:
     return core + _gaussian(shape, rc, 35 * 2.355 / mm, 0.25 * total)
 
 
-def test_a_hot_lateral_node_is_masked_and_raises_no_roi():
-    """A node 40 mm beside the bed, 60 times as hot as a 10 mm remnant would be, with its
-    scatter halo, on a non-residual phantom view: it is masked (its centre; nothing within
-    `NODE_LATERAL_MM` of the bed column), and the ratio stays within 15 % of the view's
-    without it, where the ROI mean alone rises by over half."""
+@pytest.mark.parametrize("lateral_mm", [33.0, 40.0])
+def test_a_hot_lateral_node_is_masked_and_raises_no_roi(lateral_mm):
+    """A node 33 or 40 mm beside the bed (the phantom's nodes: 32-55 mm), 60 times as hot as
+    a 10 mm remnant would be, with its scatter halo, on a non-residual phantom view: it is
+    masked (its centre; nothing within `NODE_LATERAL_MM` - 20 mm of the bed column), and the
+    ratio stays within 15 % of the view's without it, where the ROI mean alone rises by over
+    half."""
     cfg = PhantomConfig(seed=0)
     sim = simulate_patient(cfg, 1, residual=False)
     bed = ground_truth(cfg, sim)["thyroid_bed_center"]["anterior"]
     rc, mm = (bed["row_px"], bed["col_px"]), 2.2
     img = sim.counts[View.ANTERIOR].astype(np.float64)
-    node_rc = (rc[0] + 10 / mm, rc[1] - 40 / mm)
+    node_rc = (rc[0] + 10 / mm, rc[1] - lateral_mm / mm)
     with_node = img + _node_with_halo(img.shape, node_rc, mm, 10000 * _column_mean(img, rc, mm))
     mask = hot_lateral_foci(with_node, rc, mm)
     assert mask[round(node_rc[0]), round(node_rc[1])]

@@ -17,7 +17,9 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
   10 mm above the lower cricoid border) lies `SMG_TO_BED_MM` below the SMG centroid and
   `NOTCH_TO_BED_MM` above the SSN (PN §9.0 chain: SMG 70 mm above the cricoid, SSN 40 mm
   below). Each landmark gives an estimate with the spread of its links (`_SIGMA_MM`); with
-  both, they are weighted by inverse variance, unless they disagree.
+  both, they are weighted by inverse variance, unless they disagree;
+- the column is the mean of the glands' midpoint and the neck midline at the bed row
+  (`thyrocad.preprocess.outline.midline_at`), else whichever was found.
 
 The *confidence* is the modelled probability that the bed region (35 mm either side of its
 centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), for a normal
@@ -39,9 +41,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI start-up
-import skimage  # likewise skimage.filters
 
-from thyrocad.preprocess.hot_foci import straighten_midline
+from thyrocad.preprocess.outline import Outline, body_outline, midline_at, smoothed_width
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +83,8 @@ _BLOB_SIGMA_MM, _SURROUND_SIGMA_MM = 5.0, 20.0  # blob detector: gland-sized vs 
 _BLOB_CONTRAST, _BLOB_Z = 1.15, 2.0  # a blob: 15 % and 2 Poisson SDs above its surroundings
 _PAIR_Z = 7.0  # a gland pair: z of both blobs together (one gland is often fainter)
 _STRONG_PAIR = 0.5  # with the notch known, pairs under half the strongest one's z are dropped
-_MAX_BODY_FRACTION = 0.9
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
 _MAX_TILT_DEG = 25.0
-_BODY_LEVEL = 0.3  # outline threshold, fraction of the typical body level
-_CORE_LEVEL = 0.5  # widths are measured at this fraction (raised arms stay apart)
 
 
 @dataclass(frozen=True)
@@ -104,14 +102,6 @@ class BedLocation:
     @property
     def uncertain(self) -> bool:
         return self.confidence < CONFIDENT
-
-
-@dataclass(frozen=True)
-class _Outline:
-    mask: np.ndarray
-    width_mm: np.ndarray  # per row: width of the body run through the midline (0 outside)
-    centre: np.ndarray  # per row: centre column of that run (NaN outside)
-    level: float  # typical blood-pool level of the body (smoothed counts)
 
 
 def locate_thyroid_bed(
@@ -135,7 +125,7 @@ def locate_thyroid_bed(
 
 def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
     """Deskew a tilted view, find the landmarks upright, map the centre back."""
-    outline = _outline(img, mm)
+    outline = body_outline(img, mm)
     if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     tilt = _tilt_deg(outline, mm)
@@ -143,7 +133,7 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
         found = _locate_upright(img, mm, centre, outline)
     else:
         upright = np.clip(scipy.ndimage.rotate(img, tilt, reshape=False, order=1), 0.0, None)
-        found = _locate_upright(upright, mm, centre, _outline(upright, mm))
+        found = _locate_upright(upright, mm, centre, body_outline(upright, mm))
         back = _rotate_point(found.center_rc, tilt, img.shape)
         marks = {**found.landmarks, "tilt_deg": tilt}
         method = found.method + "+deskew" if found.found else found.method
@@ -165,7 +155,7 @@ def _with_estimated_scale(found: BedLocation) -> BedLocation:
 
 
 def _locate_upright(
-    img: np.ndarray, mm: float, centre: tuple[float, float], outline: _Outline | None
+    img: np.ndarray, mm: float, centre: tuple[float, float], outline: Outline | None
 ) -> BedLocation:
     """The landmark search on an upright view."""
     if outline is None:
@@ -191,7 +181,7 @@ def _locate_upright(
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
     row = float(np.clip(row, 0, img.shape[0] - 1))
-    col = glands[1] if glands is not None else _midline_at(outline, row, mm)
+    col = _column(glands, midline_at(outline, row, neck, mm))
     if col is None:
         return BedLocation(centre, False, method, "no neck outline at the bed level", 0.0, marks)
     return BedLocation((row, float(col)), True, method, reason, confidence, marks)
@@ -225,7 +215,17 @@ def _confidence(sigma_mm: float) -> float:
     return math.erf(_MARGIN_MM / (sigma_mm * math.sqrt(2.0)))
 
 
-def _not_found(img, outline: _Outline, mm: float, centre, marks) -> BedLocation:
+def _column(glands: tuple | None, midline: float | None) -> float | None:
+    """The bed column: the mean of the glands' midpoint and the neck midline at the bed row,
+    two estimates of one line with independent errors (a tilt misjudged over the 60 mm from
+    the glands down moves only the first; an outline that is not symmetric, only the
+    second), else the one found."""
+    if glands is None or midline is None:
+        return midline if glands is None else glands[1]
+    return (glands[1] + midline) / 2.0
+
+
+def _not_found(img, outline: Outline, mm: float, centre, marks) -> BedLocation:
     """Neither landmark: report the middle of the neck (narrowest outline) as a fallback."""
     reason = "neither the shoulders nor the submandibular glands were found"
     rows = np.flatnonzero(outline.width_mm > 0)
@@ -242,81 +242,12 @@ def _not_found(img, outline: _Outline, mm: float, centre, marks) -> BedLocation:
 # --- the body outline ------------------------------------------------------------------------
 
 
-def _outline(img: np.ndarray, mm: float) -> _Outline | None:
-    """Body mask (blood pool) and, per row, the width and centre of the run through the
-    midline (so that raised arms beside the head do not widen the neck), measured at
-    `_CORE_LEVEL` of the body level or of the row's median, whichever is higher; the midline
-    is interpolated across the rows that a hot off-midline focus bends (`hot_foci`)."""
-    smooth = scipy.ndimage.gaussian_filter(img, 6.0 / mm)
-    found = _body_mask(smooth)
-    if found is None:
-        return None
-    mask, level = found
-    cols = np.arange(mask.shape[1], dtype=float)
-    counts = mask.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_col = (mask * cols).sum(axis=1) / counts
-    mid = round(float(np.nanmedian(mean_col)))
-    # the halo of a hot focus raises a row's counts beyond the body edge, and its median too
-    row_level = np.ma.median(np.ma.masked_array(smooth, ~mask), axis=1).filled(level)
-    core = mask & (smooth > _CORE_LEVEL * np.maximum(level, row_level)[:, None])
-    bridge = max(3, round(15.0 / mm))  # ... noise holes do not
-    core = scipy.ndimage.minimum_filter1d(
-        scipy.ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1
-    )
-    core &= mask
-    left = _run_length(core[:, mid::-1])
-    right = _run_length(core[:, mid:])
-    width = np.where(core[:, mid], (left + right - 1) * mm, 0.0)
-    centre = np.where(core[:, mid], mid + (right - left) / 2.0, np.nan)
-    return _Outline(mask, width, straighten_midline(centre, img, level, mm), level)
-
-
-def _run_length(mask: np.ndarray) -> np.ndarray:
-    """Per row: number of leading True values."""
-    stops = np.argmin(mask, axis=1)
-    return np.where(mask.all(axis=1), mask.shape[1], stops).astype(float)
-
-
-def _body_mask(smooth: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Largest connected region brighter than `_BODY_LEVEL` x the typical body level (the
-    median of the pixels above an Otsu threshold), holes filled; and that level."""
-    clipped = np.minimum(smooth, np.percentile(smooth, 90))  # hot glands must not set the level
-    if np.ptp(clipped) <= 0:
-        return None
-    body_level = float(np.median(clipped[clipped > skimage.filters.threshold_otsu(clipped)]))
-    mask = smooth > _BODY_LEVEL * body_level
-    labels, n = scipy.ndimage.label(mask)
-    if n == 0:
-        return None
-    sizes = scipy.ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
-    body = _fill_holes(labels == (int(np.argmax(sizes)) + 1))
-    if body.mean() >= _MAX_BODY_FRACTION:
-        return None  # no outline in a flat field
-    return body, body_level
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """`ndimage.binary_fill_holes` by labelling: background regions (4-connected, as there)
-    that do not touch the border are holes. Same result, much faster (no iterated dilation)."""
-    background, _ = scipy.ndimage.label(~mask)
-    border = np.unique(
-        np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
-    )
-    return ~np.isin(background, border[border > 0])
-
-
-def _smoothed_width(outline: _Outline, mm: float) -> np.ndarray:
-    """Running median over 15 mm: a noisy row neither narrows nor widens the neck."""
-    return scipy.ndimage.median_filter(outline.width_mm, size=max(1, round(15.0 / mm)))
-
-
-def _shoulder_row(outline: _Outline, mm: float) -> float | None:
+def _shoulder_row(outline: Outline, mm: float) -> float | None:
     """The shoulder line: below a plausible neck with the head above it (the crown of the
     head narrows too), the lowest row where the outline has widened by `_WIDENING_MM` and
     stays wide down to the chest (`_TORSO_MM`). Raised arms widen the outline beside the
     head for a while, above the neck, but do not stay wide."""
-    width = _smoothed_width(outline, mm)
+    width = smoothed_width(outline, mm)
     step = max(1, round(30.0 / mm))
     if width.size <= 2 * step:
         return None
@@ -348,7 +279,7 @@ def _shoulder_row(outline: _Outline, mm: float) -> float | None:
     return None
 
 
-def _arms_raised(outline: _Outline, shoulder: float | None, mm: float) -> bool:
+def _arms_raised(outline: Outline, shoulder: float | None, mm: float) -> bool:
     """Raised arms: above the neck, the body outline (arms included) is more than
     `_ARMS_SPAN` times as wide as the run through the midline (the head)."""
     if shoulder is None:
@@ -361,17 +292,17 @@ def _arms_raised(outline: _Outline, shoulder: float | None, mm: float) -> bool:
     return bool(np.median(span / outline.width_mm[rows]) >= _ARMS_SPAN)
 
 
-def _neck_width_px(outline: _Outline, shoulder: float | None, mm: float) -> float | None:
+def _neck_width_px(outline: Outline, shoulder: float | None, mm: float) -> float | None:
     """Median outline width (pixels) over the 50 mm above the shoulder line."""
     if shoulder is None:
         return None
-    width = _smoothed_width(outline, mm)
+    width = smoothed_width(outline, mm)
     rows = slice(max(0, int(shoulder - 60.0 / mm)), max(1, int(shoulder - 10.0 / mm)))
     values = width[rows][width[rows] > 0]
     return float(np.median(values)) / mm if values.size else None
 
 
-def _tilt_deg(outline: _Outline, mm: float) -> float:
+def _tilt_deg(outline: Outline, mm: float) -> float:
     """In-plane tilt of the neck: angle of the outline midline from the vertical (positive =
     head towards larger columns), a robust (Theil-Sen) fit over the 120 mm above the shoulder
     line; 0 when the shoulders are not found."""
@@ -395,19 +326,8 @@ def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[floa
     return float(cr + dr * np.cos(a) + dc * np.sin(a)), float(cc + dc * np.cos(a) - dr * np.sin(a))
 
 
-def _midline_at(outline: _Outline, row: float, mm: float) -> float | None:
-    lo = int(max(0, row - 10 / mm))
-    hi = int(min(outline.centre.size, row + 10 / mm + 1))
-    values = outline.centre[lo:hi]
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else None
-
-
-# --- the submandibular glands ----------------------------------------------------------------
-
-
 def _submandibular(
-    img: np.ndarray, outline: _Outline, notch: float | None, mm: float, slack_mm: float = 0.0
+    img: np.ndarray, outline: Outline, notch: float | None, mm: float, slack_mm: float = 0.0
 ) -> tuple[float, float, bool] | None:
     """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
     `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
@@ -458,7 +378,7 @@ def _has_parotids_above(glands: tuple, pairs: list[tuple], mm: float) -> bool:
     )
 
 
-def _blobs(img: np.ndarray, outline: _Outline, mm: float) -> tuple[np.ndarray, ...]:
+def _blobs(img: np.ndarray, outline: Outline, mm: float) -> tuple[np.ndarray, ...]:
     """(rows, cols, z) of compact bright blobs in or near the body: local maxima that stand
     `_BLOB_CONTRAST` above their surroundings (difference of Gaussians) and `_BLOB_Z` Poisson
     standard deviations (z) above them."""
@@ -475,7 +395,7 @@ def _blobs(img: np.ndarray, outline: _Outline, mm: float) -> tuple[np.ndarray, .
     return rows, cols, ((near - around) / noise)[rows, cols]
 
 
-def _symmetric_pairs(rows: np.ndarray, cols: np.ndarray, outline: _Outline, mm: float):
+def _symmetric_pairs(rows: np.ndarray, cols: np.ndarray, outline: Outline, mm: float):
     """Index pairs (i, j) of blobs either side of the midline, level, centred, gland-apart."""
     mid = outline.centre[rows]
     left = np.isfinite(mid) & (cols < mid)

@@ -14,9 +14,11 @@ counts per pixel of the neck background beside it, on the anterior view.
   two boxes and leaves the median nearly unchanged, where it raised a plain mean.
 - Hot lateral foci (`hot_lateral_foci`): a focus `NODE_CONTRAST` times the background's
   median box mean or more, over `NODE_LATERAL_MM` beside the bed centre, in or next to the
-  reference region, is not thyroid bed: remnants lie within 2.5 cm of the midline
-  (PHANTOM_NUMBERS §5, §9.2: lobe centres +-1.5-2.5 cm, and a large lobe remnant reaches
-  1 cm further), lateral cervical nodes 1-5 cm beside the bed (§4.5). Its pixels within
+  reference region, is not thyroid bed: a remnant's maximum lies at its lobe centre, within
+  2.5 cm of the midline (PHANTOM_NUMBERS §5, §9.2: lobe centres +-1.5-2.5 cm; a large lobe
+  remnant reaches 1 cm further, but its maximum stays at the centre), lateral cervical nodes
+  1-5 cm beside the bed (§4.5); the 5 mm to spare cover the locator's column error (p90 4-9
+  mm across the anatomy settings, docs/phantom.md). Its pixels within
   `NODE_MASK_MM`, in its own watershed basin (a remnant with its own maximum keeps its
   pixels), are left out of the ROI and the boxes (a box left with under a quarter of its
   pixels is dropped). Its far scatter halo cannot be masked and slopes across the neck, so
@@ -58,7 +60,7 @@ REF_OUTER_MM = 48.0
 REF_HEIGHT_MM = 90.0
 REF_BANDS = 6
 UNCERTAIN_ROI_SCALE = CropConfig.uncertain_scale
-NODE_LATERAL_MM = 35.0
+NODE_LATERAL_MM = 30.0
 NODE_CONTRAST = 15.0
 NODE_MASK_MM = 20.0
 _MIN_BOX_SHARE = 0.25

@@ -1,0 +1,112 @@
+"""The body outline of a planar neck view, row by row: how wide the run through the midline is
+and where its centre lies (the neck midline), for the thyroid-bed locator
+(`thyrocad.preprocess.landmarks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy  # its submodules (ndimage) load on first use: a quick CLI start-up
+import skimage  # likewise skimage.filters
+
+from thyrocad.preprocess.hot_foci import straighten_midline
+
+_MAX_BODY_FRACTION = 0.9
+_BODY_LEVEL = 0.3  # outline threshold, fraction of the typical body level
+_CORE_LEVEL = 0.5  # widths are measured at this fraction (raised arms stay apart)
+_MIDLINE_ROWS_MM = 15.0  # the midline at a row: the median over the rows this far around it
+_NECK_ROW_SLACK_MM = 40.0  # ... no wider than the neck and this much more
+
+
+@dataclass(frozen=True)
+class Outline:
+    """Per-row body outline of a planar view (`body_outline`)."""
+
+    mask: np.ndarray
+    width_mm: np.ndarray  # per row: width of the body run through the midline (0 outside)
+    centre: np.ndarray  # per row: centre column of that run (NaN outside)
+    level: float  # typical blood-pool level of the body (smoothed counts)
+
+
+def body_outline(img: np.ndarray, mm: float) -> Outline | None:
+    """Body mask (blood pool) and, per row, the width and centre of the run through the
+    midline (so that raised arms beside the head do not widen the neck), measured at
+    `_CORE_LEVEL` of the body level or of the row's median, whichever is higher; the midline
+    is interpolated across the rows that a hot off-midline focus bends (`hot_foci`)."""
+    smooth = scipy.ndimage.gaussian_filter(img, 6.0 / mm)
+    found = _body_mask(smooth)
+    if found is None:
+        return None
+    mask, level = found
+    cols = np.arange(mask.shape[1], dtype=float)
+    counts = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_col = (mask * cols).sum(axis=1) / counts
+    mid = round(float(np.nanmedian(mean_col)))
+    # the halo of a hot focus raises a row's counts beyond the body edge, and its median too
+    row_level = np.ma.median(np.ma.masked_array(smooth, ~mask), axis=1).filled(level)
+    core = mask & (smooth > _CORE_LEVEL * np.maximum(level, row_level)[:, None])
+    bridge = max(3, round(15.0 / mm))  # ... noise holes do not
+    core = scipy.ndimage.minimum_filter1d(
+        scipy.ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1
+    )
+    core &= mask
+    left = _run_length(core[:, mid::-1])
+    right = _run_length(core[:, mid:])
+    width = np.where(core[:, mid], (left + right - 1) * mm, 0.0)
+    centre = np.where(core[:, mid], mid + (right - left) / 2.0, np.nan)
+    return Outline(mask, width, straighten_midline(centre, img, level, mm), level)
+
+
+def _run_length(mask: np.ndarray) -> np.ndarray:
+    """Per row: number of leading True values."""
+    stops = np.argmin(mask, axis=1)
+    return np.where(mask.all(axis=1), mask.shape[1], stops).astype(float)
+
+
+def _body_mask(smooth: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Largest connected region brighter than `_BODY_LEVEL` x the typical body level (the
+    median of the pixels above an Otsu threshold), holes filled; and that level."""
+    clipped = np.minimum(smooth, np.percentile(smooth, 90))  # hot glands must not set the level
+    if np.ptp(clipped) <= 0:
+        return None
+    body_level = float(np.median(clipped[clipped > skimage.filters.threshold_otsu(clipped)]))
+    mask = smooth > _BODY_LEVEL * body_level
+    labels, n = scipy.ndimage.label(mask)
+    if n == 0:
+        return None
+    sizes = scipy.ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
+    body = fill_holes(labels == (int(np.argmax(sizes)) + 1))
+    if body.mean() >= _MAX_BODY_FRACTION:
+        return None  # no outline in a flat field
+    return body, body_level
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`ndimage.binary_fill_holes` by labelling: background regions (4-connected, as there)
+    that do not touch the border are holes. Same result, much faster (no iterated dilation)."""
+    background, _ = scipy.ndimage.label(~mask)
+    border = np.unique(
+        np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    )
+    return ~np.isin(background, border[border > 0])
+
+
+def smoothed_width(outline: Outline, mm: float) -> np.ndarray:
+    """Running median over 15 mm: a noisy row neither narrows nor widens the neck."""
+    return scipy.ndimage.median_filter(outline.width_mm, size=max(1, round(15.0 / mm)))
+
+
+def midline_at(outline: Outline, row: float, neck: float | None, mm: float) -> float | None:
+    """Median outline centre within `_MIDLINE_ROWS_MM` of `row`, over the rows no more than
+    `_NECK_ROW_SLACK_MM` wider than the neck (`neck` pixels): where the shoulders or raised
+    arms join the run through the midline, its centre leaves the midline."""
+    lo = int(max(0, row - _MIDLINE_ROWS_MM / mm))
+    hi = int(min(outline.centre.size, row + _MIDLINE_ROWS_MM / mm + 1))
+    values = outline.centre[lo:hi]
+    keep = np.isfinite(values)
+    if neck is not None:
+        keep &= outline.width_mm[lo:hi] <= neck * mm + _NECK_ROW_SLACK_MM
+    return float(np.median(values[keep])) if keep.any() else None
