@@ -153,6 +153,15 @@ def test_ablate_runs_every_variant_on_the_same_splits(cohort, tmp_path, monkeypa
     expected = {"paper_pipeline", "recommended", *ablation_names(), "peak", "uptake_ratio"}
     assert set(rows) == expected
     assert rows["paper_pipeline"].split(" | ")[3] == "reference"
+    methods = (out / "latest" / "methods.md").read_text()  # each recipe's own settings
+    assert "Backbones:" not in methods  # no model of the paper's pipeline ran, only recipes
+    assert (
+        "Recipe 'recommended' (random initialisation; mode 'full' (all layers fine-tuned)): "
+        "each view was cropped to 60 × 60 mm" in methods
+    )
+    assert "resized to 32 × 32 pixels; Adam (learning rate 0.001, weight decay 0.0001)" in methods
+    assert "20 epochs, random left-right flips and random shifts of up to 2 pixels." in methods
+    assert "Recipe 'ablate-rec-crop-40mm'" in methods and "cropped to 40 × 40 mm" in methods
     assert "of 2" in rows["ablate-rec-grabcut"]  # DeLong per split against the reference
     predictions = (out / "latest" / "predictions.csv").read_text().splitlines()[1:]
     tested = {}

@@ -47,10 +47,39 @@ def _window(window: dict[str, Any]) -> str:
     return f"windowed ({window.get('transform', 'linear')} transform, {clip}) to 8 bits"
 
 
-def _models(agg: Aggregate) -> str:
-    cnns = [e for e in agg.entries if e.kind == "model" and e.ran]
-    text = ", ".join(f"{e.name} ({e.short_initialisation})" for e in cnns)
-    return text or "none"
+def _paper_pipeline(exp: dict[str, Any], settings: dict[str, Any], cnns: list) -> str:
+    """The preprocessing and training shared by the experiment's models (not its recipes)."""
+    names = ", ".join(f"{e.name} ({e.short_initialisation})" for e in cnns)
+    return (
+        f"Each view was {_preprocessing(settings.get('preprocess', {}))} "
+        f"(preset '{exp['preprocess']}'). Backbones: {names}; mode '{exp['mode']}' "
+        + _mode_text(exp["mode"])
+        + f". Training used Adam (learning rate {exp['lr']:g}, weight decay "
+        f"{exp['weight_decay']:g}), batch size {exp['batch_size']}, {exp['epochs']} epochs, "
+        "cross-entropy and class-balanced sampling with replacement (inverse class frequency)."
+        + (_BATCHED if exp.get("batched_splits") and exp["mode"] != "head" else "")
+    )
+
+
+def _recipe(entry, recipe: dict[str, Any]) -> str:
+    """One recipe row: its own preprocessing, model and training (`thyrocad.training.recipes`)."""
+    train = recipe["train"]
+    augment = [
+        text
+        for text, on in (
+            ("random left-right flips", train.get("flip")),
+            (f"random shifts of up to {train.get('shift_px')} pixels", train.get("shift_px")),
+        )
+        if on
+    ]
+    return (
+        f"Recipe '{entry.name}' ({entry.short_initialisation}; mode '{train['mode']}' "
+        f"{_mode_text(train['mode'])}): each view was {_preprocessing(recipe['pipeline'])}; "
+        f"Adam (learning rate {train['lr']:g}, weight decay {train['weight_decay']:g}), batch "
+        f"size {train['batch_size']}, {train['epochs']} epochs"
+        + (f", {' and '.join(augment)}" if augment else "")
+        + "."
+    )
 
 
 def methods_text(agg: Aggregate, settings: dict[str, Any], versions: dict[str, str]) -> str:
@@ -68,6 +97,9 @@ def methods_text(agg: Aggregate, settings: dict[str, Any], versions: dict[str, s
         "",
     )
     baselines = [e.name for e in agg.entries if e.kind == "baseline" and e.ran]
+    recipes = settings.get("recipes", {})
+    ran = [e for e in agg.entries if e.kind == "model" and e.ran]
+    models = [e for e in ran if e.name not in recipes]
     parts = [
         f"The cohort comprised {n_patients} patients ({cohort.get('n_residual', '?')} with and "
         f"{cohort.get('n_non_residual', '?')} without residual thyroid tissue). We drew "
@@ -75,15 +107,13 @@ def methods_text(agg: Aggregate, settings: dict[str, Any], versions: dict[str, s
         f"each trained on {n_patients - n_test} patients and tested on {n_test} "
         f"({counts.get('residual', '?')} residual, {counts.get('non_residual', '?')} "
         "non-residual); both views of a patient stayed on one side of every split.",
-        f"Each view was {_preprocessing(settings.get('preprocess', {}))} "
-        f"(preset '{exp['preprocess']}').",
-        f"Backbones: {_models(agg)}; mode '{exp['mode']}' "
-        + _mode_text(exp["mode"])
-        + f". Training used Adam (learning rate {exp['lr']:g}, weight decay "
-        f"{exp['weight_decay']:g}), batch size {exp['batch_size']}, {exp['epochs']} epochs, "
-        "cross-entropy and class-balanced sampling with replacement (inverse class frequency); "
-        f"a patient's probability was the {exp['view_fusion']} over its usable views."
-        + (_BATCHED if exp.get("batched_splits") and exp["mode"] != "head" else ""),
+        *([_paper_pipeline(exp, settings, models)] if models else []),
+        *(_recipe(e, recipes[e.name]) for e in ran if e.name in recipes),
+        *(
+            [f"A patient's probability was the {exp['view_fusion']} over its usable views."]
+            if ran
+            else []
+        ),
         f"Operating point of the CNNs: {cnn_point or exp['operating_point']}."
         + (
             f" Classical observers ({', '.join(baselines)}) were fitted on each split's "
@@ -102,7 +132,7 @@ def methods_text(agg: Aggregate, settings: dict[str, Any], versions: dict[str, s
     if settings.get("test_cohort"):
         ext = settings["test_cohort"]
         parts.insert(
-            4,
+            len(parts) - 2,  # before the statistics and the software
             f"Every split's model was also applied to an external cohort of "
             f"{ext['n_patients']} patients ({ext['n_residual']} residual, "
             f"{ext['n_non_residual']} non-residual) at the same threshold.",
