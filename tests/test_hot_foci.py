@@ -55,7 +55,7 @@ def test_faint_or_midline_foci_leave_the_midline_alone(focus_col, peak):
 def test_node_halo_no_longer_pulls_the_bed_sideways(index):
     """`hot_nodes` patients (seed 0, anterior view) whose node halo once bent the midline and
     the tilt so that the bed was placed 21-68 mm to the side: now within 12 mm of its column
-    (2-10 mm; the located column's p90 on 200 `hot_nodes` patients of this seed: 9 mm)."""
+    (0-10 mm; the located column's p90 on 200 `hot_nodes` patients of this seed: 9 mm)."""
     cfg = PhantomConfig(anatomy="hot_nodes", seed=0)
     sim = simulate_patient(cfg, index, residual=False)
     truth = ground_truth(cfg, sim)
