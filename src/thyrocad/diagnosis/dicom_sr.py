@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from thyrocad.errors import DicomResultError
 from thyrocad.io.identity import FIELDS, PatientFields, read_patient_fields
 from thyrocad.io.privacy import describe_exception
 from thyrocad.study import View
+from thyrocad.warning_filters import filtered
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ def reference_header(path: str | Path) -> tuple[Dataset, PatientFields]:
     valid UID the results must reference."""
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with filtered("ignore"):
             source = pydicom.dcmread(path, stop_before_pixels=True)
             uids = {k: str(source.get(k) or "") for k in _REQUIRED}
             image = {k: int(source.get(k) or 0) for k in _IMAGE}  # highdicom checks these
@@ -103,8 +102,9 @@ def reference_header(path: str | Path) -> tuple[Dataset, PatientFields]:
     reference = Dataset()
     for keyword, value in {**uids, **image, "Modality": modality}.items():
         setattr(reference, keyword, value)
-    for keyword in FIELDS:
-        setattr(reference, keyword, fields.values[keyword])
+    with filtered("ignore"):  # pydicom validates (e.g. a name over 64 characters) and warns
+        for keyword in FIELDS:
+            setattr(reference, keyword, fields.values[keyword])
     if not all(v.isascii() for v in fields.values.values()):
         reference.SpecificCharacterSet = "ISO_IR 192"  # UTF-8
     return reference, fields
@@ -277,8 +277,7 @@ def write_dicom_results(
 def _built(builder, *args):
     """`builder(*args)`; a library's refusal as DicomResultError without its message."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # highdicom's warnings quote names
+        with filtered("ignore"):  # highdicom's warnings quote names
             return builder(*args)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise DicomResultError(

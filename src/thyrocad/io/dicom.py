@@ -41,7 +41,6 @@ decoding is an error too.
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +69,7 @@ from thyrocad.io.dicom_header import (
     view_from_code,
 )
 from thyrocad.study import Study, View, ViewImage
+from thyrocad.warning_filters import filtered
 
 __all__ = [
     "METADATA_KEYS",
@@ -170,12 +170,15 @@ def _decode(path: Path, header: Header) -> np.ndarray:
         check_pixel_data(ds, header, path)
     syntax = header.transfer_syntax
     with (
-        warnings.catch_warnings(),
         translated(PixelDecodeError, f"{path}: pixel data cannot be decoded"),
+        filtered("always", UserWarning, record=True) as caught,
     ):
-        # pydicom only warns about data that does not fit the header (PITFALLS 1.3): refuse it.
-        warnings.simplefilter("error", UserWarning)
         stored = decode_pixels(ds, decoding_plugin=_PREFERRED_PLUGINS.get(syntax, ""))
+        # pydicom only warns about data that does not fit the header (PITFALLS 1.3): refuse
+        # it. Recorded, not raised: an error filter would reach other threads' warnings too.
+        refusal = next((w for w in caught if "pydicom" in w.filename), None)  # not others
+        if refusal is not None:
+            raise refusal.category(str(refusal.message))
     stored = stored.reshape((1, *stored.shape)) if stored.ndim == 2 else stored
     if stored.shape != (header.frames, header.rows, header.columns):
         raise InconsistentHeaderError(

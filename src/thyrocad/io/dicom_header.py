@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from thyrocad.errors import (
 from thyrocad.io.dicom_codes import LEGACY_VIEW_CODES, VIEW_CODES
 from thyrocad.io.privacy import redact
 from thyrocad.study import View
+from thyrocad.warning_filters import filtered
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,8 +100,7 @@ def translated(error: type[InputError], what: str) -> Iterator[None]:
 @contextmanager
 def quiet_pydicom() -> Iterator[None]:
     """Keep pydicom's parse warnings out of the output: they may quote header values."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with filtered("always", record=True) as caught:
         yield
     if caught:
         logger.debug(

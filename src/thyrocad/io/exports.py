@@ -8,7 +8,6 @@ no pixel spacing, so `pixel_spacing_mm` is None and `spacing_note` says so.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from thyrocad.errors import (
 )
 from thyrocad.io.dicom import check_input_file, check_planar_aspect
 from thyrocad.study import Study, View, ViewImage
+from thyrocad.warning_filters import filtered
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ def read_image_export(
 def _pillow_errors(path: Path) -> Iterator[None]:
     """Map Pillow's errors while reading `path` to InputError subclasses."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with filtered("error", Image.DecompressionBombWarning):  # only Pillow raises it
             yield
     except InputError:
         raise

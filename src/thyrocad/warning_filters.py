@@ -1,0 +1,31 @@
+"""Warning filters that hold when threads interleave.
+
+`warnings.catch_warnings` saves and restores the process-wide filter list: it is not
+thread-safe (Python documentation, `warnings`). In the web app, requests and report builders
+run in threads; one thread decoding pixels with UserWarning turned into an error made a
+harmless pydicom warning in another request (a patient name over 64 characters) a server
+error, and two blocks that overlap can restore each other's filters for good. Every thyrocad
+block that changes the filters enters `filtered`, which holds one process-wide lock for the
+block's duration, and none turns a warning from any library into an error: a caller that must
+refuse on a warning records them and checks the record (`thyrocad.io.dicom`).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_LOCK = threading.RLock()
+
+
+@contextmanager
+def filtered(
+    action: str, category: type[Warning] = Warning, *, record: bool = False
+) -> Iterator[list[warnings.WarningMessage] | None]:
+    """`warnings.catch_warnings(record=record)` with `simplefilter(action, category)`, under
+    the process-wide lock (module doc); yields the record list when `record`."""
+    with _LOCK, warnings.catch_warnings(record=record) as caught:
+        warnings.simplefilter(action, category)
+        yield caught
