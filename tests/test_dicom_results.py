@@ -180,7 +180,7 @@ NON_CONFORMANT = [
     ("PatientSex", "CS", b"X", "", "not M, F or O"),
     ("PatientSex", "CS", b"male", "M", "mapped"),
     ("PatientSex", "CS", b"W", "", "not M, F or O"),
-    ("PatientName", "PN", b"ZZSENTINEL^" + b"A" * 90, "ZZSENTINEL^" + "A" * 64, "truncated"),
+    ("PatientName", "PN", b"ZZSENTINEL^" + b"A" * 90, "ZZSENTINEL^" + "A" * 53, "truncated"),
     ("PatientID", "LO", b"ZZSENTINEL-ID-" + b"9" * 70, "ZZSENTINEL-ID-" + "9" * 50, "truncated"),
     ("AccessionNumber", "SH", b"ACC-" + b"7" * 20, "ACC-" + "7" * 12, "truncated"),
     ("StudyDate", "DA", b"2020/03/04", "20200304", "reformatted"),

@@ -15,6 +15,7 @@ import json
 import logging
 import struct
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -105,6 +106,26 @@ def hostile_studies(tmp_path: Path) -> dict[str, bytes]:
 )  # fmt: skip
 def test_sanitisers(vr, raw, clean):
     assert SANITISERS[vr](raw)[0] == clean
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ZZSENTINEL^" + "X" * 80,
+        "DOE^" + "J" * 40 + "^" + "K" * 40,
+        "A" * 70 + "=" + "B" * 70 + "=C=D",
+    ],
+)
+def test_long_names_fit_each_component_group(raw):
+    """DICOM limits each `=` component group of a PN to 64 characters (PS3.5 Table 6.2-1):
+    the sanitised name is one that pydicom's validation accepts without a warning."""
+    clean, note = SANITISERS["PN"](raw)
+    groups = clean.split("=")
+    assert len(groups) <= 3 and all(0 < len(g) <= 64 for g in groups) and "truncated" in note
+    assert raw.startswith(groups[0][:-1])  # cut at the end: the family name is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Dataset().PatientName = clean
 
 
 def test_redaction_withholds_quoted_values():

@@ -11,7 +11,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from pydicom import uid
+from pydicom.dataset import Dataset
 
 import dicom_factory as factory
 from thyrocad.diagnosis.dicom_sr import reference_header
@@ -71,4 +73,18 @@ def test_a_long_patient_name_while_another_thread_decodes_pixels(tmp_path: Path)
         long_name = factory.nm_dataset(patient_name="ZZSENTINEL^" + "X" * 80)
         named = factory.write_dicom(long_name, tmp_path / "pacs.dcm")
     errors = _in_threads(lambda: read_study(pixels), lambda: reference_header(named), repeats=150)
+    assert not errors, errors[:1]
+
+
+def _unguarded_pydicom_warning() -> None:
+    Dataset().PatientName = "ZZSENTINEL^" + "X" * 80  # pydicom validates and warns
+
+
+@pytest.mark.filterwarnings("ignore:The PN component length")
+def test_a_decoder_does_not_take_another_threads_warning_for_its_own(tmp_path: Path):
+    """The decoder refuses a file when pydicom warns while decoding it; a pydicom warning that
+    another thread raises outside any block meanwhile must not refuse a good file (checked:
+    with a record of every thread's warnings, the decoding job fails)."""
+    pixels = factory.write_dicom(factory.nm_dataset(), tmp_path / "rle.dcm", uid.RLELossless)
+    errors = _in_threads(lambda: read_study(pixels), _unguarded_pydicom_warning, repeats=150)
     assert not errors, errors[:1]

@@ -176,7 +176,7 @@ def _decode(path: Path, header: Header) -> np.ndarray:
         stored = decode_pixels(ds, decoding_plugin=_PREFERRED_PLUGINS.get(syntax, ""))
         # pydicom only warns about data that does not fit the header (PITFALLS 1.3): refuse
         # it. Recorded, not raised: an error filter would reach other threads' warnings too.
-        ours = [w for w in caught if "pydicom" in w.filename]  # not other threads' warnings
+        ours = [w for w in caught if "pydicom" in w.filename]  # not another library's
         refusal = next((w for w in ours if issubclass(w.category, UserWarning)), None)
         if refusal is not None:
             raise refusal.category(str(refusal.message))

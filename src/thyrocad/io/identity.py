@@ -25,7 +25,7 @@ from pydicom.multival import MultiValue
 from thyrocad.warning_filters import filtered
 
 PN_DELIMITERS = {0x5C, 0x3D, 0x5E}  # '\', '=', '^'
-MAX_LENGTH = {"PN": 64, "LO": 64, "SH": 16}  # per name component for PN
+MAX_LENGTH = {"PN": 64, "LO": 64, "SH": 16}  # PN: per component group (PS3.5 Table 6.2-1)
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "O": "O", "OTHER": "O"}
 
 # Patient and study attributes copied into results, with their value representation.
@@ -136,12 +136,14 @@ def _long_string(text: str, limit: int) -> tuple[str, str]:
 
 
 def _person_name(text: str) -> tuple[str, str]:
+    """At most three component groups (alphabetic=ideographic=phonetic) of at most 64
+    characters each, cut at the end of the group (the given names before the family name)."""
     value, note = _first_value(_printable(text))
     groups = value.split("=")
-    parts = [[c[: MAX_LENGTH["PN"]] for c in g.split("^")] for g in groups[:3]]
-    fixed = "=".join("^".join(c) for c in parts)
-    if len(groups) > 3 or any(len(c) > MAX_LENGTH["PN"] for g in groups for c in g.split("^")):
-        note = f"name components longer than {MAX_LENGTH['PN']} characters: truncated"
+    limit = MAX_LENGTH["PN"]
+    fixed = "=".join(g[:limit].rstrip("^ ") if len(g) > limit else g for g in groups[:3])
+    if len(groups) > 3 or any(len(g) > limit for g in groups):
+        note = f"name longer than {limit} characters per component group: truncated"
     return fixed, note
 
 
