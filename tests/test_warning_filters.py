@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 import dicom_factory as factory
 from thyrocad.diagnosis.dicom_sr import reference_header
 from thyrocad.io.read import read_study
-from thyrocad.warning_filters import filtered
+from thyrocad.warning_filters import filtered, quiet
 
 
 def _in_threads(*jobs: Callable[[], object], repeats: int) -> list[BaseException]:
@@ -88,3 +88,70 @@ def test_a_decoder_does_not_take_another_threads_warning_for_its_own(tmp_path: P
     pixels = factory.write_dicom(factory.nm_dataset(), tmp_path / "rle.dcm", uid.RLELossless)
     errors = _in_threads(lambda: read_study(pixels), _unguarded_pydicom_warning, repeats=150)
     assert not errors, errors[:1]
+
+
+class _QuietThread(threading.Thread):
+    """A thread that enters `quiet`, waits for `go`, warns, sets `warned` and leaves the
+    block when `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go, self.warned, self.release = threading.Event(), threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        with quiet():
+            self.go.wait(10)
+            warnings.warn("from the quiet thread", UserWarning, stacklevel=1)
+            self.warned.set()
+            self.release.wait(10)
+
+
+def test_quiet_drops_its_own_threads_warnings_only():
+    shown_before = warnings.showwarning
+    with warnings.catch_warnings(record=True) as caught:  # one thread so far
+        warnings.simplefilter("always")
+        silent = _QuietThread()
+        silent.start()
+        silent.go.set()
+        silent.warned.wait(10)
+        warnings.warn("from the main thread", UserWarning, stacklevel=1)
+        silent.release.set()
+        silent.join()
+    assert [str(w.message) for w in caught] == ["from the main thread"]
+    assert warnings.showwarning is shown_before  # put back when no thread is quiet
+
+
+def test_quiet_holds_no_lock_while_it_runs(tmp_path: Path):
+    """A thread that builds DICOM results (quiet, about 0.1 s per object) must not make
+    another thread's pixel decoding (a `filtered` block) wait for it (checked: with
+    `filtered("ignore")` in place of `quiet` the decoding waits for the release)."""
+    pixels = factory.write_dicom(factory.nm_dataset(), tmp_path / "rle.dcm", uid.RLELossless)
+    silent = _QuietThread()
+    silent.start()
+    reader = threading.Thread(target=read_study, args=(pixels,))
+    reader.start()
+    reader.join(5)
+    finished = not reader.is_alive()
+    silent.go.set()
+    silent.release.set()
+    silent.join()
+    reader.join()
+    assert finished
+
+
+def test_a_record_skips_a_quiet_threads_warnings():
+    """A decoder's record made while another thread is quiet holds only its own warnings;
+    the quiet thread's are dropped, neither recorded nor shown."""
+    with warnings.catch_warnings(record=True) as shown:  # one thread so far
+        warnings.simplefilter("always")
+        silent = _QuietThread()
+        silent.start()
+        with filtered("always", UserWarning, record=True) as caught:
+            silent.go.set()
+            silent.warned.wait(10)
+            warnings.warn("the decoder's own", UserWarning, stacklevel=1)
+        silent.release.set()  # it leaves `quiet` once the record block has let go
+        silent.join()
+    assert silent.warned.is_set()
+    assert [str(w.message) for w in caught] == ["the decoder's own"]
+    assert not shown

@@ -39,7 +39,7 @@ from thyrocad.errors import DicomResultError
 from thyrocad.io.identity import FIELDS, PatientFields, read_patient_fields
 from thyrocad.io.privacy import describe_exception
 from thyrocad.study import View
-from thyrocad.warning_filters import filtered
+from thyrocad.warning_filters import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def reference_header(path: str | Path) -> tuple[Dataset, PatientFields]:
     valid UID the results must reference."""
     path = Path(path)
     try:
-        with filtered("ignore"):
+        with quiet():
             source = pydicom.dcmread(path, stop_before_pixels=True)
             uids = {k: str(source.get(k) or "") for k in _REQUIRED}
             image = {k: int(source.get(k) or 0) for k in _IMAGE}  # highdicom checks these
@@ -102,7 +102,7 @@ def reference_header(path: str | Path) -> tuple[Dataset, PatientFields]:
     reference = Dataset()
     for keyword, value in {**uids, **image, "Modality": modality}.items():
         setattr(reference, keyword, value)
-    with filtered("ignore"):  # pydicom validates (e.g. a name over 64 characters) and warns
+    with quiet():  # pydicom validates (e.g. a name over 64 characters) and warns
         for keyword in FIELDS:
             setattr(reference, keyword, fields.values[keyword])
     if not all(v.isascii() for v in fields.values.values()):
@@ -277,7 +277,7 @@ def write_dicom_results(
 def _built(builder, *args):
     """`builder(*args)`; a library's refusal as DicomResultError without its message."""
     try:
-        with filtered("ignore"):  # highdicom's warnings quote names
+        with quiet():  # highdicom's warnings quote names
             return builder(*args)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise DicomResultError(

@@ -22,7 +22,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from thyrocad.warning_filters import filtered
+from thyrocad.warning_filters import quiet
 
 PN_DELIMITERS = {0x5C, 0x3D, 0x5E}  # '\', '=', '^'
 MAX_LENGTH = {"PN": 64, "LO": 64, "SH": 16}  # PN: per component group (PS3.5 Table 6.2-1)
@@ -85,7 +85,7 @@ def read_patient_fields(ds: Dataset) -> PatientFields:
 def patient_identity(path: Path) -> dict[str, str]:
     """Name, ID, birth date, sex, study date and accession of a DICOM file, sanitised (the web
     app stores them only when configured to; they never go to logs)."""
-    with filtered("ignore"):
+    with quiet():
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(FIELDS))
     return read_patient_fields(ds).identity()
 
@@ -96,7 +96,7 @@ def _encodings(ds: Dataset) -> list[str]:
     if isinstance(value, bytes):
         value = [v.strip() for v in value.decode("ascii", "replace").split("\\")]
     try:
-        with filtered("ignore"):
+        with quiet():
             return convert_encodings(value or "ISO_IR 6")
     except (LookupError, ValueError, TypeError):
         return ["iso8859"]
@@ -109,7 +109,7 @@ def _raw_text(ds: Dataset, keyword: str, encodings: list[str]) -> str:
     if value is None:
         return ""
     if isinstance(value, bytes):
-        with filtered("ignore"):
+        with quiet():
             return decode_bytes(value, encodings, PN_DELIMITERS)
     if isinstance(value, list | tuple | MultiValue):
         return "\\".join(str(v) for v in value)
