@@ -204,6 +204,8 @@ def write_stages(analysis: Analysis, output: OutputConfig, path: Path) -> Path:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Render `fig` to `path` (format from the suffix)."""
-    fig.savefig(path, dpi=100)
+    """Render `fig` to `path` (format from the suffix). PNGs with zlib's fastest level: half
+    the time of Pillow's default and no larger for these figures (docs/benchmarks.md)."""
+    png = path.suffix.lower() == ".png"
+    fig.savefig(path, dpi=100, **({"pil_kwargs": {"compress_level": 1}} if png else {}))
     return path
