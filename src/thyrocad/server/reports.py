@@ -11,6 +11,8 @@ is done (`?wait_report=true` on the API).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,11 +23,32 @@ logger = logging.getLogger(__name__)
 PENDING, READY, FAILED = "pending", "ready", "failed"
 
 
+REPORT_NICENESS = 10
+"""Nice value of the report threads: a verdict ready to run gets a core before a report."""
+
+
+def _yield_to_verdicts() -> None:
+    """Lower this report thread's CPU priority (Linux schedules each thread by its own nice
+    value; elsewhere this is a no-op), so that a verdict waiting for a core gets it first."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, thread) < REPORT_NICENESS:  # never raise priority
+            os.setpriority(os.PRIO_PROCESS, thread, REPORT_NICENESS)
+    except OSError as exc:  # a report at normal priority rather than none
+        logger.warning("report thread priority left as it was: %s", exc)
+
+
 class Reports:
     """A pool of `workers` threads making reports, and the futures of those not yet done."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thyrocad-report")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="thyrocad-report",
+            initializer=_yield_to_verdicts,
+        )
         self._running: dict[str, Future] = {}
         self._lock = threading.Lock()
 
