@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 from pydicom import dcmread
 
@@ -173,6 +174,17 @@ def test_report_names_the_patient_only_when_asked(service, inference_files, tmp_
     assert summary["reading"]["call_text"].upper() in text
     anonymous = report_figure(outcome.study, summary, "m", tmp_path / "none.png", None)
     assert "identity not stored" in " ".join(t.get_text() for t in anonymous.texts)
+
+
+def test_report_text_is_wrapped_inside_the_page(service, inference_files, tmp_path):
+    outcome = service.diagnose([inference_files[0]])
+    note = "a long note " + " ".join(f"word{i}" for i in range(60))
+    summary = diagnosis_summary(outcome.diagnosis.with_note(note))
+    fig = report_figure(outcome.study, summary, "m", tmp_path / "none.png", None)
+    (text,) = fig.texts
+    assert " ".join(text.get_text().split()).count(note) == 1  # every word, in order
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    assert text.get_window_extent(renderer).x1 <= fig.bbox.x1  # no line runs off the page
 
 
 def test_reading_band_and_labels(service, inference_files):
