@@ -7,21 +7,27 @@ import pytest
 
 from thyrocad.data.phantom import PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth
-from thyrocad.preprocess.hot_foci import focal_maxima, straighten_midline
+from thyrocad.preprocess.hot_foci import (
+    HALO_REACH_MM,
+    HOT_OVER_BODY,
+    focal_maxima,
+    halo_reach_mm,
+    straighten_midline,
+)
 from thyrocad.preprocess.landmarks import locate_thyroid_bed
 from thyrocad.study import View
 
 MM = 2.0
 
 
-def _neck(focus_col: float, focus_peak: float) -> tuple[np.ndarray, np.ndarray]:
+def _neck(focus_col: float, focus_peak: float, bend: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """A 200 x 120 px view of body level 10 with one Gaussian focus at row 100, and a midline
-    at column 60 that bends 12 px towards the focus over rows 80-120."""
+    at column 60 that bends 12 px towards the focus over the `bend` rows above and below it."""
     img = np.full((200, 120), 10.0)
     rows, cols = np.indices(img.shape)
     img += focus_peak * np.exp(-((rows - 100) ** 2 + (cols - focus_col) ** 2) / (2 * 3.0**2))
     centre = np.full(200, 60.0)
-    centre[80:121] += 12.0 * np.sign(focus_col - 60)
+    centre[100 - bend : 101 + bend] += 12.0 * np.sign(focus_col - 60)
     return img, centre
 
 
@@ -40,6 +46,36 @@ def test_a_hot_lateral_focus_has_its_rows_interpolated():
     out = straighten_midline(centre, img, level=10.0, mm=MM)
     np.testing.assert_allclose(out, 60.0)
     assert np.array_equal(np.isnan(out), np.isnan(centre))
+
+
+def test_a_brighter_focus_has_more_rows_interpolated():
+    """A halo bends the midline further the brighter its focus: 60 rows (120 mm) either side
+    of a focus about 350 times the body level are all straightened, while a focus about 20
+    times it reaches little beyond `HALO_REACH_MM` and leaves the rows beyond bent."""
+    img, centre = _neck(focus_col=85, focus_peak=5000.0, bend=60)
+    np.testing.assert_allclose(straighten_midline(centre, img, level=10.0, mm=MM), 60.0)
+    img, centre = _neck(focus_col=85, focus_peak=300.0, bend=60)
+    out = straighten_midline(centre, img, level=10.0, mm=MM)
+    reach = round(halo_reach_mm(near_ratio(img)) / MM)
+    assert HALO_REACH_MM <= reach * MM < 60 * MM
+    np.testing.assert_allclose(out[40:161], 72.0)
+
+
+def near_ratio(img: np.ndarray) -> float:
+    """The hottest focus-smoothed maximum over the body level 10 of `_neck`."""
+    near, rows, cols = focal_maxima(img, MM)
+    return float(near[rows, cols].max() / 10.0)
+
+
+def test_one_noisy_row_beside_the_halo_does_not_set_the_midline():
+    """The line across the left-out rows runs between medians of `ANCHOR_MM` of rows, so a
+    single row at the torso's edge 20 px off (as on a rotated patient) does not tilt it."""
+    img, centre = _neck(focus_col=85, focus_peak=500.0)
+    reach = round(halo_reach_mm(near_ratio(img)) / MM)
+    centre[101 + reach] = 40.0
+    out = straighten_midline(centre, img, level=10.0, mm=MM)
+    np.testing.assert_allclose(out[100 - reach : 101 + reach], 60.0)
+    assert halo_reach_mm(HOT_OVER_BODY) == HALO_REACH_MM
 
 
 @pytest.mark.parametrize(
