@@ -17,9 +17,7 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
   10 mm above the lower cricoid border) lies `SMG_TO_BED_MM` below the SMG centroid and
   `NOTCH_TO_BED_MM` above the SSN (PN §9.0 chain: SMG 70 mm above the cricoid, SSN 40 mm
   below). Each landmark gives an estimate with the spread of its links (`_SIGMA_MM`); with
-  both, they are weighted by inverse variance, unless they disagree: then the glands when the
-  parotids confirm them (on the development views they were the nearer estimate in 47 of
-  56 such views; docs/phantom.md), else the shoulders;
+  both, they are weighted by inverse variance, unless they disagree;
 - the column is the mean of the glands' midpoint and the neck midline at the bed row
   (`thyrocad.preprocess.outline.midline_at`), else whichever was found.
 
@@ -28,7 +26,7 @@ centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), f
 error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
 with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
 shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
-the shoulders count); half of the value of the one used when glands and shoulders disagree; at
+the shoulders count); half of the shoulders' value when glands and shoulders disagree; at
 most 0.6 without pixel spacing (the scale is then estimated from the neck width, PN §9.4, and
 exported images hold display values, not counts). Below `CONFIDENT`
 the caller should treat the crop as uncertain (`reason` says why). When no landmark is
@@ -204,10 +202,8 @@ def _combine(glands, notch, mm, sn: float) -> tuple[float, str, float, str] | No
         conf = _confidence(sg)
         return from_glands, "submandibular", conf, "" if conf >= CONFIDENT else _NO_SHOULDERS
     gap_mm = (from_notch - from_glands) * mm
-    if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):
+    if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
-        if glands[2]:  # confirmed by the parotids above: the shoulders are what went wrong
-            return from_glands, "submandibular", 0.5 * _confidence(sg), reason
         return from_notch, "shoulders", 0.5 * _confidence(sn), reason
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
     row = (wg * from_glands + wn * from_notch) / (wg + wn)
