@@ -16,7 +16,12 @@ from scipy import ndimage
 from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.preprocess import Flag, Pipeline
-from thyrocad.preprocess.landmarks import CONFIDENT, SHOULDER_TO_NOTCH_MM, locate_thyroid_bed
+from thyrocad.preprocess.landmarks import (
+    CONFIDENT,
+    SHOULDER_TO_NOTCH_MM,
+    SMG_TO_BED_MM,
+    locate_thyroid_bed,
+)
 from thyrocad.preprocess.outline import fill_holes
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.study import View
@@ -230,3 +235,38 @@ def test_raised_arms_are_recognised_and_lift_the_notch_estimate():
     for _, marks in raised:
         lifted = marks["notch_row"] - marks["shoulder_row"]
         assert lifted > 1.2 * SHOULDER_TO_NOTCH_MM / 2.2  # pixels at 2.2 mm
+
+
+@pytest.mark.parametrize(("index", "residual"), [(134, False), (151, True)])
+def test_confirmed_glands_in_the_neck_win_a_disagreement(index, residual):
+    """Two default patients (seed 0) whose shoulder line was misjudged, the bed placed 50-56 mm
+    off: the confirmed glands disagree with it and only their estimate lies where the outline
+    is a neck, so the bed is taken from them (within 15 mm), still flagged uncertain."""
+    cfg = PhantomConfig(seed=0)
+    sim = simulate_patient(cfg, index, residual=residual)
+    truth = ground_truth(cfg, sim)
+    mm = truth["pixel_mm"]
+    bed = locate_thyroid_bed(sim.counts[View.ANTERIOR], (mm, mm))
+    true = truth["thyroid_bed_center"][View.ANTERIOR.value]
+    assert bed.method.startswith("submandibular") and bed.uncertain
+    assert "landmarks disagree" in bed.reason
+    error = np.hypot(bed.center_rc[0] - true["row_px"], bed.center_rc[1] - true["col_px"]) * mm
+    assert error < 15.0
+
+
+def test_the_jaw_of_a_real_bone_sweep_does_not_win_a_disagreement():
+    """On the real Tc-99m whole-body sweep wg04/NM1_UNC the confirmed 'gland pair' is the jaw's
+    bone uptake, 62 mm above what the shoulders give: the jaw is not neck-like, so the
+    shoulders' estimate stands, over 40 mm below the 'glands'' one."""
+    path = REFDATA / "nm-dicom" / "wg04" / "NM1_UNC"
+    if not path.exists():
+        pytest.skip("../shared/refdata/nm-dicom (real NM files) is not available")
+    ds = pydicom.dcmread(path)
+    frame = ds.pixel_array.astype(np.float32).reshape(-1, ds.Rows, ds.Columns)[0]
+    rows = np.flatnonzero(frame.sum(axis=1) > 0.05 * frame.sum(axis=1).max())
+    mm = float(ds.PixelSpacing[0])
+    bed = locate_thyroid_bed(np.clip(frame[rows[0] : rows[0] + 256], 0, None), (mm, mm))
+    assert bed.landmarks["glands_confirmed"] == 1.0 and "landmarks disagree" in bed.reason
+    assert bed.method.startswith("shoulders")
+    from_glands = bed.landmarks["submandibular_row"] + SMG_TO_BED_MM / mm
+    assert bed.center_rc[0] > from_glands + 40.0 / mm

@@ -66,6 +66,7 @@ _SIGMA_MM = {  # PN §9.0 links + detection; glands without parotids above may b
     "shoulders": 17.5,
 }
 _DISAGREE_Z = 2.0
+_NECK_TOL_MM = 10.0  # neck-like: at most this much wider than the narrowest row between two rows
 _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
@@ -176,7 +177,7 @@ def _locate_upright(
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
     sigma_notch = math.hypot(_SIGMA_MM["shoulders"], np.ptp(lift) / math.sqrt(12.0))
-    estimate = _combine(glands, notch, mm, sigma_notch)
+    estimate = _combine(glands, notch, mm, sigma_notch, smoothed_width(outline, mm))
     if estimate is None:
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
@@ -187,12 +188,16 @@ def _locate_upright(
     return BedLocation((row, float(col)), True, method, reason, confidence, marks)
 
 
-def _combine(glands, notch, mm, sn: float) -> tuple[float, str, float, str] | None:
+def _combine(
+    glands, notch, mm, sn: float, width: np.ndarray
+) -> tuple[float, str, float, str] | None:
     """(row, method, confidence, reason) from the landmarks found, or None without any.
 
     Each landmark gives an estimate of the bed row with its PN §9 spread (`sn` for the notch
     from the shoulders); with both, they are weighted by inverse variance, unless they
-    disagree by more than `_DISAGREE_Z` spreads."""
+    disagree by more than `_DISAGREE_Z` spreads: then, uncertain either way, the shoulders'
+    estimate, or the confirmed glands' when only theirs lies in the neck (`_only_in_neck`,
+    on the outline's smoothed `width` per row)."""
     sg = _SIGMA_MM["submandibular" if glands is not None and glands[2] else "unconfirmed glands"]
     from_notch = None if notch is None else notch - NOTCH_TO_BED_MM / mm
     if glands is None:
@@ -204,10 +209,25 @@ def _combine(glands, notch, mm, sn: float) -> tuple[float, str, float, str] | No
     gap_mm = (from_notch - from_glands) * mm
     if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
+        if glands[2] and _only_in_neck(width, from_glands, from_notch):
+            return from_glands, "submandibular", 0.5 * _confidence(sg), reason
         return from_notch, "shoulders", 0.5 * _confidence(sn), reason
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
     row = (wg * from_glands + wn * from_notch) / (wg + wn)
     return row, "submandibular+shoulders", _confidence((wg + wn) ** -0.5), ""
+
+
+def _only_in_neck(width: np.ndarray, row: float, other: float) -> bool:
+    """Whether the outline at `row` is neck-like and at `other` not: within `_NECK_TOL_MM` of
+    its narrowest row between the two (the bed lies in the neck; a misplaced estimate mostly
+    in the chest, the shoulders or the jaw, all wider)."""
+    at = [int(np.clip(round(r), 0, width.size - 1)) for r in (row, other)]
+    between = width[min(at) : max(at) + 1]
+    between = between[between > 0]
+    if between.size == 0:
+        return False
+    neck = (width[at] > 0) & (width[at] <= between.min() + _NECK_TOL_MM)
+    return bool(neck[0] and not neck[1])
 
 
 def _confidence(sigma_mm: float) -> float:
