@@ -177,7 +177,7 @@ def _locate_upright(
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
     sigma_notch = math.hypot(_SIGMA_MM["shoulders"], np.ptp(lift) / math.sqrt(12.0))
-    estimate = _combine(glands, notch, mm, sigma_notch, smoothed_width(outline, mm))
+    estimate = _combine(glands, notch, mm, sigma_notch, outline)
     if estimate is None:
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
@@ -189,15 +189,14 @@ def _locate_upright(
 
 
 def _combine(
-    glands, notch, mm, sn: float, width: np.ndarray
+    glands, notch, mm, sn: float, outline: Outline
 ) -> tuple[float, str, float, str] | None:
     """(row, method, confidence, reason) from the landmarks found, or None without any.
 
     Each landmark gives an estimate of the bed row with its PN §9 spread (`sn` for the notch
     from the shoulders); with both, they are weighted by inverse variance, unless they
     disagree by more than `_DISAGREE_Z` spreads: then, uncertain either way, the shoulders'
-    estimate, or the confirmed glands' when only theirs lies in the neck (`_only_in_neck`,
-    on the outline's smoothed `width` per row)."""
+    estimate, or the confirmed glands' when only theirs lies in the neck (`_only_in_neck`)."""
     sg = _SIGMA_MM["submandibular" if glands is not None and glands[2] else "unconfirmed glands"]
     from_notch = None if notch is None else notch - NOTCH_TO_BED_MM / mm
     if glands is None:
@@ -209,7 +208,7 @@ def _combine(
     gap_mm = (from_notch - from_glands) * mm
     if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
-        if glands[2] and _only_in_neck(width, from_glands, from_notch):
+        if glands[2] and _only_in_neck(smoothed_width(outline, mm), from_glands, from_notch):
             return from_glands, "submandibular", 0.5 * _confidence(sg), reason
         return from_notch, "shoulders", 0.5 * _confidence(sn), reason
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
