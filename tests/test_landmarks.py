@@ -270,3 +270,22 @@ def test_the_jaw_of_a_real_bone_sweep_does_not_win_a_disagreement():
     assert bed.method.startswith("shoulders")
     from_glands = bed.landmarks["submandibular_row"] + SMG_TO_BED_MM / mm
     assert bed.center_rc[0] > from_glands + 40.0 / mm
+
+
+@pytest.mark.parametrize(("index", "within_mm"), [(3, 15.0), (190, 40.0)])
+def test_landmarks_found_only_as_the_view_lies_are_taken_and_flagged(index, within_mm):
+    """Two residual `stomach` patients (seed 1, as in the anatomy table) who lie 4-5 degrees
+    from straight: a remnant's halo bent the midline, the tilt was misjudged at 21-23
+    degrees and the deskewed view gave no landmark, so the bed fell back 89-91 mm beside the
+    neck. The view as it lies gives both landmarks: taken, flagged, and far closer."""
+    cfg = PhantomConfig(n_patients=320, n_residual=200, seed=1, anatomy="stomach")
+    sim = simulate_patient(cfg, index, residual=True)
+    truth = ground_truth(cfg, sim)
+    mm = truth["pixel_mm"]
+    bed = locate_thyroid_bed(sim.counts[View.ANTERIOR], (mm, mm))
+    true = truth["thyroid_bed_center"][View.ANTERIOR.value]
+    assert bed.found and "+deskew" not in bed.method
+    assert abs(bed.landmarks["tilt_rejected_deg"]) > 20
+    assert bed.uncertain and "found only without deskewing" in bed.reason
+    error = np.hypot(bed.center_rc[0] - true["row_px"], bed.center_rc[1] - true["col_px"]) * mm
+    assert error < within_mm

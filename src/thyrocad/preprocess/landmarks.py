@@ -26,7 +26,8 @@ centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), f
 error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
 with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
 shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
-the shoulders count); half of the shoulders' value when glands and shoulders disagree; at
+the shoulders count); half of the value of the estimate taken when glands and shoulders
+disagree, or when the landmarks are found only on the view as it lies, not deskewed; at
 most 0.6 without pixel spacing (the scale is then estimated from the neck width, PN §9.4, and
 exported images hold display values, not counts). Below `CONFIDENT`
 the caller should treat the crop as uncertain (`reason` says why). When no landmark is
@@ -133,15 +134,34 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
     if abs(tilt) < _MIN_TILT_DEG:
         found = _locate_upright(img, mm, centre, outline)
     else:
-        upright = np.clip(scipy.ndimage.rotate(img, tilt, reshape=False, order=1), 0.0, None)
-        found = _locate_upright(upright, mm, centre, body_outline(upright, mm))
-        back = _rotate_point(found.center_rc, tilt, img.shape)
-        marks = {**found.landmarks, "tilt_deg": tilt}
-        method = found.method + "+deskew" if found.found else found.method
-        found = replace(found, center_rc=back, method=method, landmarks=marks)
+        found = _locate_deskewed(img, mm, centre, tilt)
+        if not found.found:  # a tilt misjudged (a focus bends the midline): try it as it lies
+            found = _as_it_lies(_locate_upright(img, mm, centre, outline), tilt) or found
     if estimated:
         found = _with_estimated_scale(found)
     return replace(found, scale_mm=mm)
+
+
+def _locate_deskewed(img: np.ndarray, mm: float, centre, tilt: float) -> BedLocation:
+    """The landmark search on the view rotated upright by `tilt`, its centre mapped back."""
+    upright = np.clip(scipy.ndimage.rotate(img, tilt, reshape=False, order=1), 0.0, None)
+    found = _locate_upright(upright, mm, centre, body_outline(upright, mm))
+    back = _rotate_point(found.center_rc, tilt, img.shape)
+    marks = {**found.landmarks, "tilt_deg": tilt}
+    method = found.method + "+deskew" if found.found else found.method
+    return replace(found, center_rc=back, method=method, landmarks=marks)
+
+
+def _as_it_lies(found: BedLocation, tilt: float) -> BedLocation | None:
+    """A location found on the view as it lies after the deskewed one found nothing: the
+    tilt was misjudged (on the phantom, a remnant's halo bending the midline), or the
+    landmarks are: uncertain either way, at half the confidence. None when not found."""
+    if not found.found:
+        return None
+    why = f"found only without deskewing by the estimated {tilt:.0f} deg"
+    reason = f"{found.reason}; {why}" if found.reason else why
+    marks = {**found.landmarks, "tilt_rejected_deg": tilt}
+    return replace(found, reason=reason, confidence=0.5 * found.confidence, landmarks=marks)
 
 
 def _with_estimated_scale(found: BedLocation) -> BedLocation:
