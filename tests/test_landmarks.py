@@ -274,7 +274,7 @@ def test_the_jaw_of_a_real_bone_sweep_does_not_win_a_disagreement():
 
 @pytest.mark.parametrize(("index", "within_mm"), [(3, 15.0), (190, 40.0)])
 def test_landmarks_found_only_as_the_view_lies_are_taken_and_flagged(index, within_mm):
-    """Two residual `stomach` patients (seed 1, as in the anatomy table) who lie 4-5 degrees
+    """Two residual `stomach` patients (seed 1, as in the anatomy table) who lie 4.5-5.2 degrees
     from straight: a remnant's halo bent the midline, the tilt was misjudged at 21-23
     degrees and the deskewed view gave no landmark, so the bed fell back 89-91 mm beside the
     neck. The view as it lies gives both landmarks: taken, flagged, and far closer."""
