@@ -159,9 +159,10 @@ def _as_it_lies(found: BedLocation, tilt: float) -> BedLocation | None:
     if not found.found:
         return None
     why = f"found only without deskewing by the estimated {tilt:.0f} deg"
-    reason = f"{found.reason}; {why}" if found.reason else why
     marks = {**found.landmarks, "tilt_rejected_deg": tilt}
-    return replace(found, reason=reason, confidence=0.5 * found.confidence, landmarks=marks)
+    return replace(
+        found, reason=_also(found, why), confidence=0.5 * found.confidence, landmarks=marks
+    )
 
 
 def _with_estimated_scale(found: BedLocation) -> BedLocation:
@@ -172,7 +173,12 @@ def _with_estimated_scale(found: BedLocation) -> BedLocation:
         return found
     conf = min(found.confidence, _NO_SPACING_CONFIDENCE)
     why = "pixel spacing unknown (scale estimated from the neck width)"
-    return replace(found, confidence=conf, reason=f"{found.reason}; {why}" if found.reason else why)
+    return replace(found, confidence=conf, reason=_also(found, why))
+
+
+def _also(found: BedLocation, why: str) -> str:
+    """`found`'s reason with `why` added."""
+    return f"{found.reason}; {why}" if found.reason else why
 
 
 def _locate_upright(
