@@ -51,35 +51,46 @@ ROOT = Path(__file__).resolve().parents[1]
 REFDATA = ROOT / ".." / "shared" / "refdata"
 
 
+def measure_view(counts: np.ndarray, mm: float, true_rc, foci: list) -> tuple[dict, object]:
+    """One view through the default pipeline against its true bed centre and remnant foci
+    (pixels): the measurements, and the pipeline's result."""
+    result = Pipeline().run(counts, (mm, mm))
+    error = float(np.hypot(*np.subtract(result.bed_center_rc, true_rc))) * mm
+    measured = {
+        "holds_all_foci": points_in_box(foci, result.crop_box) if foci else None,
+        "error_mm": error,
+        "uncertain": Flag.BED_UNCERTAIN in result.flags,
+        "not_found": Flag.BED_NOT_FOUND in result.flags,
+        "method": result.bed_method,
+    }
+    return measured, result
+
+
+def bed_ratios(counts: np.ndarray, mm: float, result, true_rc) -> dict:
+    """The uptake ratio with its ROI on the located bed (taller when the bed is flagged
+    uncertain, as the observer makes it) and on the true bed."""
+    uncertain = Flag.BED_UNCERTAIN in result.flags
+    return {
+        "ratio_located": uptake_ratio(counts, (mm, mm), result.bed_center_rc, uncertain),
+        "ratio_true": uptake_ratio(counts, (mm, mm), true_rc),
+    }
+
+
 def measure_patient(args: tuple[PhantomConfig, int, bool]) -> dict:
     """Both views of one patient through the default pipeline, against the ground truth."""
     cfg, index, residual = args
     sim = simulate_patient(cfg, index, residual)
     truth = ground_truth(cfg, sim)
     mm = truth["pixel_mm"]
-    pipeline = Pipeline()
     out = {"residual": residual, "views": []}
     for view in (View.ANTERIOR, View.POSTERIOR):
-        result = pipeline.run(sim.counts[view], (mm, mm))
         true = truth["thyroid_bed_center"][view.value]
         true_rc = (true["row_px"], true["col_px"])
         foci = [(f[view.value]["row_px"], f[view.value]["col_px"]) for f in truth["foci"]]
-        error = float(np.hypot(*np.subtract(result.bed_center_rc, true_rc))) * mm
-        out["views"].append(
-            {
-                "holds_all_foci": points_in_box(foci, result.crop_box) if foci else None,
-                "error_mm": error,
-                "uncertain": Flag.BED_UNCERTAIN in result.flags,
-                "not_found": Flag.BED_NOT_FOUND in result.flags,
-                "method": result.bed_method,
-            }
-        )
+        measured, result = measure_view(sim.counts[view], mm, true_rc, foci)
+        out["views"].append(measured)
         if view == View.ANTERIOR:
-            uncertain = Flag.BED_UNCERTAIN in result.flags  # the observer's ROI grows as the crop
-            out["ratio_located"] = uptake_ratio(
-                sim.counts[view], (mm, mm), result.bed_center_rc, uncertain
-            )
-            out["ratio_true"] = uptake_ratio(sim.counts[view], (mm, mm), true_rc)
+            out.update(bed_ratios(sim.counts[view], mm, result, true_rc))
     return out
 
 
@@ -152,22 +163,16 @@ def phantom_table(args, pool) -> dict:
             s["paired_vs_default"] = paired_difference(s, summaries["default"])
     for s in summaries.values():  # the per-patient lists served the paired test only
         del s["labels"], s["ratio_located"], s["ratio_true"]
-    header = (
-        "anatomy",
-        "residual views",
-        "crop holds all foci",
-        "centre error median / p95 (mm)",
-        "flagged uncertain",
-        "not found",
-        "AUC, located bed",
-        "AUC, true bed",
-        "AUC - default",
-        "all patients: AUC, located / - default (95 % CI)",
-        "locator cost (located - true bed) / - default's (95 % CI)",
+    _print_header(
+        (
+            "anatomy",
+            *LOCATOR_COLUMNS,
+            "AUC - default",
+            "all patients: AUC, located / - default (95 % CI)",
+            "locator cost (located - true bed) / - default's (95 % CI)",
+        )
     )
-    _print_header(header)
     for name, s in summaries.items():
-        (al, asd), (at, atsd) = s["auc_located"], s["auc_true_bed"]
         d = s.get("paired_vs_default")
         paired, cost = (
             (
@@ -178,13 +183,31 @@ def phantom_table(args, pool) -> dict:
             if d
             else (f"{s['auc_all'][0]:.3f} / -", f"{s['auc_all'][0] - s['auc_all'][1]:+.3f} / -")
         )
-        print(
-            f"| {name} | {s['residual_views']} | {100 * s['crop_holds_all_foci']:.1f} % | "
-            f"{s['error_mm_median']:.1f} / {s['error_mm_p95']:.1f} | "
-            f"{100 * s['flagged_uncertain']:.1f} % | {100 * s['not_found']:.1f} % | "
-            f"{al:.3f} ({asd:.3f}) | {at:.3f} ({atsd:.3f}) | {al - base:+.3f} | {paired} | {cost} |"
-        )
+        delta = s["auc_located"][0] - base
+        print(f"| {name} | {locator_cells(s)} | {delta:+.3f} | {paired} | {cost} |")
     return summaries
+
+
+LOCATOR_COLUMNS = (
+    "residual views",
+    "crop holds all foci",
+    "centre error median / p95 (mm)",
+    "flagged uncertain",
+    "not found",
+    "AUC, located bed",
+    "AUC, true bed",
+)
+
+
+def locator_cells(s: dict) -> str:
+    """The `LOCATOR_COLUMNS` cells of one setting's summary, as a markdown row's middle."""
+    (al, asd), (at, atsd) = s["auc_located"], s["auc_true_bed"]
+    return (
+        f"{s['residual_views']} | {100 * s['crop_holds_all_foci']:.1f} % | "
+        f"{s['error_mm_median']:.1f} / {s['error_mm_p95']:.1f} | "
+        f"{100 * s['flagged_uncertain']:.1f} % | {100 * s['not_found']:.1f} % | "
+        f"{al:.3f} ({asd:.3f}) | {at:.3f} ({atsd:.3f})"
+    )
 
 
 def _print_header(names: tuple[str, ...]) -> None:
@@ -250,13 +273,19 @@ def whole_body_neck_fields() -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=446)
-    parser.add_argument("--residual", type=int, default=346)
+def cohort_parser(doc: str, patients: int, residual: int, settings) -> argparse.ArgumentParser:
+    """The arguments of the locator benchmarks: cohort size, seed, workers and settings."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=patients)
+    parser.add_argument("--residual", type=int, default=residual)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--settings", nargs="*", default=list(ANATOMY_NAMES))
+    parser.add_argument("--settings", nargs="*", default=list(settings))
+    return parser
+
+
+def main() -> None:
+    parser = cohort_parser(__doc__, 446, 346, ANATOMY_NAMES)
     parser.add_argument("--scans", type=Path, help="a folder of further real scans + bboxes.csv")
     args = parser.parse_args()
     start = time.perf_counter()

@@ -5,8 +5,10 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 §9, "PN"), not from this project's phantom, so the rule holds for any camera:
 
 - the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
-  line*, the lowest row where the outline has widened by `_WIDENING_MM` beyond a neck with
-  the head above it and stays wide down to the chest (the torso): the base of the neck,
+  line*, a row where the outline has widened by `_WIDENING_MM` beyond a neck with the head
+  above it and stays wide down to the chest (the torso): of several such rows, the one the
+  most confident location starts from, the lowest on a tie (below the lungs, the widening
+  under the column of blood pool between them can pass too): the base of the neck,
   `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when the arms are
   raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
 - the submandibular glands (SMG) are a symmetric pair of blobs `_SMG_SEPARATION_MM` apart,
@@ -43,7 +45,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI start-up
 
-from thyrocad.preprocess.outline import Outline, body_outline, midline_at, smoothed_width
+from thyrocad.preprocess.outline import (
+    Outline,
+    body_outline,
+    midline_at,
+    smooth_in_field,
+    smoothed_width,
+    useful_field,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +193,25 @@ def _also(found: BedLocation, why: str) -> str:
 def _locate_upright(
     img: np.ndarray, mm: float, centre: tuple[float, float], outline: Outline | None
 ) -> BedLocation:
-    """The landmark search on an upright view."""
+    """The landmark search on an upright view, with each shoulder-line candidate in turn
+    (lowest first): the most confident location, the lowest on a tie. A lower candidate can
+    be the chest widening below a narrow column of blood pool between the lungs; the glands
+    then lie outside its window and the search from it stays less sure."""
     if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
+    blobs = _blobs(img, outline, mm)
+    found = [
+        _locate_from(img, mm, centre, outline, blobs, shoulder)
+        for shoulder in _shoulder_rows(outline, mm) or [None]
+    ]
+    return max(found, key=lambda f: f.confidence)
+
+
+def _locate_from(
+    img: np.ndarray, mm: float, centre, outline: Outline, blobs, shoulder: float | None
+) -> BedLocation:
+    """The landmark search from one shoulder line (or none)."""
     marks: dict[str, float] = {}
-    shoulder = _shoulder_row(outline, mm)
     lift = _ARMS_LIFT_MM if _arms_raised(outline, shoulder, mm) else (0.0, 0.0)
     notch = None if shoulder is None else shoulder + (SHOULDER_TO_NOTCH_MM + np.mean(lift)) / mm
     neck = _neck_width_px(outline, shoulder, mm)
@@ -198,7 +221,7 @@ def _locate_upright(
     if notch is not None:
         marks["shoulder_row"], marks["notch_row"] = shoulder, notch
         marks["arms_raised"] = float(lift[1] > 0)
-    glands = _submandibular(img, outline, notch, mm, slack_mm=np.ptp(lift) / 2)
+    glands = _submandibular(blobs, outline, notch, mm, slack_mm=np.ptp(lift) / 2)
     if glands is not None:
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
@@ -287,15 +310,15 @@ def _not_found(img, outline: Outline, mm: float, centre, marks) -> BedLocation:
 # --- the body outline ------------------------------------------------------------------------
 
 
-def _shoulder_row(outline: Outline, mm: float) -> float | None:
-    """The shoulder line: below a plausible neck with the head above it (the crown of the
-    head narrows too), the lowest row where the outline has widened by `_WIDENING_MM` and
-    stays wide down to the chest (`_TORSO_MM`). Raised arms widen the outline beside the
-    head for a while, above the neck, but do not stay wide."""
+def _shoulder_rows(outline: Outline, mm: float) -> list[float]:
+    """Shoulder-line candidates, lowest first: below a plausible neck with the head above it
+    (the crown of the head narrows too), the rows where the outline has widened by
+    `_WIDENING_MM` and stays wide down to the chest (`_TORSO_MM`). Raised arms widen the
+    outline beside the head for a while, above the neck, but do not stay wide."""
     width = smoothed_width(outline, mm)
     step = max(1, round(30.0 / mm))
     if width.size <= 2 * step:
-        return None
+        return []
     rise = np.zeros(width.shape)
     rise[step:-step] = width[2 * step :] - width[: -2 * step]
     rise[width == 0] = 0.0
@@ -303,6 +326,7 @@ def _shoulder_row(outline: Outline, mm: float) -> float | None:
         (rise >= _WIDENING_MM) & (rise == scipy.ndimage.maximum_filter1d(rise, 2 * step))
     )
     top = int(np.argmax(width > 0))
+    rows = []
     for best in peaks[::-1]:
         start = max(0, best - 3 * step)
         above = width[start : max(1, best - step)]
@@ -320,8 +344,9 @@ def _shoulder_row(outline: Outline, mm: float) -> float | None:
         chest = chest[chest > 0]  # an empty detector band may cut the chest
         if chest.size and not np.percentile(chest, 10) >= neck + _WIDENING_MM:
             continue  # raised arms beside the head: wide for a while, then the neck
-        return float(crossing)
-    return None
+        if float(crossing) not in rows:  # several peaks of one widening
+            rows.append(float(crossing))
+    return rows
 
 
 def _arms_raised(outline: Outline, shoulder: float | None, mm: float) -> bool:
@@ -351,9 +376,10 @@ def _tilt_deg(outline: Outline, mm: float) -> float:
     """In-plane tilt of the neck: angle of the outline midline from the vertical (positive =
     head towards larger columns), a robust (Theil-Sen) fit over the 120 mm above the shoulder
     line; 0 when the shoulders are not found."""
-    shoulder = _shoulder_row(outline, mm)
-    if shoulder is None:
+    shoulders = _shoulder_rows(outline, mm)
+    if not shoulders:
         return 0.0
+    shoulder = shoulders[0]
     first = max(0, int(shoulder - 120.0 / mm))
     rows = np.arange(first, int(shoulder))
     rows = rows[np.isfinite(outline.centre[rows]) & (outline.width_mm[rows] > 20.0)]
@@ -372,12 +398,16 @@ def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[floa
 
 
 def _submandibular(
-    img: np.ndarray, outline: Outline, notch: float | None, mm: float, slack_mm: float = 0.0
+    blobs: tuple[np.ndarray, ...],
+    outline: Outline,
+    notch: float | None,
+    mm: float,
+    slack_mm: float = 0.0,
 ) -> tuple[float, float, bool] | None:
     """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
     `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
     notch known, the pair nearest its expected height above it, else the lowest pair."""
-    rows, cols, z = _blobs(img, outline, mm)
+    rows, cols, z = blobs
     pairs = [
         (
             (rows[i] + rows[j]) / 2.0,
@@ -425,11 +455,12 @@ def _has_parotids_above(glands: tuple, pairs: list[tuple], mm: float) -> bool:
 
 def _blobs(img: np.ndarray, outline: Outline, mm: float) -> tuple[np.ndarray, ...]:
     """(rows, cols, z) of compact bright blobs in or near the body: local maxima that stand
-    `_BLOB_CONTRAST` above their surroundings (difference of Gaussians) and `_BLOB_Z` Poisson
-    standard deviations (z) above them."""
+    `_BLOB_CONTRAST` above their surroundings (difference of Gaussians, both over the useful
+    field only) and `_BLOB_Z` Poisson standard deviations (z) above them."""
     sigma = _BLOB_SIGMA_MM / mm
-    near = scipy.ndimage.gaussian_filter(img, sigma)
-    around = scipy.ndimage.gaussian_filter(img, _SURROUND_SIGMA_MM / mm)
+    field = useful_field(img, mm)
+    near = smooth_in_field(img, field, sigma)
+    around = smooth_in_field(img, field, _SURROUND_SIGMA_MM / mm)
     noise = np.sqrt(np.maximum(around, 1e-6) / (4.0 * np.pi * sigma * sigma))
     size = max(3, round(12.0 / mm) | 1)
     peaks = (near == scipy.ndimage.maximum_filter(near, size=size)) & (near > 0)

@@ -18,6 +18,7 @@ _BODY_LEVEL = 0.3  # outline threshold, fraction of the typical body level
 _CORE_LEVEL = 0.5  # widths are measured at this fraction (raised arms stay apart)
 _MIDLINE_ROWS_MM = 15.0  # the midline at a row: the median over the rows this far around it
 _NECK_ROW_SLACK_MM = 40.0  # ... no wider than the neck and this much more
+_EMPTY_MM = 40.0  # a count-free region this wide lies outside the useful field
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,21 @@ def midline_at(outline: Outline, row: float, neck: float | None, mm: float) -> f
     if neck is not None:
         keep &= outline.width_mm[lo:hi] <= neck * mm + _NECK_ROW_SLACK_MM
     return float(np.median(values[keep])) if keep.any() else None
+
+
+def useful_field(img: np.ndarray, mm: float) -> np.ndarray:
+    """The camera's useful field: every pixel but the count-free regions at least
+    `_EMPTY_MM` across (empty detector bands, the corners outside a round field)."""
+    size = max(3, round(_EMPTY_MM / mm) | 1)
+    empty = scipy.ndimage.maximum_filter(img, size=size) <= 0  # no count within _EMPTY_MM / 2
+    return ~scipy.ndimage.maximum_filter(empty, size=size)  # back out to the field's edge
+
+
+def smooth_in_field(img: np.ndarray, field: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing over the useful field only (normalised convolution; 0 outside it),
+    so that next to an empty band the field's edge does not stand out as a bright blob."""
+    if field.all():
+        return scipy.ndimage.gaussian_filter(img, sigma_px)
+    weight = scipy.ndimage.gaussian_filter(field.astype(float), sigma_px)
+    inside = scipy.ndimage.gaussian_filter(np.where(field, img, 0.0), sigma_px)
+    return np.where(field, inside / np.maximum(weight, 1e-6), 0.0)
