@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from server_helpers import ServerProcess, new_db, tmp_uploads
+from thyrocad.server.reports import FAILED
 from thyrocad.server.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -39,7 +40,10 @@ def test_kill_9_during_an_analysis_leaves_nothing_after_restart(tmp_path, server
                                                                  server_files):  # fmt: skip
     """Killed mid-analysis, the server used to keep the uploaded file (patient data) in tmp/
     and an empty result folder, although the docs promise neither is kept. At the next start
-    both are removed; the records and the next uploads are unaffected."""
+    both are removed; the records and the next uploads are unaffected. The kill can also
+    land after the second diagnosis was stored but before its upload left tmp/: then that
+    record stands with its result folder, its report marked failed ("re-run"), and only the
+    upload is removed."""
     db = new_db(tmp_path)
     server = ServerProcess(server_bundle, db, log=tmp_path / "server.log")
     token = server.token()
@@ -65,7 +69,11 @@ def test_kill_9_during_an_analysis_leaves_nothing_after_restart(tmp_path, server
     server = ServerProcess(server_bundle, db, log=tmp_path / "server.log")
     try:
         assert tmp_uploads(db) == []
-        assert result_folders(db) == Store(db).diagnosis_ids() == {kept}
+        store = Store(db)
+        ids = store.diagnosis_ids()
+        assert result_folders(db) == ids and kept in ids and len(ids) <= 2
+        for stored in ids - {kept}:  # recorded just before the kill
+            assert store.diagnosis(stored).result["report"] == FAILED
         assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
         with server.client() as api:
             again = api.post(
