@@ -163,7 +163,7 @@ def phantom_table(args, pool) -> dict:
             s["paired_vs_default"] = paired_difference(s, summaries["default"])
     for s in summaries.values():  # the per-patient lists served the paired test only
         del s["labels"], s["ratio_located"], s["ratio_true"]
-    _print_header(
+    print_header(
         (
             "anatomy",
             *LOCATOR_COLUMNS,
@@ -210,7 +210,7 @@ def locator_cells(s: dict) -> str:
     )
 
 
-def _print_header(names: tuple[str, ...]) -> None:
+def print_header(names: tuple[str, ...]) -> None:
     print("\n| " + " | ".join(names) + " |")
     print("|" + "---|" * len(names))
 
@@ -241,7 +241,7 @@ def real_scintigrams(folder: Path) -> list[dict]:
     """Native-thyroid scans with hand-drawn boxes around both lobes (`folder`/bboxes.csv)."""
     with (folder / "bboxes.csv").open() as fh:
         boxes = list(csv.DictReader(fh))
-    _print_header(("image", "spacing", "crop holds both lobes", "confidence", "landmarks", "flags"))
+    print_header(("image", "spacing", "crop holds both lobes", "confidence", "landmarks", "flags"))
     rows = []
     for row in boxes:
         counts, spacing = _real_image(folder / row["file"])
@@ -259,7 +259,7 @@ def whole_body_neck_fields() -> list[dict]:
     files = sorted((REFDATA / "nm-dicom" / "wg04").glob("NM1_*"))
     files = [f for f in files if f.name != "NM1_JPLY"]  # no installed decoder reads it
     files.append(REFDATA / "nm-dicom" / "openrem" / "NM-NmIm-Siemens.dcm")
-    _print_header(("whole-body file (frame)", "confidence", "landmarks", "flags"))
+    print_header(("whole-body file (frame)", "confidence", "landmarks", "flags"))
     rows = []
     for path in files:
         ds = pydicom.dcmread(path)

@@ -27,11 +27,11 @@ import numpy as np
 
 from bench_anatomy import (
     LOCATOR_COLUMNS,
-    _print_header,
     bed_ratios,
     cohort_parser,
     locator_cells,
     measure_view,
+    print_header,
     summarise,
 )
 from independent_phantom import SETTINGS, simulate
@@ -90,7 +90,7 @@ def main() -> None:
             summaries[name] = measure_setting(args, pool, name)
             print(f"  {name}: {summaries[name]['seconds']:.0f} s", flush=True)
     last = ("all patients: AUC located / true bed", "locator cost (95 % CI)")
-    _print_header(("setting", *LOCATOR_COLUMNS, *last))
+    print_header(("setting", *LOCATOR_COLUMNS, *last))
     for name, s in summaries.items():
         print_row(name, s)
     seconds = time.perf_counter() - start
