@@ -269,7 +269,7 @@ def test_a_shoulder_line_candidate_that_agrees_with_the_glands_wins():
     truth = ground_truth(cfg, sim)
     mm = truth["pixel_mm"]
     counts = sim.counts[View.ANTERIOR]
-    candidates = _shoulder_rows(body_outline(counts.astype(float), mm), mm)
+    candidates = _shoulder_rows(body_outline(counts.astype(float), mm).width_mm, mm)
     bed = locate_thyroid_bed(counts, (mm, mm))
     assert len(candidates) >= 2 and bed.landmarks["shoulder_row"] != candidates[0]
     assert bed.method == "submandibular+shoulders" and not bed.uncertain
@@ -335,10 +335,32 @@ def test_the_chest_below_the_lungs_does_not_pass_for_the_shoulders(index):
     defines at the lobes' centre, 17 mm below the region centre the locator aims at)."""
     view = _independent_phantom().simulate(0, index, True, "high_in_field")
     mm = view.pixel_mm
-    candidates = _shoulder_rows(body_outline(view.counts, mm), mm)
+    candidates = _shoulder_rows(body_outline(view.counts, mm).width_mm, mm)
     assert (candidates[0] - view.bed_rc[0]) * mm > 200.0
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method == "submandibular+shoulders" and not bed.uncertain
+    assert np.hypot(*np.subtract(bed.center_rc, view.bed_rc)) * mm < 30.0
+    result = Pipeline().run(view.counts, (mm, mm))
+    assert points_in_box(list(view.foci_rc), result.crop_box)
+
+
+@pytest.mark.parametrize("index", [0, 1, 39, 132])
+def test_over_faint_lungs_the_shoulders_show_in_the_whole_body_mask(index):
+    """Four residual views of the independent phantom (`high_in_field`, seed 0) whose lungs
+    are fainter than half the body level: the run through the midline is the column of
+    blood pool between them down to the chest, so its every widening lies over 200 mm below
+    the bed, and the search from each found only the shoulders there (crop off the bed).
+    The whole body mask widens at the real shoulders: from there the glands agree,
+    confident, within 30 mm of that phantom's bed, and the crop holds every focus."""
+    view = _independent_phantom().simulate(0, index, True, "high_in_field")
+    mm = view.pixel_mm
+    outline = body_outline(view.counts, mm)
+    below_bed = (np.array(_shoulder_rows(outline.width_mm, mm)) - view.bed_rc[0]) * mm
+    assert below_bed.size and below_bed.min() > 200.0
+    in_body = (np.array(_shoulder_rows(outline.body_width_mm, mm)) - view.bed_rc[0]) * mm
+    assert np.abs(in_body).min() < 20.0
+    bed = locate_thyroid_bed(view.counts, (mm, mm))
+    assert bed.method.startswith("submandibular+shoulders") and not bed.uncertain
     assert np.hypot(*np.subtract(bed.center_rc, view.bed_rc)) * mm < 30.0
     result = Pipeline().run(view.counts, (mm, mm))
     assert points_in_box(list(view.foci_rc), result.crop_box)

@@ -5,10 +5,9 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 §9, "PN"), not from this project's phantom, so the rule holds for any camera:
 
 - the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
-  line*, a row where the outline has widened by `_WIDENING_MM` beyond a neck with the head
-  above it and stays wide down to the chest (the torso): of several such rows, the one the
-  most confident location starts from, the lowest on a tie (below the lungs, the widening
-  under the column of blood pool between them can pass too): the base of the neck,
+  line*, a row where the outline has widened by `_WIDENING_MM` below a neck with the head
+  above it and stays wide (the torso); of several such rows (the chest below faint lungs
+  passes too), the one the most confident location starts from: the base of the neck,
   `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when the arms are
   raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
 - the submandibular glands (SMG) are a symmetric pair of blobs `_SMG_SEPARATION_MM` apart,
@@ -81,6 +80,7 @@ _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
 _TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
+_SAME_SHOULDER_MM = 15.0  # shoulder-line candidates this close give the same search
 _ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised beside the head
 _ARMS_LIFT_MM = (0.0, 40.0)  # raising the arms lifts the shoulder line by up to 4 cm [ESTIMATE]
 _NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
@@ -193,18 +193,27 @@ def _also(found: BedLocation, why: str) -> str:
 def _locate_upright(
     img: np.ndarray, mm: float, centre: tuple[float, float], outline: Outline | None
 ) -> BedLocation:
-    """The landmark search on an upright view, with each shoulder-line candidate in turn
-    (lowest first): the most confident location, the lowest on a tie. A lower candidate can
-    be the chest widening below a narrow column of blood pool between the lungs; the glands
-    then lie outside its window and the search from it stays less sure."""
+    """The search from each shoulder-line candidate: the most confident location. A low one
+    can be the chest widening below the blood pool between faint lungs (the glands lie
+    outside its window); when the shoulders alone place the bed, the whole body mask's
+    widenings are tried too: over such lungs the run through the midline is that column."""
     if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     blobs = _blobs(img, outline, mm)
-    found = [
-        _locate_from(img, mm, centre, outline, blobs, shoulder)
-        for shoulder in _shoulder_rows(outline, mm) or [None]
-    ]
-    return max(found, key=lambda f: f.confidence)
+    shoulders = _shoulder_rows(outline.width_mm, mm)
+    found = [_locate_from(img, mm, centre, outline, blobs, row) for row in shoulders or [None]]
+    if _most_confident(found).method == "shoulders":
+        found += [
+            _locate_from(img, mm, centre, outline, blobs, row)
+            for row in _shoulder_rows(outline.body_width_mm, mm)
+            if all(abs(row - other) * mm > _SAME_SHOULDER_MM for other in shoulders)
+        ]
+    return _most_confident(found)
+
+
+def _most_confident(found: list[BedLocation]) -> BedLocation:
+    """The most confident location, the lowest on a tie."""
+    return max(found, key=lambda f: (f.confidence, f.center_rc[0]))
 
 
 def _locate_from(
@@ -257,7 +266,8 @@ def _combine(
     gap_mm = (from_notch - from_glands) * mm
     if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
-        if glands[2] and _only_in_neck(smoothed_width(outline, mm), from_glands, from_notch):
+        neck = smoothed_width(outline.width_mm, mm)
+        if glands[2] and _only_in_neck(neck, from_glands, from_notch):
             return from_glands, "submandibular", 0.5 * _confidence(sg), reason
         return from_notch, "shoulders", 0.5 * _confidence(sn), reason
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
@@ -310,12 +320,13 @@ def _not_found(img, outline: Outline, mm: float, centre, marks) -> BedLocation:
 # --- the body outline ------------------------------------------------------------------------
 
 
-def _shoulder_rows(outline: Outline, mm: float) -> list[float]:
-    """Shoulder-line candidates, lowest first: below a plausible neck with the head above it
-    (the crown of the head narrows too), the rows where the outline has widened by
-    `_WIDENING_MM` and stays wide down to the chest (`_TORSO_MM`). Raised arms widen the
-    outline beside the head for a while, above the neck, but do not stay wide."""
-    width = smoothed_width(outline, mm)
+def _shoulder_rows(width_mm: np.ndarray, mm: float) -> list[float]:
+    """Shoulder-line candidates on a profile of outline widths, lowest first: below a
+    plausible neck with the head above it (the crown of the head narrows too), the rows
+    where the outline has widened by `_WIDENING_MM` and stays wide down to the chest
+    (`_TORSO_MM`). Raised arms widen the outline beside the head for a while, above the
+    neck, but do not stay wide."""
+    width = smoothed_width(width_mm, mm)
     step = max(1, round(30.0 / mm))
     if width.size <= 2 * step:
         return []
@@ -366,7 +377,7 @@ def _neck_width_px(outline: Outline, shoulder: float | None, mm: float) -> float
     """Median outline width (pixels) over the 50 mm above the shoulder line."""
     if shoulder is None:
         return None
-    width = smoothed_width(outline, mm)
+    width = smoothed_width(outline.width_mm, mm)
     rows = slice(max(0, int(shoulder - 60.0 / mm)), max(1, int(shoulder - 10.0 / mm)))
     values = width[rows][width[rows] > 0]
     return float(np.median(values)) / mm if values.size else None
@@ -376,7 +387,7 @@ def _tilt_deg(outline: Outline, mm: float) -> float:
     """In-plane tilt of the neck: angle of the outline midline from the vertical (positive =
     head towards larger columns), a robust (Theil-Sen) fit over the 120 mm above the shoulder
     line; 0 when the shoulders are not found."""
-    shoulders = _shoulder_rows(outline, mm)
+    shoulders = _shoulder_rows(outline.width_mm, mm)
     if not shoulders:
         return 0.0
     shoulder = shoulders[0]

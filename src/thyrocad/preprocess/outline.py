@@ -29,13 +29,15 @@ class Outline:
     width_mm: np.ndarray  # per row: width of the body run through the midline (0 outside)
     centre: np.ndarray  # per row: centre column of that run (NaN outside)
     level: float  # typical blood-pool level of the body (smoothed counts)
+    body_width_mm: np.ndarray  # per row: that run in the whole body mask (faint parts too)
 
 
 def body_outline(img: np.ndarray, mm: float) -> Outline | None:
     """Body mask (blood pool) and, per row, the width and centre of the run through the
     midline (so that raised arms beside the head do not widen the neck), measured at
     `_CORE_LEVEL` of the body level or of the row's median, whichever is higher; the midline
-    is interpolated across the rows that a hot off-midline focus bends (`hot_foci`)."""
+    is interpolated across the rows that a hot off-midline focus bends (`hot_foci`). Also the
+    run's width in the whole mask, where the shoulders show over lungs fainter than that."""
     smooth = scipy.ndimage.gaussian_filter(img, 6.0 / mm)
     found = _body_mask(smooth)
     if found is None:
@@ -54,11 +56,17 @@ def body_outline(img: np.ndarray, mm: float) -> Outline | None:
         scipy.ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1
     )
     core &= mask
-    left = _run_length(core[:, mid::-1])
-    right = _run_length(core[:, mid:])
+    left, right = _runs(core, mid)
     width = np.where(core[:, mid], (left + right - 1) * mm, 0.0)
     centre = np.where(core[:, mid], mid + (right - left) / 2.0, np.nan)
-    return Outline(mask, width, straighten_midline(centre, img, level, mm), level)
+    body_width = np.where(mask[:, mid], (np.add(*_runs(mask, mid)) - 1) * mm, 0.0)
+    return Outline(mask, width, straighten_midline(centre, img, level, mm), level, body_width)
+
+
+def _runs(mask: np.ndarray, mid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how far the run of True values through column `mid` reaches to the left
+    and to the right, `mid` counted in both (pixels)."""
+    return _run_length(mask[:, mid::-1]), _run_length(mask[:, mid:])
 
 
 def _run_length(mask: np.ndarray) -> np.ndarray:
@@ -95,9 +103,9 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~np.isin(background, border[border > 0])
 
 
-def smoothed_width(outline: Outline, mm: float) -> np.ndarray:
+def smoothed_width(width_mm: np.ndarray, mm: float) -> np.ndarray:
     """Running median over 15 mm: a noisy row neither narrows nor widens the neck."""
-    return scipy.ndimage.median_filter(outline.width_mm, size=max(1, round(15.0 / mm)))
+    return scipy.ndimage.median_filter(width_mm, size=max(1, round(15.0 / mm)))
 
 
 def midline_at(outline: Outline, row: float, neck: float | None, mm: float) -> float | None:
