@@ -366,6 +366,25 @@ def test_over_faint_lungs_the_shoulders_show_in_the_whole_body_mask(index):
     assert points_in_box(list(view.foci_rc), result.crop_box)
 
 
+@pytest.mark.parametrize(
+    ("setting", "index"),
+    [("mixed", 70), ("mixed", 87), ("empty_bands", 18), ("empty_bands", 80), ("arms_up", 65)],
+)
+def test_glands_alone_that_put_the_bed_outside_a_neck_are_not_trusted(setting, index):
+    """Five residual views of the independent phantom (seed 0) without a shoulder line,
+    whose 'confirmed gland pair' lay in the chest or below the field's edge: the bed went
+    67-440 mm off at confidence 0.98, unflagged. There neither the run through the midline
+    nor the whole body is as narrow as a neck (or there is no body): half the confidence,
+    flagged, and the reason says so."""
+    view = _independent_phantom().simulate(0, index, True, setting)
+    mm = view.pixel_mm
+    bed = locate_thyroid_bed(view.counts, (mm, mm))
+    assert bed.method == "submandibular"
+    assert np.hypot(*np.subtract(bed.center_rc, view.bed_rc)) * mm > 60.0
+    assert bed.confidence < 0.5 and "glands put the bed" in bed.reason
+    assert Flag.BED_UNCERTAIN in Pipeline().run(view.counts, (mm, mm)).flags
+
+
 @pytest.mark.parametrize("index", [11, 22, 85, 113])
 def test_the_edge_of_a_small_useful_field_is_not_a_gland_pair(index):
     """Four non-residual views of the independent phantom (`empty_bands`, seed 0: a round

@@ -10,8 +10,8 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
   passes too), the one the most confident location starts from: the base of the neck,
   `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when the arms are
   raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
-- the submandibular glands (SMG) are a symmetric pair of blobs `_SMG_SEPARATION_MM` apart,
-  *confirmed* when a pair as wide as the parotids lies 15-60 mm above them; with the notch
+- the submandibular glands (SMG, `thyrocad.preprocess.glands`) are a symmetric pair of blobs,
+  *confirmed* when a pair as wide as the parotids lies 10-60 mm above them; with the notch
   known, of the strong pairs the one nearest its expected height (a lower pair of nodes or
   remnants, a higher pair of parotids are rejected), else the lowest (PN §9.2, §9.3);
 - the centre of the thyroid-bed region (from the pyramidal-lobe level to the lower poles,
@@ -44,14 +44,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI start-up
 
-from thyrocad.preprocess.outline import (
-    Outline,
-    body_outline,
-    midline_at,
-    smooth_in_field,
-    smoothed_width,
-    useful_field,
-)
+from thyrocad.preprocess.glands import SMG_ABOVE_NOTCH_MM, gland_blobs, submandibular
+from thyrocad.preprocess.outline import Outline, body_outline, midline_at, smoothed_width
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +53,10 @@ ASSUMED_FIELD_MM = 563.0
 """Field width assumed before the scale is estimated, when the pixel spacing is unknown."""
 NECK_WIDTH_MM = 120.0
 """Typical outline width of the neck (PN §9.4: 11-13 cm), for the scale of PNG exports."""
-SMG_TO_BED_MM = 60.0
-"""Bed-region centre below the submandibular-gland centroid (PN §9.0)."""
 NOTCH_TO_BED_MM = 50.0
 """Bed-region centre above the suprasternal notch (PN §9.0)."""
+SMG_TO_BED_MM = SMG_ABOVE_NOTCH_MM - NOTCH_TO_BED_MM
+"""Bed-region centre below the submandibular-gland centroid (PN §9.0: 60 mm)."""
 SHOULDER_TO_NOTCH_MM = 38.0
 """SSN below the shoulder line (outline 50 mm wider than the neck) [ESTIMATE: the base of the
 neck lies 3-5 cm above the SSN, at about the cricoid]."""
@@ -85,15 +79,6 @@ _ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised be
 _ARMS_LIFT_MM = (0.0, 40.0)  # raising the arms lifts the shoulder line by up to 4 cm [ESTIMATE]
 _NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
-_SMG_SEPARATION_MM = (58.0, 95.0)  # centre-to-centre, PN §9.3: 7-9 cm
-_PAROTID_MIN_MM, _PAROTID_SEPARATION_MM = 95.0, 150.0  # parotids 10-13 cm apart (PN §9.3)
-_SMG_ABOVE_NOTCH_MM = (65.0, 175.0)  # PN §9.0: 87-133 mm (5th-95th), small to large adults
-_PAIR_ROW_MM = 20.0  # the two glands of a pair lie at about the same level
-_PAROTID_ROW_MM, _PAROTID_Z = 25.0, 4.0  # parotids (lobulated, often faint), when confirming
-_BLOB_SIGMA_MM, _SURROUND_SIGMA_MM = 5.0, 20.0  # blob detector: gland-sized vs surroundings
-_BLOB_CONTRAST, _BLOB_Z = 1.15, 2.0  # a blob: 15 % and 2 Poisson SDs above its surroundings
-_PAIR_Z = 7.0  # a gland pair: z of both blobs together (one gland is often fainter)
-_STRONG_PAIR = 0.5  # with the notch known, pairs under half the strongest one's z are dropped
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
 _MAX_TILT_DEG = 25.0
 
@@ -199,7 +184,7 @@ def _locate_upright(
     widenings are tried too: over such lungs the run through the midline is that column."""
     if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
-    blobs = _blobs(img, outline, mm)
+    blobs = gland_blobs(img, outline, mm)
     shoulders = _shoulder_rows(outline.width_mm, mm)
     found = [_locate_from(img, mm, centre, outline, blobs, row) for row in shoulders or [None]]
     if _most_confident(found).method == "shoulders":
@@ -230,7 +215,7 @@ def _locate_from(
     if notch is not None:
         marks["shoulder_row"], marks["notch_row"] = shoulder, notch
         marks["arms_raised"] = float(lift[1] > 0)
-    glands = _submandibular(blobs, outline, notch, mm, slack_mm=np.ptp(lift) / 2)
+    glands = submandibular(blobs, outline, mm, notch, slack_mm=np.ptp(lift) / 2)
     if glands is not None:
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
@@ -261,8 +246,7 @@ def _combine(
         return None if notch is None else (from_notch, "shoulders", _confidence(sn), _NO_GLANDS)
     from_glands = glands[0] + SMG_TO_BED_MM / mm
     if from_notch is None:
-        conf = _confidence(sg)
-        return from_glands, "submandibular", conf, "" if conf >= CONFIDENT else _NO_SHOULDERS
+        return _glands_alone(from_glands, _confidence(sg), outline, mm)
     gap_mm = (from_notch - from_glands) * mm
     if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
@@ -273,6 +257,18 @@ def _combine(
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
     row = (wg * from_glands + wn * from_notch) / (wg + wn)
     return row, "submandibular+shoulders", _confidence((wg + wn) ** -0.5), ""
+
+
+def _glands_alone(row: float, conf: float, outline: Outline, mm: float):
+    """The glands' estimate without the shoulders; at half the confidence where neither the
+    run through the midline nor the whole body there is as narrow as a neck: the 'glands'
+    are then mostly a pair of something lower down (the chest, the stomach)."""
+    at = int(np.clip(round(row), 0, outline.width_mm.size - 1))
+    widths = [smoothed_width(w, mm)[at] for w in (outline.width_mm, outline.body_width_mm)]
+    if not any(0 < w <= _NECK_WIDTH_RANGE_MM[1] for w in widths):
+        where = f"where the body is {widths[1]:.0f} mm wide" if widths[1] else "off the body"
+        return row, "submandibular", 0.5 * conf, f"{_NO_SHOULDERS}; glands put the bed {where}"
+    return row, "submandibular", conf, "" if conf >= CONFIDENT else _NO_SHOULDERS
 
 
 def _only_in_neck(width: np.ndarray, row: float, other: float) -> bool:
@@ -406,95 +402,3 @@ def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[floa
     dr, dc = rc[0] - cr, rc[1] - cc
     a = np.radians(tilt_deg)
     return float(cr + dr * np.cos(a) + dc * np.sin(a)), float(cc + dc * np.cos(a) - dr * np.sin(a))
-
-
-def _submandibular(
-    blobs: tuple[np.ndarray, ...],
-    outline: Outline,
-    notch: float | None,
-    mm: float,
-    slack_mm: float = 0.0,
-) -> tuple[float, float, bool] | None:
-    """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
-    `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
-    notch known, the pair nearest its expected height above it, else the lowest pair."""
-    rows, cols, z = blobs
-    pairs = [
-        (
-            (rows[i] + rows[j]) / 2.0,
-            (cols[i] + cols[j]) / 2.0,
-            (cols[j] - cols[i]) * mm,
-            z[i] + z[j],
-            abs(rows[j] - rows[i]) * mm,
-        )
-        for i, j in _symmetric_pairs(rows, cols, outline, mm)
-    ]
-    low, high = _SMG_ABOVE_NOTCH_MM[0] - slack_mm, _SMG_ABOVE_NOTCH_MM[1] + slack_mm
-    glands = [
-        p
-        for p in pairs
-        if p[2] <= _SMG_SEPARATION_MM[1]
-        and p[3] >= _PAIR_Z
-        and p[4] <= _PAIR_ROW_MM
-        and (notch is None or notch - high / mm <= p[0] <= notch - low / mm)
-    ]
-    if not glands:
-        return None
-    confirmed = [g for g in glands if _has_parotids_above(g, pairs, mm)]
-    candidates = confirmed or glands
-    if notch is None:
-        row, col = max(candidates)[:2]  # the lowest pair
-    else:  # of the strong pairs, the one nearest its expected height above the notch (a
-        # node pair is lower; a parotid pair, higher, shows as fainter fragments of lobules)
-        strongest = max(g[3] for g in candidates)
-        candidates = [g for g in candidates if g[3] >= _STRONG_PAIR * strongest]
-        expected = notch - (SMG_TO_BED_MM + NOTCH_TO_BED_MM) / mm
-        row, col = min(candidates, key=lambda g: abs(g[0] - expected))[:2]
-    return float(row), float(col), bool(confirmed)
-
-
-def _has_parotids_above(glands: tuple, pairs: list[tuple], mm: float) -> bool:
-    """A pair as wide as the parotids (PN §9.3; fainter and less level than the glands may
-    be) lies 10-60 mm above the pair `glands`."""
-    return any(
-        10.0 <= (glands[0] - p[0]) * mm <= 60.0
-        and p[2] >= max(_PAROTID_MIN_MM, glands[2] + 15.0)
-        and p[3] >= _PAROTID_Z
-        for p in pairs
-    )
-
-
-def _blobs(img: np.ndarray, outline: Outline, mm: float) -> tuple[np.ndarray, ...]:
-    """(rows, cols, z) of compact bright blobs in or near the body: local maxima that stand
-    `_BLOB_CONTRAST` above their surroundings (difference of Gaussians, both over the useful
-    field only) and `_BLOB_Z` Poisson standard deviations (z) above them."""
-    sigma = _BLOB_SIGMA_MM / mm
-    field = useful_field(img, mm)
-    near = smooth_in_field(img, field, sigma)
-    around = smooth_in_field(img, field, _SURROUND_SIGMA_MM / mm)
-    noise = np.sqrt(np.maximum(around, 1e-6) / (4.0 * np.pi * sigma * sigma))
-    size = max(3, round(12.0 / mm) | 1)
-    peaks = (near == scipy.ndimage.maximum_filter(near, size=size)) & (near > 0)
-    peaks &= near >= _BLOB_CONTRAST * around
-    peaks &= near - around >= _BLOB_Z * noise
-    peaks &= scipy.ndimage.maximum_filter(outline.mask, size=2 * max(1, int(10.0 / mm)) + 1)
-    rows, cols = np.nonzero(peaks)
-    return rows, cols, ((near - around) / noise)[rows, cols]
-
-
-def _symmetric_pairs(rows: np.ndarray, cols: np.ndarray, outline: Outline, mm: float):
-    """Index pairs (i, j) of blobs either side of the midline, level, centred, gland-apart."""
-    mid = outline.centre[rows]
-    left = np.isfinite(mid) & (cols < mid)
-    right = cols > np.where(np.isfinite(mid), mid, np.inf)
-    i, j = np.nonzero(left[:, None] & right[None, :])
-    separation = (cols[j] - cols[i]) * mm
-    level = np.abs(rows[j] - rows[i]) * mm
-    centred = np.abs((cols[i] + cols[j]) / 2.0 - mid[i]) * mm
-    keep = (
-        (separation >= _SMG_SEPARATION_MM[0])
-        & (separation <= _PAROTID_SEPARATION_MM)
-        & (level <= _PAROTID_ROW_MM)
-        & (centred <= 0.25 * separation)
-    )
-    return zip(i[keep].tolist(), j[keep].tolist(), strict=True)
