@@ -17,7 +17,7 @@ MM = 2.0
 
 
 def _outline(width_mm: np.ndarray, centre: np.ndarray) -> Outline:
-    return Outline(np.ones((width_mm.size, 8), dtype=bool), width_mm, centre, 1.0, width_mm)
+    return Outline(np.ones((width_mm.size, 8), dtype=bool), width_mm, centre, 1.0, width_mm, centre)
 
 
 def test_midline_leaves_out_rows_wider_than_the_neck():

@@ -100,8 +100,10 @@ def gland_blobs(img: np.ndarray, outline: Outline, mm: float) -> tuple[np.ndarra
 
 
 def _symmetric_pairs(rows: np.ndarray, cols: np.ndarray, outline: Outline, mm: float):
-    """Index pairs (i, j) of blobs either side of the midline, level, centred, gland-apart."""
-    mid = outline.centre[rows]
+    """Index pairs (i, j) of blobs either side of the midline, level, centred, gland-apart.
+    The midline is the outline's or, in rows where its run through the midline is empty
+    (a head fainter than half the body level of a chest in the field), the whole body's."""
+    mid = np.where(np.isfinite(outline.centre), outline.centre, outline.body_centre)[rows]
     left = np.isfinite(mid) & (cols < mid)
     right = cols > np.where(np.isfinite(mid), mid, np.inf)
     i, j = np.nonzero(left[:, None] & right[None, :])

@@ -30,6 +30,7 @@ class Outline:
     centre: np.ndarray  # per row: centre column of that run (NaN outside)
     level: float  # typical blood-pool level of the body (smoothed counts)
     body_width_mm: np.ndarray  # per row: that run in the whole body mask (faint parts too)
+    body_centre: np.ndarray  # per row: its centre column (NaN outside)
 
 
 def body_outline(img: np.ndarray, mm: float) -> Outline | None:
@@ -56,17 +57,19 @@ def body_outline(img: np.ndarray, mm: float) -> Outline | None:
         scipy.ndimage.maximum_filter1d(core, bridge, axis=1), bridge, axis=1
     )
     core &= mask
-    left, right = _runs(core, mid)
-    width = np.where(core[:, mid], (left + right - 1) * mm, 0.0)
-    centre = np.where(core[:, mid], mid + (right - left) / 2.0, np.nan)
-    body_width = np.where(mask[:, mid], (np.add(*_runs(mask, mid)) - 1) * mm, 0.0)
-    return Outline(mask, width, straighten_midline(centre, img, level, mm), level, body_width)
+    width, centre = _run_through(core, mid, mm)
+    centre = straighten_midline(centre, img, level, mm)
+    return Outline(mask, width, centre, level, *_run_through(mask, mid, mm))
 
 
-def _runs(mask: np.ndarray, mid: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: how far the run of True values through column `mid` reaches to the left
-    and to the right, `mid` counted in both (pixels)."""
-    return _run_length(mask[:, mid::-1]), _run_length(mask[:, mid:])
+def _run_through(mask: np.ndarray, mid: int, mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the width (mm) and the centre column of the run of True values through
+    column `mid` (0 and NaN where that column is False)."""
+    left, right = _run_length(mask[:, mid::-1]), _run_length(mask[:, mid:])
+    inside = mask[:, mid]
+    return np.where(inside, (left + right - 1) * mm, 0.0), np.where(
+        inside, mid + (right - left) / 2.0, np.nan
+    )
 
 
 def _run_length(mask: np.ndarray) -> np.ndarray:
