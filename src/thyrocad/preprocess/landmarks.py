@@ -187,7 +187,8 @@ def _locate_upright(
     blobs = gland_blobs(img, outline, mm)
     shoulders = _shoulder_rows(outline.width_mm, mm)
     found = [_locate_from(img, mm, centre, outline, blobs, row) for row in shoulders or [None]]
-    if _most_confident(found).method == "shoulders":
+    best = _most_confident(found)
+    if best.method == "shoulders" and "submandibular_row" not in best.landmarks:
         found += [
             _locate_from(img, mm, centre, outline, blobs, row)
             for row in _shoulder_rows(outline.body_width_mm, mm)
