@@ -367,6 +367,22 @@ def test_over_faint_lungs_the_shoulders_show_in_the_whole_body_mask(index):
     assert points_in_box(list(view.foci_rc), result.crop_box)
 
 
+def test_glands_at_odds_with_the_shoulders_keep_the_whole_body_mask_out():
+    """Default patient 211 (seed 0), posterior view: the glands and the shoulders disagree by
+    42 mm, so the shoulders place the bed, flagged, 18 mm off. The glands were found, so the
+    whole body mask's widenings are not tried: one lies in the head, and the search from it
+    (shoulders alone, more confident than a disagreement) put the bed 151 mm off."""
+    cfg = PhantomConfig(seed=0)
+    sim = simulate_patient(cfg, 211, residual=True)
+    truth = ground_truth(cfg, sim)
+    mm = truth["pixel_mm"]
+    bed = locate_thyroid_bed(sim.counts[View.POSTERIOR], (mm, mm))
+    assert bed.method.startswith("shoulders") and "landmarks disagree" in bed.reason
+    true = truth["thyroid_bed_center"][View.POSTERIOR.value]
+    error = np.hypot(bed.center_rc[0] - true["row_px"], bed.center_rc[1] - true["col_px"]) * mm
+    assert error < 25.0
+
+
 @pytest.mark.parametrize(("setting", "index"), [("standard", 165), ("high_in_field", 163)])
 def test_glands_in_a_head_fainter_than_half_the_chest_are_paired_on_the_body_midline(
     setting, index
