@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from thyrocad.configs import Config
 from thyrocad.errors import ConfigError
+from thyrocad.preprocess.landmarks import CONFIDENT
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,7 +43,7 @@ class CropConfig(Config):
     use_landmarks: bool = True
     fallback_center_frac: tuple[float, float] = (0.5, 0.5)
     fallback_box_px: tuple[int, int] | None = None  # None: scaled with the image width
-    min_bed_confidence: float = 0.9
+    min_bed_confidence: float = CONFIDENT
     uncertain_scale: float = 1.5
 
 

@@ -60,8 +60,10 @@ SMG_TO_BED_MM = SMG_ABOVE_NOTCH_MM - NOTCH_TO_BED_MM
 SHOULDER_TO_NOTCH_MM = 38.0
 """SSN below the shoulder line (outline 50 mm wider than the neck) [ESTIMATE: the base of the
 neck lies 3-5 cm above the SSN, at about the cricoid]."""
-CONFIDENT = 0.9
-"""Confidence below which a location is uncertain."""
+CONFIDENT = 0.98
+"""Confidence below which a location is uncertain: the crop target (every focus inside the
+crop in 98 % of residual views, issue 13), so that a location less likely than that to hold
+the bed region gets the larger fallback crop."""
 _NO_SPACING_CONFIDENCE = 0.6
 _SIGMA_MM = {  # PN §9.0 links + detection; glands without parotids above may be parotids
     "submandibular": 10.5,
@@ -71,6 +73,7 @@ _SIGMA_MM = {  # PN §9.0 links + detection; glands without parotids above may b
 _DISAGREE_Z = 2.0
 _NECK_TOL_MM = 10.0  # neck-like: at most this much wider than the narrowest row between two rows
 _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
+_UNCONFIRMED = "glands not confirmed (no parotids above them)"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
 _TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
@@ -257,7 +260,8 @@ def _combine(
         return from_notch, "shoulders", 0.5 * _confidence(sn), reason
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
     row = (wg * from_glands + wn * from_notch) / (wg + wn)
-    return row, "submandibular+shoulders", _confidence((wg + wn) ** -0.5), ""
+    confidence = _confidence((wg + wn) ** -0.5)
+    return row, "submandibular+shoulders", confidence, _unless_confident(confidence, _UNCONFIRMED)
 
 
 def _glands_alone(row: float, conf: float, outline: Outline, mm: float):
@@ -269,7 +273,12 @@ def _glands_alone(row: float, conf: float, outline: Outline, mm: float):
     if not any(0 < w <= _NECK_WIDTH_RANGE_MM[1] for w in widths):
         where = f"where the body is {widths[1]:.0f} mm wide" if widths[1] else "off the body"
         return row, "submandibular", 0.5 * conf, f"{_NO_SHOULDERS}; glands put the bed {where}"
-    return row, "submandibular", conf, "" if conf >= CONFIDENT else _NO_SHOULDERS
+    return row, "submandibular", conf, _unless_confident(conf, _NO_SHOULDERS)
+
+
+def _unless_confident(confidence: float, why: str) -> str:
+    """`why` as the reason of a location below `CONFIDENT`, else none."""
+    return "" if confidence >= CONFIDENT else why
 
 
 def _only_in_neck(width: np.ndarray, row: float, other: float) -> bool:
