@@ -9,7 +9,9 @@ AUC (anterior view, mean (SD) over the paper's 10 stratified 3:1 splits) with it
 located bed (taller when the bed is flagged uncertain, as the observer makes it) and on the
 true bed; and, as every setting holds the same patients, the located-bed AUC over all patients
 minus the default's with its 95 % CI (paired DeLong test, `thyrocad.evaluation.stats`), and
-the locator's cost (located- minus true-bed AUC) minus the default's (DeLong contrast). Then
+the locator's cost (located- minus true-bed AUC) minus the default's (DeLong contrast); over
+all settings, per confidence level, the share of residual views whose plain (not enlarged)
+crop holds every focus, which the confidence models (its calibration). Then
 the real scintigrams of realdata/ and of a folder given with `--scans` (each with a
 bboxes.csv, as realdata/bboxes.csv)
 (does the crop hold the hand-drawn box around both lobes; confidence; flags) and neck fields
@@ -42,6 +44,8 @@ from thyrocad.evaluation.stats import (
     roc_auc,
 )
 from thyrocad.preprocess import Flag, Pipeline
+from thyrocad.preprocess.config import CropConfig
+from thyrocad.preprocess.steps import crop_box
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.provenance import library_versions, machine_description
 from thyrocad.study import View
@@ -56,8 +60,11 @@ def measure_view(counts: np.ndarray, mm: float, true_rc, foci: list) -> tuple[di
     (pixels): the measurements, and the pipeline's result."""
     result = Pipeline().run(counts, (mm, mm))
     error = float(np.hypot(*np.subtract(result.bed_center_rc, true_rc))) * mm
+    plain, _ = crop_box(counts.shape, (mm, mm), result.bed_center_rc, CropConfig())
     measured = {
         "holds_all_foci": points_in_box(foci, result.crop_box) if foci else None,
+        "plain_crop_holds": points_in_box(foci, plain) if foci else None,
+        "confidence": result.bed_confidence,
         "error_mm": error,
         "uncertain": Flag.BED_UNCERTAIN in result.flags,
         "not_found": Flag.BED_NOT_FOUND in result.flags,
@@ -118,7 +125,35 @@ def summarise(rows: list[dict]) -> dict:
         "ratio_located": [r["ratio_located"] for r in rows],
         "ratio_true": [r["ratio_true"] for r in rows],
         "auc_all": [roc_auc(labels, [r[k] for r in rows]) for k in ("ratio_located", "ratio_true")],
+        "calibration": calibration(views),
     }
+
+
+def calibration(views: list[dict]) -> dict[str, list[int]]:
+    """Per confidence level (2 decimals): [residual views, those whose plain (not enlarged)
+    crop around the located bed holds every focus]: the confidence is the modelled
+    probability of that."""
+    table: dict[str, list[int]] = {}
+    for v in views:
+        if v["plain_crop_holds"] is not None:
+            level = table.setdefault(f"{v['confidence']:.2f}", [0, 0])
+            level[0] += 1
+            level[1] += int(v["plain_crop_holds"])
+    return table
+
+
+def print_calibration(summaries: dict) -> None:
+    """The calibration of every setting together, most confident first."""
+    total: dict[str, list[int]] = {}
+    for s in summaries.values():
+        for level, (n, held) in s["calibration"].items():
+            total.setdefault(level, [0, 0])
+            total[level][0] += n
+            total[level][1] += held
+    print_header(("confidence", "residual views", "plain 120 mm crop holds all foci"))
+    for level in sorted(total, key=float, reverse=True):
+        n, held = total[level]
+        print(f"| {level} | {n} | {100 * held / n:.1f} % |")
 
 
 def paired_difference(setting: dict, default: dict) -> dict:
@@ -185,6 +220,7 @@ def phantom_table(args, pool) -> dict:
         )
         delta = s["auc_located"][0] - base
         print(f"| {name} | {locator_cells(s)} | {delta:+.3f} | {paired} | {cost} |")
+    print_calibration(summaries)
     return summaries
 
 

@@ -9,7 +9,9 @@ centre; the crop-centre error to the phantom's true bed centre (its own definiti
 of the removed lobes' centres, on the tracheal midline); the shares flagged `bed_uncertain`
 and `bed_not_found`; the uptake-ratio observer's AUC (mean (SD) over the paper's 10 stratified
 3:1 splits) with its ROI on the located and on the true bed; and over all patients the
-locator's cost (located- minus true-bed AUC) with the 95 % CI of the paired DeLong test.
+locator's cost (located- minus true-bed AUC) with the 95 % CI of the paired DeLong test. Over
+all settings, per confidence level, the share of residual views whose plain (not enlarged)
+crop holds every focus: the confidence's calibration.
 
 Prints a markdown table; writes benchmarks/results/bench_independent_phantom.json.
 
@@ -31,6 +33,7 @@ from bench_anatomy import (
     cohort_parser,
     locator_cells,
     measure_view,
+    print_calibration,
     print_header,
     summarise,
 )
@@ -93,6 +96,7 @@ def main() -> None:
     print_header(("setting", *LOCATOR_COLUMNS, *last))
     for name, s in summaries.items():
         print_row(name, s)
+    print_calibration(summaries)
     seconds = time.perf_counter() - start
     print(f"\n{seconds:.0f} s on {machine_description()}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
