@@ -469,3 +469,25 @@ def test_glands_no_parotids_confirm_are_flagged_and_get_the_larger_crop(setting,
     result = Pipeline().run(view.counts, (mm, mm))
     assert Flag.BED_UNCERTAIN in result.flags and _UNCONFIRMED in result.bed_reason
     assert points_in_box(list(view.foci_rc), result.crop_box)
+
+
+@pytest.mark.parametrize(("setting", "index"), [("faint_glands", 186), ("mixed", 109)])
+def test_of_shoulder_lines_alike_the_one_below_a_neck_in_the_whole_mask(setting, index):
+    """Two residual views of the independent phantom (seed 0) without glands found, whose
+    run through the midline widens both at the shoulders and, over 150 mm lower, at the
+    chest below lungs fainter than half the body level. From either the shoulders alone
+    place the bed, equally confident; the lower one was taken and the crop missed the bed.
+    Above the chest's widening the whole body mask is the torso, wider than the narrowest
+    shoulders: the other is taken, within 50 mm of that phantom's bed, and the crop holds
+    every focus."""
+    view = _independent_phantom().simulate(0, index, True, setting)
+    mm = view.pixel_mm
+    below_bed = (
+        np.array(_shoulder_rows(body_outline(view.counts, mm).width_mm, mm)) - view.bed_rc[0]
+    ) * mm
+    assert below_bed.max() > 150.0 and np.abs(below_bed).min() < 50.0
+    bed = locate_thyroid_bed(view.counts, (mm, mm))
+    assert bed.method == "shoulders" and bed.reason == "glands not found"
+    assert np.hypot(*np.subtract(bed.center_rc, view.bed_rc)) * mm < 50.0
+    result = Pipeline().run(view.counts, (mm, mm))
+    assert points_in_box(list(view.foci_rc), result.crop_box)

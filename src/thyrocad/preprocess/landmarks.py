@@ -7,9 +7,10 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 - the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
   line*, a row where the outline has widened by `_WIDENING_MM` below a neck with the head
   above it and stays wide (the torso); of several such rows (the chest below faint lungs
-  passes too), the one the most confident location starts from: the base of the neck,
-  `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when the arms are
-  raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
+  passes too), the one the most confident location starts from (on a tie, one below a neck
+  that the whole body mask shows too: the chest's widening has the torso above it): the
+  base of the neck, `SHOULDER_TO_NOTCH_MM` above the suprasternal notch (SSN), further when
+  the arms are raised beside the head (they lift the shoulders: `_ARMS_LIFT_MM`);
 - the submandibular glands (SMG, `thyrocad.preprocess.glands`) are a symmetric pair of blobs,
   *confirmed* when a pair as wide as the parotids lies 10-60 mm above them; with the notch
   known, of the strong pairs the one nearest its expected height (a lower pair of nodes or
@@ -82,6 +83,7 @@ _ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised be
 _ARMS_LIFT_MM = (0.0, 40.0)  # raising the arms lifts the shoulder line by up to 4 cm [ESTIMATE]
 _NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
+_NARROWEST_SHOULDERS_MM = 335.0  # PN §9.4: biacromial breadth, women's 5th percentile
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
 _MAX_TILT_DEG = 25.0
 
@@ -190,19 +192,34 @@ def _locate_upright(
     blobs = gland_blobs(img, outline, mm)
     shoulders = _shoulder_rows(outline.width_mm, mm)
     found = [_locate_from(img, mm, centre, outline, blobs, row) for row in shoulders or [None]]
-    best = _most_confident(found)
+    best = _most_confident(found, outline, mm)
     if best.method == "shoulders" and "submandibular_row" not in best.landmarks:
         found += [
             _locate_from(img, mm, centre, outline, blobs, row)
             for row in _shoulder_rows(outline.body_width_mm, mm)
             if all(abs(row - other) * mm > _SAME_SHOULDER_MM for other in shoulders)
         ]
-    return _most_confident(found)
+    return _most_confident(found, outline, mm)
 
 
-def _most_confident(found: list[BedLocation]) -> BedLocation:
-    """The most confident location, the lowest on a tie."""
-    return max(found, key=lambda f: (f.confidence, f.center_rc[0]))
+def _most_confident(found: list[BedLocation], outline: Outline, mm: float) -> BedLocation:
+    """The most confident location; on a tie, one with a neck above its shoulder line in the
+    whole body mask too (`_neck_in_mask`), then the lowest."""
+    return max(found, key=lambda f: (f.confidence, _neck_in_mask(outline, f, mm), f.center_rc[0]))
+
+
+def _neck_in_mask(outline: Outline, found: BedLocation, mm: float) -> bool:
+    """Whether the whole body mask, over the 30-90 mm above the location's shoulder line (if
+    it has one), is narrower than the narrowest shoulders: over lungs fainter than half the
+    body level the run through the midline narrows to the blood pool between them, so the
+    chest's widening below them passes for a shoulder line, with the torso above it."""
+    shoulder = found.landmarks.get("shoulder_row")
+    if shoulder is None:
+        return True
+    width = smoothed_width(outline.body_width_mm, mm)
+    above = width[max(0, int(shoulder - 90.0 / mm)) : max(1, int(shoulder - 30.0 / mm))]
+    above = above[above > 0]
+    return above.size == 0 or float(np.median(above)) < _NARROWEST_SHOULDERS_MM
 
 
 def _locate_from(
