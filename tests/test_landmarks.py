@@ -491,3 +491,22 @@ def test_of_shoulder_lines_alike_the_one_below_a_neck_in_the_whole_mask(setting,
     assert np.hypot(*np.subtract(bed.center_rc, view.bed_rc)) * mm < 50.0
     result = Pipeline().run(view.counts, (mm, mm))
     assert points_in_box(list(view.foci_rc), result.crop_box)
+
+
+@pytest.mark.parametrize("index", [16, 53, 171])
+def test_a_tilt_too_large_to_measure_is_found_by_trial_tilts(index):
+    """Three residual views of the independent phantom (`tilted`, seed 0) lying 18-20 deg
+    from straight: the shoulder line is spread over so many rows that no shoulders, and so
+    no tilt, are measured, and nothing was found (the crop on the middle of the neck missed
+    the bed). Turned by a trial tilt, glands and shoulders agree: taken, flagged, at half the
+    confidence, within 35 mm of that phantom's bed, and the crop holds every focus."""
+    view = _independent_phantom().simulate(0, index, True, "tilted")
+    mm = view.pixel_mm
+    assert _shoulder_rows(body_outline(view.counts, mm).width_mm, mm) == []
+    bed = locate_thyroid_bed(view.counts, (mm, mm))
+    assert bed.found and bed.method == "submandibular+shoulders+deskew"
+    assert "trial" in bed.reason and bed.confidence <= 0.5
+    assert np.hypot(*np.subtract(bed.center_rc, view.bed_rc)) * mm < 35.0
+    result = Pipeline().run(view.counts, (mm, mm))
+    assert Flag.BED_UNCERTAIN in result.flags and Flag.BED_NOT_FOUND not in result.flags
+    assert points_in_box(list(view.foci_rc), result.crop_box)

@@ -29,7 +29,9 @@ error with the spread of the landmarks used: 0.995 with confirmed glands and sho
 with confirmed glands only, 0.94 with unconfirmed glands and shoulders, 0.85 with the
 shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
 the shoulders count); half of the value of the estimate taken when glands and shoulders
-disagree, or when the landmarks are found only on the view as it lies, not deskewed; at
+disagree, or when the landmarks are found only on the view as it lies, not deskewed, or
+only on the view turned by a trial tilt (nothing found otherwise; glands and shoulders must
+agree there); at
 most 0.6 without pixel spacing (the scale is then estimated from the neck width, PN §9.4, and
 exported images hold display values, not counts). Below `CONFIDENT`
 the caller should treat the crop as uncertain (`reason` says why). When no landmark is
@@ -86,6 +88,7 @@ _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below 
 _NARROWEST_SHOULDERS_MM = 335.0  # PN §9.4: biacromial breadth, women's 5th percentile
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
 _MAX_TILT_DEG = 25.0
+_TRIAL_TILTS_DEG = (-16.0, -8.0, 8.0, 16.0)  # tried when nothing is found [ESTIMATE]
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
         found = _locate_deskewed(img, mm, centre, tilt)
         if not found.found:  # a tilt misjudged (a focus bends the midline): try it as it lies
             found = _as_it_lies(_locate_upright(img, mm, centre, outline), tilt) or found
+    if not found.found:  # a tilt too large to measure: try turning the view
+        found = _at_trial_tilts(img, mm, centre) or found
     if estimated:
         found = _with_estimated_scale(found)
     return replace(found, scale_mm=mm)
@@ -162,6 +167,20 @@ def _as_it_lies(found: BedLocation, tilt: float) -> BedLocation | None:
     return replace(
         found, reason=_also(found, why), confidence=0.5 * found.confidence, landmarks=marks
     )
+
+
+def _at_trial_tilts(img: np.ndarray, mm: float, centre) -> BedLocation | None:
+    """The search on the view turned upright by each of `_TRIAL_TILTS_DEG`, when nothing was
+    found: a tilt of 15-20 deg spreads the shoulder line over 100 mm of rows, so neither the
+    shoulders nor the tilt are measured. A guessed tilt is taken only where glands and
+    shoulders agree on it, flagged, at half the confidence. None otherwise."""
+    tries = [_locate_deskewed(img, mm, centre, tilt) for tilt in _TRIAL_TILTS_DEG]
+    agreeing = [t for t in tries if t.method.startswith("submandibular+shoulders")]
+    if not agreeing:
+        return None
+    best = max(agreeing, key=lambda t: t.confidence)
+    why = f"found only on the view turned by a trial {best.landmarks['tilt_deg']:.0f} deg"
+    return replace(best, confidence=0.5 * best.confidence, reason=_also(best, why))
 
 
 def _with_estimated_scale(found: BedLocation) -> BedLocation:
