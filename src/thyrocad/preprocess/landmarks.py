@@ -31,10 +31,9 @@ shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 
 the shoulders count); half of the value of the estimate taken when glands and shoulders
 disagree, or when the landmarks are found only on the view as it lies, not deskewed, or
 only on the view turned by a trial tilt (nothing found otherwise; glands and shoulders must
-agree there); at
-most 0.6 without pixel spacing (the scale is then estimated from the neck width, PN §9.4, and
-exported images hold display values, not counts). Below `CONFIDENT`
-the caller should treat the crop as uncertain (`reason` says why). When no landmark is
+agree there); at most 0.6 without pixel spacing (the scale is then estimated from the neck
+width, PN §9.4, and exported images hold display values, not counts). Below `CONFIDENT` the
+caller should treat the crop as uncertain (`reason` says why). When no landmark is
 found, `found` is False and `center_rc` is the middle of the neck (or of the image).
 """
 
