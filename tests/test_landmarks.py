@@ -435,6 +435,26 @@ def test_glands_alone_that_put_the_bed_outside_a_neck_are_not_trusted(setting, i
     assert Flag.BED_UNCERTAIN in Pipeline().run(view.counts, (mm, mm)).flags
 
 
+@pytest.mark.parametrize(
+    ("seed", "setting", "index"), [(0, "tilted", 13), (1, "standard", 67), (2, "empty_bands", 148)]
+)
+def test_confirmed_glands_without_shoulders_are_flagged(seed, setting, index):
+    """Three residual views of the independent phantom where a confirmed pair without a
+    shoulder line put the bed 42-134 mm off, unflagged at the modelled 0.98; over seeds 0-2
+    such locations held every focus in 95.6 % of 206 views. Nothing checks that the pair is
+    the glands: one landmark alone is flagged."""
+    view = _independent_phantom().simulate(seed, index, True, setting)
+    mm = view.pixel_mm
+    bed = locate_thyroid_bed(view.counts, (mm, mm))
+    assert bed.method.startswith("submandibular") and "shoulders" not in bed.method
+    assert bed.landmarks["glands_confirmed"] == 1.0 and "shoulder_row" not in bed.landmarks
+    assert bed.uncertain and bed.reason.startswith("shoulders not found")
+    cfg = CropConfig()
+    small, _ = crop_box(view.counts.shape, (mm, mm), bed.center_rc, cfg)
+    assert not points_in_box(list(view.foci_rc), small)
+    assert Flag.BED_UNCERTAIN in Pipeline().run(view.counts, (mm, mm)).flags
+
+
 @pytest.mark.parametrize("index", [11, 22, 85, 113])
 def test_the_edge_of_a_small_useful_field_is_not_a_gland_pair(index):
     """Four non-residual views of the independent phantom (`empty_bands`, seed 0: a round
