@@ -26,15 +26,16 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 The *confidence* is the modelled probability that the bed region (35 mm either side of its
 centre) lies inside a 120 mm crop around the estimate (`_MARGIN_MM` to spare), for a normal
 error with the spread of the landmarks used: 0.995 with confirmed glands and shoulders, 0.98
-with confirmed glands only (taken as `_ONE_LANDMARK`: nothing checks the pair), 0.94 with unconfirmed glands and shoulders, 0.85 with the
-shoulders only, 0.79 with unconfirmed glands only (with raised arms 0.99, 0.92, 0.77 where
-the shoulders count); half of the value of the estimate taken when glands and shoulders
-disagree, or when the landmarks are found only on the view as it lies, not deskewed, or
-only on the view turned by a trial tilt (nothing found otherwise; glands and shoulders must
-agree there); at most 0.6 without pixel spacing (the scale is then estimated from the neck
-width, PN §9.4, and exported images hold display values, not counts). Below `CONFIDENT` the
-caller should treat the crop as uncertain (`reason` says why). When no landmark is
-found, `found` is False and `center_rc` is the middle of the neck (or of the image).
+with confirmed glands only (taken as `_ONE_LANDMARK`: nothing checks the pair), 0.94 with
+unconfirmed glands and shoulders, 0.85 with the shoulders only, 0.79 with unconfirmed glands
+only (with raised arms 0.99, 0.92, 0.77 where the shoulders count); half of the value of the
+estimate taken when glands and shoulders disagree, or when the landmarks are found only on the
+view as it lies, not deskewed, or only on the view turned by a trial tilt (nothing found
+otherwise; glands and shoulders must agree there); at most 0.6 without pixel spacing (the scale
+is then estimated from the neck width, PN §9.4, and exported images hold display values, not
+counts). Below `CONFIDENT` the caller should treat the crop as uncertain (`reason` says why).
+When no landmark is found, `found` is False and `center_rc` is the middle of the neck (or of
+the image).
 """
 
 from __future__ import annotations
