@@ -209,7 +209,10 @@ def _locate_upright(
     """The search from each shoulder-line candidate: the most confident location. A low one
     can be the chest widening below the blood pool between faint lungs (the glands lie
     outside its window); when the shoulders alone place the bed, the whole body mask's
-    widenings are tried too: over such lungs the run through the midline is that column."""
+    widenings are tried too: over such lungs the run through the midline is that column.
+    When those shoulders also read as lifted by raised arms (the chest beside the blood pool
+    reads so too), the glands alone are tried as well: on the independent phantom such
+    shoulders held the crop in 13 of 43 views (seeds 0-2), not the modelled 77 %."""
     if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     blobs = gland_blobs(img, outline, mm)
@@ -222,6 +225,8 @@ def _locate_upright(
             for row in _shoulder_rows(outline.body_width_mm, mm)
             if all(abs(row - other) * mm > _SAME_SHOULDER_MM for other in shoulders)
         ]
+        if best.landmarks.get("arms_raised"):
+            found.append(_locate_from(img, mm, centre, outline, blobs, None))
     return _most_confident(found, outline, mm)
 
 
