@@ -140,9 +140,7 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
     if abs(tilt) < _MIN_TILT_DEG:
         found = _locate_upright(img, mm, centre, outline)
     else:
-        found = _locate_deskewed(img, mm, centre, tilt)
-        if not found.found:  # a tilt misjudged (a focus bends the midline): try it as it lies
-            found = _as_it_lies(_locate_upright(img, mm, centre, outline), tilt) or found
+        found = _deskewed_or_as_it_lies(img, mm, centre, outline, tilt)
     if not found.found:  # a tilt too large to measure: try turning the view
         found = _at_trial_tilts(img, mm, centre) or found
     if estimated:
@@ -158,6 +156,22 @@ def _locate_deskewed(img: np.ndarray, mm: float, centre, tilt: float) -> BedLoca
     marks = {**found.landmarks, "tilt_deg": tilt}
     method = found.method + "+deskew" if found.found else found.method
     return replace(found, center_rc=back, method=method, landmarks=marks)
+
+
+def _deskewed_or_as_it_lies(img: np.ndarray, mm: float, centre, outline, tilt: float):
+    """The search on the view deskewed by `tilt` and on the view as it lies: the more
+    confident location (the deskewed one on a tie). The tilt, fitted to the outline's midline
+    above the first shoulder-line candidate, is misjudged where that candidate is the chest
+    (the mediastinum bends) or a focus bends the midline; a wrong deskew then loses the
+    landmarks that the view as it lies shows. When only the view as it lies gives a location,
+    it is uncertain (`_as_it_lies`)."""
+    deskewed = _locate_deskewed(img, mm, centre, tilt)
+    lying = _locate_upright(img, mm, centre, outline)
+    if not deskewed.found:
+        return _as_it_lies(lying, tilt) or deskewed
+    if lying.found and lying.confidence > deskewed.confidence:
+        return replace(lying, landmarks={**lying.landmarks, "tilt_rejected_deg": tilt})
+    return deskewed
 
 
 def _as_it_lies(found: BedLocation, tilt: float) -> BedLocation | None:
