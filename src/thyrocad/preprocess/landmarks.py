@@ -159,7 +159,9 @@ def _locate_deskewed(img: np.ndarray, mm: float, centre, tilt: float) -> BedLoca
     return replace(found, center_rc=back, method=method, landmarks=marks)
 
 
-def _deskewed_or_as_it_lies(img: np.ndarray, mm: float, centre, outline, tilt: float):
+def _deskewed_or_as_it_lies(
+    img: np.ndarray, mm: float, centre, outline: Outline, tilt: float
+) -> BedLocation:
     """The search on the view deskewed by `tilt` and on the view as it lies: the more
     confident location (the deskewed one on a tie). The tilt, fitted to the outline's midline
     above the first shoulder-line candidate, is misjudged where that candidate is the chest
