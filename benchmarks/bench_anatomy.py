@@ -309,9 +309,14 @@ def whole_body_neck_fields() -> list[dict]:
     return rows
 
 
-def cohort_parser(doc: str, patients: int, residual: int, settings) -> argparse.ArgumentParser:
-    """The arguments of the locator benchmarks: cohort size, seed, workers and settings."""
+def cohort_parser(
+    doc: str, patients: int, residual: int, settings, results: Path
+) -> argparse.ArgumentParser:
+    """The arguments of the locator benchmarks: cohort size, seed, workers, settings and where
+    the JSON record goes (by default the tracked one in benchmarks/results/, which a run with
+    another seed would overwrite)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--json", default=str(results), help=f"JSON record (default {results})")
     parser.add_argument("--patients", type=int, default=patients)
     parser.add_argument("--residual", type=int, default=residual)
     parser.add_argument("--seed", type=int, default=0)
@@ -321,7 +326,7 @@ def cohort_parser(doc: str, patients: int, residual: int, settings) -> argparse.
 
 
 def main() -> None:
-    parser = cohort_parser(__doc__, 446, 346, ANATOMY_NAMES)
+    parser = cohort_parser(__doc__, 446, 346, ANATOMY_NAMES, RESULTS)
     parser.add_argument("--scans", type=Path, help="a folder of further real scans + bboxes.csv")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -333,8 +338,9 @@ def main() -> None:
     whole_body = whole_body_neck_fields() if (REFDATA / "nm-dicom").is_dir() else []
     seconds = time.perf_counter() - start
     print(f"\n{seconds:.0f} s on {machine_description()}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps(
             {
                 "args": vars(args),

@@ -85,7 +85,7 @@ def print_row(name: str, s: dict) -> None:
 
 
 def main() -> None:
-    args = cohort_parser(__doc__, 200, 100, SETTINGS).parse_args()
+    args = cohort_parser(__doc__, 200, 100, SETTINGS, RESULTS).parse_args()
     start = time.perf_counter()
     summaries = {}
     with ProcessPoolExecutor(args.workers) as pool:
@@ -99,7 +99,8 @@ def main() -> None:
     print_calibration(summaries)
     seconds = time.perf_counter() - start
     print(f"\n{seconds:.0f} s on {machine_description()}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "args": vars(args),
         "settings": summaries,
@@ -107,7 +108,7 @@ def main() -> None:
         "versions": library_versions(),
         "machine": machine_description(),
     }
-    RESULTS.write_text(json.dumps(record, indent=1))
+    out.write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":
