@@ -167,8 +167,11 @@ def _deskewed_or_as_it_lies(
     above the first shoulder-line candidate, is misjudged where that candidate is the chest
     (the mediastinum bends) or a focus bends the midline; a wrong deskew then loses the
     landmarks that the view as it lies shows. When only the view as it lies gives a location,
-    it is uncertain (`_as_it_lies`)."""
+    it is uncertain (`_as_it_lies`). The view as it lies is not searched when the deskewed
+    one already has the highest confidence there is: it could at best tie."""
     deskewed = _locate_deskewed(img, mm, centre, tilt)
+    if deskewed.confidence >= _highest_confidence() - 1e-9:
+        return deskewed
     lying = _locate_upright(img, mm, centre, outline)
     if not deskewed.found:
         return _as_it_lies(lying, tilt) or deskewed
@@ -357,6 +360,12 @@ def _only_in_neck(width: np.ndarray, row: float, other: float) -> bool:
         return False
     neck = (width[at] > 0) & (width[at] <= between.min() + _NECK_TOL_MM)
     return bool(neck[0] and not neck[1])
+
+
+def _highest_confidence() -> float:
+    """The confidence of confirmed glands and shoulders that agree (`_combine`), the highest."""
+    weight = _SIGMA_MM["submandibular"] ** -2 + _SIGMA_MM["shoulders"] ** -2
+    return _confidence(weight**-0.5)
 
 
 def _confidence(sigma_mm: float) -> float:
