@@ -4,7 +4,7 @@ A hot focus (a lymph-node metastasis, a remnant, a saliva spot) spreads a broad 
 septal-penetration halo around it. Beside the neck, that halo raises the counts beyond the body
 edge on one side only, so the body outline's midline bends towards the focus over its rows,
 and a tilt fitted to that midline leans by 5-25 degrees on a patient who lies straight
-(docs/phantom.md, `hot_nodes`). `straighten_midline` leaves those rows out of the midline,
+(docs/locator-history.md, `hot_nodes`). `straighten_midline` leaves those rows out of the midline,
 more of them the brighter the focus, and interpolates across them; the uptake-ratio observer
 masks the same maxima (`thyrocad.evaluation.baselines.uptake_ratio`).
 """
@@ -43,7 +43,7 @@ def halo_reach_mm(ratio: float) -> float:
     halo: `HALO_REACH_MM` at `HOT_OVER_BODY`, and `HALO_REACH_MM` more per `REACH_GROWTH`-fold
     brightness. A halo that falls off exponentially with distance drops to any fixed level at
     a distance growing with the log of its peak; the rate was chosen on the development seed
-    (docs/phantom.md, "hot_nodes")."""
+    (docs/locator-history.md, "hot_nodes")."""
     return HALO_REACH_MM * (1.0 + np.log(ratio / HOT_OVER_BODY) / np.log(REACH_GROWTH))
 
 

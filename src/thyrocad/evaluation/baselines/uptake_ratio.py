@@ -18,7 +18,7 @@ counts per pixel of the neck background beside it, on the anterior view.
   2.5 cm of the midline (PHANTOM_NUMBERS §5, §9.2: lobe centres +-1.5-2.5 cm; a large lobe
   remnant reaches 1 cm further, but its maximum stays at the centre), lateral cervical nodes
   1-5 cm beside the bed (§4.5); the 5 mm to spare cover the locator's column error (p90 4-9
-  mm across the anatomy settings, docs/phantom.md). Its pixels within
+  mm across the anatomy settings, docs/locator-history.md). Its pixels within
   `NODE_MASK_MM`, in its own watershed basin (a remnant with its own maximum keeps its
   pixels), are left out of the ROI and the boxes (a box left with under a quarter of its
   pixels is dropped). Its far scatter halo cannot be masked and slopes across the neck, so
