@@ -24,10 +24,10 @@ from thyrocad.preprocess.landmarks import (
     CONFIDENT,
     SHOULDER_TO_NOTCH_MM,
     SMG_TO_BED_MM,
-    _shoulder_rows,
     locate_thyroid_bed,
 )
 from thyrocad.preprocess.outline import body_outline, fill_holes, useful_field
+from thyrocad.preprocess.shoulders import shoulder_rows
 from thyrocad.preprocess.steps import crop_box
 from thyrocad.preprocess.truth import points_in_box
 from thyrocad.study import View
@@ -291,7 +291,7 @@ def test_a_shoulder_line_candidate_that_agrees_with_the_glands_wins():
     truth = ground_truth(cfg, sim)
     mm = truth["pixel_mm"]
     counts = sim.counts[View.ANTERIOR]
-    candidates = _shoulder_rows(body_outline(counts.astype(float), mm).width_mm, mm)
+    candidates = shoulder_rows(body_outline(counts.astype(float), mm).width_mm, mm)
     bed = locate_thyroid_bed(counts, (mm, mm))
     assert len(candidates) >= 2 and bed.landmarks["shoulder_row"] != candidates[0]
     assert bed.method == "submandibular+shoulders" and not bed.uncertain
@@ -358,7 +358,7 @@ def test_the_chest_below_the_lungs_does_not_pass_for_the_shoulders(index):
     defines at the lobes' centre, 17 mm below the region centre the locator aims at)."""
     view = _independent_phantom().simulate(0, index, True, "high_in_field")
     mm = view.pixel_mm
-    candidates = _shoulder_rows(body_outline(view.counts, mm).width_mm, mm)
+    candidates = shoulder_rows(body_outline(view.counts, mm).width_mm, mm)
     assert (candidates[0] - view.bed_rc[0]) * mm > 200.0
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method == "submandibular+shoulders" and not bed.uncertain
@@ -378,9 +378,9 @@ def test_over_faint_lungs_the_shoulders_show_in_the_whole_body_mask(index):
     view = _independent_phantom().simulate(0, index, True, "high_in_field")
     mm = view.pixel_mm
     outline = body_outline(view.counts, mm)
-    below_bed = (np.array(_shoulder_rows(outline.width_mm, mm)) - view.bed_rc[0]) * mm
+    below_bed = (np.array(shoulder_rows(outline.width_mm, mm)) - view.bed_rc[0]) * mm
     assert below_bed.size and below_bed.min() > 200.0
-    in_body = (np.array(_shoulder_rows(outline.body_width_mm, mm)) - view.bed_rc[0]) * mm
+    in_body = (np.array(shoulder_rows(outline.body_width_mm, mm)) - view.bed_rc[0]) * mm
     assert np.abs(in_body).min() < 20.0
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert _agree(bed)
@@ -555,7 +555,7 @@ def test_of_shoulder_lines_alike_the_one_below_a_neck_in_the_whole_mask(setting,
     view = _independent_phantom().simulate(0, index, True, setting)
     mm = view.pixel_mm
     below_bed = (
-        np.array(_shoulder_rows(body_outline(view.counts, mm).width_mm, mm)) - view.bed_rc[0]
+        np.array(shoulder_rows(body_outline(view.counts, mm).width_mm, mm)) - view.bed_rc[0]
     ) * mm
     assert below_bed.max() > 150.0 and np.abs(below_bed).min() < 50.0
     bed = locate_thyroid_bed(view.counts, (mm, mm))
@@ -574,7 +574,7 @@ def test_a_tilt_too_large_to_measure_is_found_by_trial_tilts(index):
     confidence, within 35 mm of that phantom's bed, and the crop holds every focus."""
     view = _independent_phantom().simulate(0, index, True, "tilted")
     mm = view.pixel_mm
-    assert _shoulder_rows(body_outline(view.counts, mm).width_mm, mm) == []
+    assert shoulder_rows(body_outline(view.counts, mm).width_mm, mm) == []
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.found and bed.method == "submandibular+shoulders+deskew"
     assert "trial" in bed.reason and bed.confidence <= 0.5

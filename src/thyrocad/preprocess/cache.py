@@ -16,14 +16,23 @@ import cv2
 import numpy as np
 
 from thyrocad.cache import Store, default_directory, source_digest
-from thyrocad.preprocess import background, glands, hot_foci, landmarks, outline, pipeline, steps
+from thyrocad.preprocess import (
+    background,
+    glands,
+    hot_foci,
+    landmarks,
+    outline,
+    pipeline,
+    shoulders,
+    steps,
+)
 from thyrocad.preprocess.pipeline import Pipeline, PreprocessOutput
 from thyrocad.preprocess.steps import CropBox
 
 logger = logging.getLogger(__name__)
 
 KIND = "preprocess"
-LOCATOR_MODULES = (landmarks, glands, outline, hot_foci)
+LOCATOR_MODULES = (landmarks, glands, outline, shoulders, hot_foci)
 """The code that places the thyroid bed: in every key of an output that depends on it."""
 
 

@@ -5,7 +5,7 @@ Every distance is in mm and comes from published anatomy (shared notes PHANTOM_N
 §9, "PN"), not from this project's phantom, so the rule holds for any camera:
 
 - the body outline (blood pool) gives the neck midline, the neck width and the *shoulder
-  line*, a row where the outline has widened by `_WIDENING_MM` below a neck with the head
+  line*, a row where the outline has widened by 50 mm below a neck with the head
   above it and stays wide (the torso); of several such rows (the chest below faint lungs
   passes too), the one the most confident location starts from (on a tie, one below a neck
   that the whole body mask shows too: the chest's widening has the torso above it): the
@@ -31,7 +31,8 @@ unconfirmed glands and shoulders, 0.85 with the shoulders only, 0.79 with unconf
 only (with raised arms 0.99, 0.92, 0.77 where the shoulders count); half of the value of the
 estimate taken when glands and shoulders disagree, or when the landmarks are found only on the
 view as it lies, not deskewed, or only on the view turned by a trial tilt (nothing found
-otherwise; glands and shoulders must agree there); at most 0.6 without pixel spacing (the scale
+otherwise; glands and shoulders must agree there), or when the body fills the field (no
+outline: confirmed glands alone); at most 0.6 without pixel spacing (the scale
 is then estimated from the neck width, PN §9.4, and exported images hold display values, not
 counts). Below `CONFIDENT` the caller should treat the crop as uncertain (`reason` says why).
 When no landmark is found, `found` is False and `center_rc` is the middle of the neck (or of
@@ -48,7 +49,20 @@ import numpy as np
 import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI start-up
 
 from thyrocad.preprocess.glands import SMG_ABOVE_NOTCH_MM, gland_blobs, submandibular
-from thyrocad.preprocess.outline import Outline, body_outline, midline_at, smoothed_width
+from thyrocad.preprocess.outline import (
+    Outline,
+    body_outline,
+    field_outline,
+    midline_at,
+    smoothed_width,
+)
+from thyrocad.preprocess.shoulders import (
+    NECK_WIDTH_RANGE_MM,
+    arms_raised,
+    neck_width_px,
+    shoulder_rows,
+    tilt_deg,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +97,10 @@ _NECK_TOL_MM = 10.0  # neck-like: at most this much wider than the narrowest row
 _NO_GLANDS, _NO_SHOULDERS = "glands not found", "shoulders not found"
 _UNCONFIRMED = "glands not confirmed (no parotids above them)"
 _MARGIN_MM = 25.0  # the bed region spans the centre +-35 mm; a 120 mm crop leaves 25 mm
-_WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
-_TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
 _SAME_SHOULDER_MM = 15.0  # shoulder-line candidates this close give the same search
-_ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised beside the head
 _ARMS_LIFT_MM = (0.0, 40.0)  # raising the arms lifts the shoulder line by up to 4 cm [ESTIMATE]
-_NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
-_NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _NARROWEST_SHOULDERS_MM = 335.0  # PN §9.4: biacromial breadth, women's 5th percentile
 _MIN_TILT_DEG = 4.0  # smaller tilts are left alone
-_MAX_TILT_DEG = 25.0
 _TRIAL_TILTS_DEG = (-16.0, -8.0, 8.0, 16.0)  # tried when nothing is found [ESTIMATE]
 
 
@@ -136,17 +144,34 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
     """Deskew a tilted view, find the landmarks upright, map the centre back."""
     outline = body_outline(img, mm)
     if outline is None:
-        return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
-    tilt = _tilt_deg(outline, mm)
-    if abs(tilt) < _MIN_TILT_DEG:
+        found = _glands_filling_the_field(img, mm, centre)
+    elif abs(tilt := tilt_deg(outline, mm)) < _MIN_TILT_DEG:
         found = _locate_upright(img, mm, centre, outline)
     else:
         found = _deskewed_or_as_it_lies(img, mm, centre, outline, tilt)
-    if not found.found:  # a tilt too large to measure: try turning the view
+    if not found.found and outline is not None:  # a tilt too large to measure: turn the view
         found = _at_trial_tilts(img, mm, centre) or found
     if estimated:
         found = _with_estimated_scale(found)
     return replace(found, scale_mm=mm)
+
+
+def _glands_filling_the_field(img: np.ndarray, mm: float, centre) -> BedLocation:
+    """No body outline: too few counts, or a body that fills the field (a zoomed neck view
+    with the arms raised beside the head: no edge, no shoulders). Confirmed glands alone then,
+    found in the useful field, at half their confidence (flagged); else not found at the
+    centre. (Unconfirmed pairs there were mostly wrong on the independent phantom.)"""
+    outline = field_outline(img, mm)
+    blobs = None if outline is None else gland_blobs(img, outline, mm)
+    glands = None if blobs is None else submandibular(blobs, outline, mm, None)
+    if glands is None or not glands[2]:
+        why = "no body outline found (too few counts, or the body fills the field)"
+        return BedLocation(centre, False, "none", why)
+    row = float(np.clip(glands[0] + SMG_TO_BED_MM / mm, 0, img.shape[0] - 1))
+    marks = {"submandibular_row": glands[0], "submandibular_col": glands[1]}
+    why = "the body fills the field (no outline, no shoulders): glands alone"
+    confidence = 0.5 * _confidence(_SIGMA_MM["submandibular"])
+    return BedLocation((row, glands[1]), True, "submandibular", why, confidence, marks)
 
 
 def _locate_deskewed(img: np.ndarray, mm: float, centre, tilt: float) -> BedLocation:
@@ -237,13 +262,13 @@ def _locate_upright(
     if outline is None:
         return BedLocation(centre, False, "none", "no body outline found (too few counts?)")
     blobs = gland_blobs(img, outline, mm)
-    shoulders = _shoulder_rows(outline.width_mm, mm)
+    shoulders = shoulder_rows(outline.width_mm, mm)
     found = [_locate_from(img, mm, centre, outline, blobs, row) for row in shoulders or [None]]
     best = _most_confident(found, outline, mm)
     if best.method == "shoulders" and "submandibular_row" not in best.landmarks:
         found += [
             _locate_from(img, mm, centre, outline, blobs, row)
-            for row in _shoulder_rows(outline.body_width_mm, mm)
+            for row in shoulder_rows(outline.body_width_mm, mm)
             if all(abs(row - other) * mm > _SAME_SHOULDER_MM for other in shoulders)
         ]
         if best.landmarks.get("arms_raised"):
@@ -277,9 +302,9 @@ def _locate_from(
 ) -> BedLocation:
     """The landmark search from one shoulder line (or none)."""
     marks: dict[str, float] = {}
-    lift = _ARMS_LIFT_MM if _arms_raised(outline, shoulder, mm) else (0.0, 0.0)
+    lift = _ARMS_LIFT_MM if arms_raised(outline, shoulder, mm) else (0.0, 0.0)
     notch = None if shoulder is None else shoulder + (SHOULDER_TO_NOTCH_MM + np.mean(lift)) / mm
-    neck = _neck_width_px(outline, shoulder, mm)
+    neck = neck_width_px(outline, shoulder, mm)
     if neck is not None:
         marks["neck_width_px"] = neck
         marks["scale_from_neck_mm"] = NECK_WIDTH_MM / neck
@@ -338,7 +363,7 @@ def _glands_alone(row: float, conf: float, outline: Outline, mm: float):
     chest, the stomach)."""
     at = int(np.clip(round(row), 0, outline.width_mm.size - 1))
     widths = [smoothed_width(w, mm)[at] for w in (outline.width_mm, outline.body_width_mm)]
-    if not any(0 < w <= _NECK_WIDTH_RANGE_MM[1] for w in widths):
+    if not any(0 < w <= NECK_WIDTH_RANGE_MM[1] for w in widths):
         where = f"where the body is {widths[1]:.0f} mm wide" if widths[1] else "off the body"
         return row, "submandibular", 0.5 * conf, f"{_NO_SHOULDERS}; glands put the bed {where}"
     return row, "submandibular", min(conf, _ONE_LANDMARK), _NO_SHOULDERS
@@ -395,89 +420,6 @@ def _not_found(img, outline: Outline, mm: float, centre, marks) -> BedLocation:
     marks["neck_row"] = float(neck_row)
     guess = (float(neck_row), float(outline.centre[neck_row]))
     return BedLocation(guess, False, "none", reason, 0.0, marks)
-
-
-# --- the body outline ------------------------------------------------------------------------
-
-
-def _shoulder_rows(width_mm: np.ndarray, mm: float) -> list[float]:
-    """Shoulder-line candidates on a profile of outline widths, lowest first: below a
-    plausible neck with the head above it (the crown of the head narrows too), the rows
-    where the outline has widened by `_WIDENING_MM` and stays wide down to the chest
-    (`_TORSO_MM`). Raised arms widen the outline beside the head for a while, above the
-    neck, but do not stay wide."""
-    width = smoothed_width(width_mm, mm)
-    step = max(1, round(30.0 / mm))
-    if width.size <= 2 * step:
-        return []
-    rise = np.zeros(width.shape)
-    rise[step:-step] = width[2 * step :] - width[: -2 * step]
-    rise[width == 0] = 0.0
-    peaks = np.flatnonzero(
-        (rise >= _WIDENING_MM) & (rise == scipy.ndimage.maximum_filter1d(rise, 2 * step))
-    )
-    top = int(np.argmax(width > 0))
-    rows = []
-    for best in peaks[::-1]:
-        start = max(0, best - 3 * step)
-        above = width[start : max(1, best - step)]
-        above = above[above > 0]
-        if above.size == 0 or start <= top:
-            continue  # the crown of the head narrows too: a neck has a head above it
-        neck = float(np.percentile(above, 25))  # the narrowest part above: the neck
-        if not _NECK_WIDTH_RANGE_MM[0] <= neck <= _NECK_WIDTH_RANGE_MM[1]:
-            continue
-        crossing = best - step + int(np.argmax(width[best - step :] >= neck + _WIDENING_MM))
-        below = width[crossing + step // 3 : crossing + 2 * step]
-        if below.size and not np.median(below) >= max(neck + _WIDENING_MM, neck / _NECK_SHARE):
-            continue  # narrows again or only a little wider: not the torso
-        chest = width[crossing + 2 * step : crossing + round(_TORSO_MM / mm)]
-        chest = chest[chest > 0]  # an empty detector band may cut the chest
-        if chest.size and not np.percentile(chest, 10) >= neck + _WIDENING_MM:
-            continue  # raised arms beside the head: wide for a while, then the neck
-        if float(crossing) not in rows:  # several peaks of one widening
-            rows.append(float(crossing))
-    return rows
-
-
-def _arms_raised(outline: Outline, shoulder: float | None, mm: float) -> bool:
-    """Raised arms: above the neck, the body outline (arms included) is more than
-    `_ARMS_SPAN` times as wide as the run through the midline (the head)."""
-    if shoulder is None:
-        return False
-    rows = np.arange(int(np.argmax(outline.width_mm > 0)), int(shoulder - 60.0 / mm))
-    rows = rows[outline.width_mm[rows] > 0]
-    if rows.size == 0:
-        return False
-    span = outline.mask[rows].sum(axis=1) * mm
-    return bool(np.median(span / outline.width_mm[rows]) >= _ARMS_SPAN)
-
-
-def _neck_width_px(outline: Outline, shoulder: float | None, mm: float) -> float | None:
-    """Median outline width (pixels) over the 50 mm above the shoulder line."""
-    if shoulder is None:
-        return None
-    width = smoothed_width(outline.width_mm, mm)
-    rows = slice(max(0, int(shoulder - 60.0 / mm)), max(1, int(shoulder - 10.0 / mm)))
-    values = width[rows][width[rows] > 0]
-    return float(np.median(values)) / mm if values.size else None
-
-
-def _tilt_deg(outline: Outline, mm: float) -> float:
-    """In-plane tilt of the neck: angle of the outline midline from the vertical (positive =
-    head towards larger columns), a robust (Theil-Sen) fit over the 120 mm above the shoulder
-    line; 0 when the shoulders are not found."""
-    shoulders = _shoulder_rows(outline.width_mm, mm)
-    if not shoulders:
-        return 0.0
-    shoulder = shoulders[0]
-    first = max(0, int(shoulder - 120.0 / mm))
-    rows = np.arange(first, int(shoulder))
-    rows = rows[np.isfinite(outline.centre[rows]) & (outline.width_mm[rows] > 20.0)]
-    if rows.size < 40.0 / mm:
-        return 0.0
-    slope = scipy.stats.theilslopes(outline.centre[rows], rows)[0]  # columns per row, going down
-    return float(np.clip(np.degrees(np.arctan(-slope)), -_MAX_TILT_DEG, _MAX_TILT_DEG))
 
 
 def _rotate_point(rc: tuple[float, float], tilt_deg: float, shape) -> tuple[float, float]:

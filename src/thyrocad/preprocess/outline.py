@@ -62,6 +62,19 @@ def body_outline(img: np.ndarray, mm: float) -> Outline | None:
     return Outline(mask, width, centre, level, *_run_through(mask, mid, mm))
 
 
+def field_outline(img: np.ndarray, mm: float) -> Outline | None:
+    """The outline of a view whose body fills the camera's useful field (a zoomed neck view
+    with the arms raised beside the head, where `body_outline` finds none): the useful field
+    itself, each row's run through its middle column. None when the field holds no counts."""
+    field = useful_field(img, mm)
+    if not field.any() or img.sum() <= 0:
+        return None
+    mid = round(float(np.median(np.nonzero(field)[1])))
+    width, centre = _run_through(field, mid, mm)
+    level = float(np.median(scipy.ndimage.gaussian_filter(img, 6.0 / mm)[field]))
+    return Outline(field, width, centre, level, width, centre)
+
+
 def _run_through(mask: np.ndarray, mid: int, mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the width (mm) and the centre column of the run of True values through
     column `mid` (0 and NaN where that column is False)."""
