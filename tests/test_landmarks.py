@@ -5,8 +5,6 @@ files cut to a neck field, and its confidence and flags on hard cases."""
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from independent_helpers import independent_phantom
 from thyrocad.data.phantom import ANATOMY_NAMES, PhantomConfig, simulate_patient
 from thyrocad.data.phantom.cohort import ground_truth
 from thyrocad.preprocess import Flag, Pipeline
@@ -34,7 +33,6 @@ from thyrocad.study import View
 
 REFDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "refdata"
 REALDATA = Path(__file__).resolve().parents[1] / "realdata"  # see realdata/MANIFEST.md
-INDEPENDENT = Path(__file__).resolve().parents[1] / "benchmarks" / "independent_phantom.py"
 PER_SETTING = 6  # residual patients per anatomy setting (12 views)
 
 
@@ -338,15 +336,6 @@ def test_landmarks_found_only_as_the_view_lies_are_taken_and_flagged():
     assert error < 15.0
 
 
-def _independent_phantom():
-    """benchmarks/independent_phantom.py, a phantom written without reading thyrocad's own."""
-    spec = importlib.util.spec_from_file_location("independent_phantom", INDEPENDENT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("index", [18, 106, 144, 198])
 def test_the_chest_below_the_lungs_does_not_pass_for_the_shoulders(index):
     """Four residual views of the independent phantom (`high_in_field`, seed 0: the chest and
@@ -356,7 +345,7 @@ def test_the_chest_below_the_lungs_does_not_pass_for_the_shoulders(index):
     and a focus outside the crop. From the higher widening the glands agree: confident, and
     the crop holds every focus (the centre within 30 mm of that phantom's bed, which it
     defines at the lobes' centre, 17 mm below the region centre the locator aims at)."""
-    view = _independent_phantom().simulate(0, index, True, "high_in_field")
+    view = independent_phantom().simulate(0, index, True, "high_in_field")
     mm = view.pixel_mm
     candidates = shoulder_rows(body_outline(view.counts, mm).width_mm, mm)
     assert (candidates[0] - view.bed_rc[0]) * mm > 200.0
@@ -375,7 +364,7 @@ def test_over_faint_lungs_the_shoulders_show_in_the_whole_body_mask(index):
     the bed, and the search from each found only the shoulders there (crop off the bed).
     The whole body mask widens at the real shoulders: from there the glands agree,
     confident, within 30 mm of that phantom's bed, and the crop holds every focus."""
-    view = _independent_phantom().simulate(0, index, True, "high_in_field")
+    view = independent_phantom().simulate(0, index, True, "high_in_field")
     mm = view.pixel_mm
     outline = body_outline(view.counts, mm)
     below_bed = (np.array(shoulder_rows(outline.width_mm, mm)) - view.bed_rc[0]) * mm
@@ -420,7 +409,7 @@ def test_glands_in_a_head_fainter_than_half_the_chest_are_paired_on_the_body_mid
     is empty at the glands' rows and a pair there had no midline to straddle; the bed came
     from the shoulders alone, in the chest, off the crop. The whole body mask's midline
     pairs them: glands and shoulders agree, within 10 mm of that phantom's bed."""
-    view = _independent_phantom().simulate(0, index, True, setting)
+    view = independent_phantom().simulate(0, index, True, setting)
     mm = view.pixel_mm
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method == "submandibular+shoulders" and _agree(bed)
@@ -441,7 +430,7 @@ def test_glands_alone_that_put_the_bed_outside_a_neck_are_not_trusted(setting, i
     67-440 mm off at confidence 0.98, unflagged. There neither the run through the midline
     nor the whole body is as narrow as a neck (or there is no body): half the confidence,
     flagged, and the reason says so."""
-    view = _independent_phantom().simulate(0, index, True, setting)
+    view = independent_phantom().simulate(0, index, True, setting)
     mm = view.pixel_mm
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method == "submandibular"
@@ -458,7 +447,7 @@ def test_confirmed_glands_without_shoulders_are_flagged(seed, setting, index):
     shoulder line put the bed 81-134 mm off, unflagged at the modelled 0.98; over seeds 0-2
     such locations held every focus in 95.6 % of 206 views. Nothing checks that the pair is
     the glands: one landmark alone is flagged."""
-    view = _independent_phantom().simulate(seed, index, True, setting)
+    view = independent_phantom().simulate(seed, index, True, setting)
     mm = view.pixel_mm
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method.startswith("submandibular") and "shoulders" not in bed.method
@@ -478,7 +467,7 @@ def test_shoulders_read_with_raised_arms_give_way_to_the_glands_alone(seed, sett
     read as lifted by raised arms (the chest or the abdomen beside faint lungs), put the bed
     180-284 mm off at 0.77, with no glands at their height. Confirmed glands alone, now tried
     too, are more confident and put it within 30 mm: the crop holds every focus."""
-    view = _independent_phantom().simulate(seed, index, True, setting)
+    view = independent_phantom().simulate(seed, index, True, setting)
     mm = view.pixel_mm
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method.startswith("submandibular") and "shoulder_row" not in bed.landmarks
@@ -498,7 +487,7 @@ def test_a_misjudged_tilt_loses_to_the_view_as_it_lies(setting, index):
     degrees: deskewed by it, the search found the shoulders alone or glands alone, 199-316 mm
     off. The view as it lies shows glands and shoulders that agree: the more confident
     location wins, within 30 mm of the bed."""
-    view = _independent_phantom().simulate(0, index, True, setting)
+    view = independent_phantom().simulate(0, index, True, setting)
     mm = view.pixel_mm
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method == "submandibular+shoulders" and abs(bed.landmarks["tilt_rejected_deg"]) > 20
@@ -514,7 +503,7 @@ def test_the_edge_of_a_small_useful_field_is_not_a_gland_pair(index):
     together with the empty band beside it, the field's lower edge stood out as a pair of
     blobs, and as the lowest pair it was taken for the glands: the bed 109-254 mm off at
     confidence 0.98. Blobs are now measured over the useful field only."""
-    view = _independent_phantom().simulate(0, index, False, "empty_bands")
+    view = independent_phantom().simulate(0, index, False, "empty_bands")
     mm = view.pixel_mm
     field = useful_field(view.counts, mm)
     assert 0.3 < field.mean() < 0.8 and field[view.counts > 0].all()  # counts only inside
@@ -530,7 +519,7 @@ def test_glands_no_parotids_confirm_are_flagged_and_get_the_larger_crop(setting,
     high: the bed 55-81 mm above that phantom's, at confidence 0.94, and the 120 mm crop
     missed a focus, unflagged. Under the 98 % crop target such a location is flagged, and
     the larger fallback crop holds every focus."""
-    view = _independent_phantom().simulate(0, index, True, setting)
+    view = independent_phantom().simulate(0, index, True, setting)
     mm = view.pixel_mm
     bed = locate_thyroid_bed(view.counts, (mm, mm))
     assert bed.method.startswith("submandibular+shoulders") and bed.reason == _UNCONFIRMED
@@ -552,7 +541,7 @@ def test_of_shoulder_lines_alike_the_one_below_a_neck_in_the_whole_mask(setting,
     Above the chest's widening the whole body mask is the torso, wider than the narrowest
     shoulders: the other is taken, within 50 mm of that phantom's bed, and the crop holds
     every focus."""
-    view = _independent_phantom().simulate(0, index, True, setting)
+    view = independent_phantom().simulate(0, index, True, setting)
     mm = view.pixel_mm
     below_bed = (
         np.array(shoulder_rows(body_outline(view.counts, mm).width_mm, mm)) - view.bed_rc[0]
@@ -572,7 +561,7 @@ def test_a_tilt_too_large_to_measure_is_found_by_trial_tilts(index):
     no tilt, are measured, and nothing was found (the crop on the middle of the neck missed
     the bed). Turned by a trial tilt, glands and shoulders agree: taken, flagged, at half the
     confidence, within 35 mm of that phantom's bed, and the crop holds every focus."""
-    view = _independent_phantom().simulate(0, index, True, "tilted")
+    view = independent_phantom().simulate(0, index, True, "tilted")
     mm = view.pixel_mm
     assert shoulder_rows(body_outline(view.counts, mm).width_mm, mm) == []
     bed = locate_thyroid_bed(view.counts, (mm, mm))

@@ -5,27 +5,18 @@ flagged; an unconfirmed pair does not. Views of the independently written phanto
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from independent_helpers import independent_phantom
 from thyrocad.preprocess import Flag, Pipeline
 from thyrocad.preprocess.landmarks import locate_thyroid_bed
 from thyrocad.preprocess.outline import body_outline, field_outline
 from thyrocad.preprocess.truth import points_in_box
 
-INDEPENDENT = Path(__file__).resolve().parents[1] / "benchmarks" / "independent_phantom.py"
-
 
 def _simulate(seed: int, index: int, setting: str):
-    spec = importlib.util.spec_from_file_location("independent_phantom", INDEPENDENT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module.simulate(seed, index, True, setting)
+    return independent_phantom().simulate(seed, index, True, setting)
 
 
 @pytest.mark.parametrize(
