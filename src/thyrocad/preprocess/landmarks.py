@@ -149,7 +149,7 @@ def _locate(img: np.ndarray, mm: float, centre, estimated: bool) -> BedLocation:
         found = _locate_upright(img, mm, centre, outline)
     else:
         found = _deskewed_or_as_it_lies(img, mm, centre, outline, tilt)
-    if not found.found and outline is not None:  # a tilt too large to measure: turn the view
+    if not found.found and outline is not None:  # a tilt misjudged: turn the view
         found = _at_trial_tilts(img, mm, centre) or found
     if estimated:
         found = _with_estimated_scale(found)
@@ -188,12 +188,12 @@ def _deskewed_or_as_it_lies(
     img: np.ndarray, mm: float, centre, outline: Outline, tilt: float
 ) -> BedLocation:
     """The search on the view deskewed by `tilt` and on the view as it lies: the more
-    confident location (the deskewed one on a tie). The tilt, fitted to the outline's midline
-    above the first shoulder-line candidate, is misjudged where that candidate is the chest
-    (the mediastinum bends) or a focus bends the midline; a wrong deskew then loses the
-    landmarks that the view as it lies shows. When only the view as it lies gives a location,
-    it is uncertain (`_as_it_lies`). The view as it lies is not searched when the deskewed
-    one already has the highest confidence there is: it could at best tie."""
+    confident location (the deskewed one on a tie). The tilt (`shoulders.tilt_deg`) is
+    misjudged where a body cut by the field, raised arms or a focus's halo bend the outline;
+    a wrong deskew then loses the landmarks that the view as it lies shows. When only the
+    view as it lies gives a location, it is uncertain (`_as_it_lies`). The view as it lies is
+    not searched when the deskewed one already has the highest confidence there is: it could
+    at best tie."""
     deskewed = _locate_deskewed(img, mm, centre, tilt)
     if deskewed.confidence >= _highest_confidence() - 1e-9:
         return deskewed
@@ -220,8 +220,8 @@ def _as_it_lies(found: BedLocation, tilt: float) -> BedLocation | None:
 
 def _at_trial_tilts(img: np.ndarray, mm: float, centre) -> BedLocation | None:
     """The search on the view turned upright by each of `_TRIAL_TILTS_DEG`, when nothing was
-    found: a tilt of 15-20 deg spreads the shoulder line over 100 mm of rows, so neither the
-    shoulders nor the tilt are measured. A guessed tilt is taken only where glands and
+    found: a tilt of 15-20 deg spreads the shoulder line over 100 mm of rows, and where the
+    tilt is misjudged too, no shoulders are found. A guessed tilt is taken only where glands and
     shoulders agree on it, flagged, at half the confidence. None otherwise."""
     tries = [_locate_deskewed(img, mm, centre, tilt) for tilt in _TRIAL_TILTS_DEG]
     agreeing = [t for t in tries if t.method.startswith("submandibular+shoulders")]
@@ -361,8 +361,9 @@ def _glands_alone(row: float, conf: float, outline: Outline, mm: float):
     confidence where neither the run through the midline nor the whole body there is as
     narrow as a neck: the 'glands' are then mostly a pair of something lower down (the
     chest, the stomach)."""
+    inside = 0 <= round(row) < outline.width_mm.size  # beyond the image: off the body
     at = int(np.clip(round(row), 0, outline.width_mm.size - 1))
-    widths = [smoothed_width(w, mm)[at] for w in (outline.width_mm, outline.body_width_mm)]
+    widths = [smoothed_width(w, mm)[at] * inside for w in (outline.width_mm, outline.body_width_mm)]
     if not any(0 < w <= NECK_WIDTH_RANGE_MM[1] for w in widths):
         where = f"where the body is {widths[1]:.0f} mm wide" if widths[1] else "off the body"
         return row, "submandibular", 0.5 * conf, f"{_NO_SHOULDERS}; glands put the bed {where}"

@@ -15,6 +15,7 @@ _ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised be
 NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _MAX_TILT_DEG = 25.0
+_FIT_ROWS = 128  # at most about this many rows in the tilt's line fit
 
 
 def shoulder_rows(width_mm: np.ndarray, mm: float) -> list[float]:
@@ -81,17 +82,37 @@ def neck_width_px(outline: Outline, shoulder: float | None, mm: float) -> float 
 
 
 def tilt_deg(outline: Outline, mm: float) -> float:
-    """In-plane tilt of the neck: angle of the outline midline from the vertical (positive =
-    head towards larger columns), a robust (Theil-Sen) fit over the 120 mm above the shoulder
-    line; 0 when the shoulders are not found."""
-    shoulders = shoulder_rows(outline.width_mm, mm)
-    if not shoulders:
+    """In-plane tilt of the body: the angle from the vertical of its axis of symmetry (positive
+    = head towards larger columns), the mean of two robust (Theil-Sen) lines: through the
+    centres of the run through the midline, and of that run in the whole body mask, each over
+    every row where the run lies inside the image (a run cut by the image's edge has its
+    centre there); 0 with under 40 mm of such rows. Over the whole body, not only the neck:
+    the neck above the shoulder line is short, the higher shoulder joins its run first and
+    pulls its midline aside, and the head turns and rolls on it (docs/locator-history.md)."""
+    slopes = [
+        _axis_slope(centre, width, outline.mask.shape[1], mm)
+        for centre, width in (
+            (outline.centre, outline.width_mm),
+            (outline.body_centre, outline.body_width_mm),
+        )
+    ]
+    slopes = [s for s in slopes if s is not None]
+    if not slopes:
         return 0.0
-    shoulder = shoulders[0]
-    first = max(0, int(shoulder - 120.0 / mm))
-    rows = np.arange(first, int(shoulder))
-    rows = rows[np.isfinite(outline.centre[rows]) & (outline.width_mm[rows] > 20.0)]
+    angle = np.mean([np.degrees(np.arctan(-s)) for s in slopes])
+    return float(np.clip(angle, -_MAX_TILT_DEG, _MAX_TILT_DEG))
+
+
+def _axis_slope(centre: np.ndarray, width_mm: np.ndarray, columns: int, mm: float):
+    """Columns per row, going down, of a Theil-Sen line through the run centres over the rows
+    where the run lies inside the image; None with under 40 mm of such rows."""
+    half = width_mm / mm / 2.0
+    inside = np.isfinite(centre) & (width_mm > 20.0)
+    inside[inside] &= (centre[inside] - half[inside] > 1.0) & (
+        centre[inside] + half[inside] < columns - 2.0
+    )
+    rows = np.flatnonzero(inside)
     if rows.size < 40.0 / mm:
-        return 0.0
-    slope = scipy.stats.theilslopes(outline.centre[rows], rows)[0]  # columns per row, going down
-    return float(np.clip(np.degrees(np.arctan(-slope)), -_MAX_TILT_DEG, _MAX_TILT_DEG))
+        return None
+    rows = rows[:: max(1, rows.size // _FIT_ROWS)]  # Theil-Sen takes every pair of rows
+    return float(scipy.stats.theilslopes(centre[rows], rows)[0])
