@@ -15,7 +15,7 @@ _ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised be
 NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _MAX_TILT_DEG = 25.0
-_FIT_ROWS = 128  # at most about this many rows in the tilt's line fit
+_FIT_ROWS = 128  # the tilt's line fit takes every (rows // this)-th row: under 256 rows
 
 
 def shoulder_rows(width_mm: np.ndarray, mm: float) -> list[float]:
@@ -103,7 +103,7 @@ def tilt_deg(outline: Outline, mm: float) -> float:
     return float(np.clip(angle, -_MAX_TILT_DEG, _MAX_TILT_DEG))
 
 
-def _axis_slope(centre: np.ndarray, width_mm: np.ndarray, columns: int, mm: float):
+def _axis_slope(centre: np.ndarray, width_mm: np.ndarray, columns: int, mm: float) -> float | None:
     """Columns per row, going down, of a Theil-Sen line through the run centres over the rows
     where the run lies inside the image; None with under 40 mm of such rows."""
     half = width_mm / mm / 2.0
