@@ -5,10 +5,13 @@ locator (`thyrocad.preprocess.landmarks`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy  # its submodules (ndimage) load on first use: a quick CLI start-up
 
 from thyrocad.preprocess.outline import Outline, smooth_in_field, useful_field
+from thyrocad.preprocess.shoulders import NECK_WIDTH_RANGE_MM
 
 SMG_ABOVE_NOTCH_MM = 110.0
 """Submandibular-gland centroid above the suprasternal notch (PN §9.0: 70 mm above the
@@ -30,11 +33,14 @@ def submandibular(
     mm: float,
     notch: float | None,
     slack_mm: float = 0.0,
+    bed_in_neck: Callable[[float], bool] | None = None,
 ) -> tuple[float, float, bool] | None:
     """(row, col, confirmed) between the submandibular glands: a symmetric pair of blobs
     `_SMG_SEPARATION_MM` apart, preferably with the parotids above it (`confirmed`); with the
     notch known (row), the pair nearest `SMG_ABOVE_NOTCH_MM` above it, else the lowest
-    pair; `slack_mm` widens the window around that height."""
+    pair, or the lowest for which `bed_in_neck(row)` holds (a lower pair whose bed would lie
+    in the chest or off the body is mostly something else); `slack_mm` widens the window
+    around that height."""
     rows, cols, z = blobs
     pairs = [
         (
@@ -60,7 +66,8 @@ def submandibular(
     confirmed = [g for g in glands if _has_parotids_above(g, pairs, mm)]
     candidates = confirmed or glands
     if notch is None:
-        row, col = max(candidates)[:2]  # the lowest pair
+        in_neck = bed_in_neck or (lambda _: True)
+        row, col = max(candidates, key=lambda g: (in_neck(g[0]), g[0]))[:2]
     else:  # of the strong pairs, the one nearest its expected height above the notch (a
         # node pair is lower; a parotid pair, higher, shows as fainter fragments of lobules)
         strongest = max(g[3] for g in candidates)
@@ -102,18 +109,31 @@ def gland_blobs(img: np.ndarray, outline: Outline, mm: float) -> tuple[np.ndarra
 def _symmetric_pairs(rows: np.ndarray, cols: np.ndarray, outline: Outline, mm: float):
     """Index pairs (i, j) of blobs either side of the midline, level, centred, gland-apart.
     The midline is the outline's or, in rows where its run through the midline is empty
-    (a head fainter than half the body level of a chest in the field), the whole body's."""
-    mid = np.where(np.isfinite(outline.centre), outline.centre, outline.body_centre)[rows]
+    (a head fainter than half the body level of a chest in the field), the whole body's.
+    Where that run is wider than a neck, a pair centred on the whole body counts too: raised
+    arms beside the head can join the run on one side and pull its centre aside."""
+    core = np.where(np.isfinite(outline.centre), outline.centre, outline.body_centre)
+    joined = np.where(outline.width_mm > NECK_WIDTH_RANGE_MM[1], outline.body_centre, np.nan)
+    keep = np.zeros((rows.size, rows.size), bool)
+    for mid in (core[rows], joined[rows]):
+        keep |= _pairs_about(rows, cols, mid, mm)
+    i, j = np.nonzero(keep)
+    return zip(i.tolist(), j.tolist(), strict=True)
+
+
+def _pairs_about(rows: np.ndarray, cols: np.ndarray, mid: np.ndarray, mm: float) -> np.ndarray:
+    """Matrix [i, j]: blob i left and j right of the midline `mid` (per blob), level,
+    centred on it and gland-apart."""
     left = np.isfinite(mid) & (cols < mid)
     right = cols > np.where(np.isfinite(mid), mid, np.inf)
-    i, j = np.nonzero(left[:, None] & right[None, :])
-    separation = (cols[j] - cols[i]) * mm
-    level = np.abs(rows[j] - rows[i]) * mm
-    centred = np.abs((cols[i] + cols[j]) / 2.0 - mid[i]) * mm
-    keep = (
-        (separation >= _SMG_SEPARATION_MM[0])
+    separation = (cols[None, :] - cols[:, None]) * mm
+    level = np.abs(rows[None, :] - rows[:, None]) * mm
+    centred = np.abs((cols[:, None] + cols[None, :]) / 2.0 - mid[:, None]) * mm
+    return (
+        left[:, None]
+        & right[None, :]
+        & (separation >= _SMG_SEPARATION_MM[0])
         & (separation <= _PAROTID_SEPARATION_MM)
         & (level <= _PAROTID_ROW_MM)
         & (centred <= 0.25 * separation)
     )
-    return zip(i[keep].tolist(), j[keep].tolist(), strict=True)

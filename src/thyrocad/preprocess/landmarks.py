@@ -272,7 +272,7 @@ def _locate_upright(
             if all(abs(row - other) * mm > _SAME_SHOULDER_MM for other in shoulders)
         ]
         if best.landmarks.get("arms_raised"):
-            alone = _locate_from(img, mm, centre, outline, blobs, None)
+            alone = _locate_from(img, mm, centre, outline, blobs, None, neck_hidden=True)
             found += [alone] if alone.landmarks.get("glands_confirmed") else []
     return _most_confident(found, outline, mm)
 
@@ -298,9 +298,16 @@ def _neck_in_mask(outline: Outline, found: BedLocation, mm: float) -> bool:
 
 
 def _locate_from(
-    img: np.ndarray, mm: float, centre, outline: Outline, blobs, shoulder: float | None
+    img: np.ndarray,
+    mm: float,
+    centre,
+    outline: Outline,
+    blobs,
+    shoulder: float | None,
+    neck_hidden: bool = False,
 ) -> BedLocation:
-    """The landmark search from one shoulder line (or none)."""
+    """The landmark search from one shoulder line (or none; `neck_hidden`: under raised
+    arms, see `_glands_alone`)."""
     marks: dict[str, float] = {}
     lift = _ARMS_LIFT_MM if arms_raised(outline, shoulder, mm) else (0.0, 0.0)
     notch = None if shoulder is None else shoulder + (SHOULDER_TO_NOTCH_MM + np.mean(lift)) / mm
@@ -311,12 +318,13 @@ def _locate_from(
     if notch is not None:
         marks["shoulder_row"], marks["notch_row"] = shoulder, notch
         marks["arms_raised"] = float(lift[1] > 0)
-    glands = submandibular(blobs, outline, mm, notch, slack_mm=np.ptp(lift) / 2)
+    in_neck = None if neck_hidden else lambda r: _in_neck(r + SMG_TO_BED_MM / mm, outline, mm)
+    glands = submandibular(blobs, outline, mm, notch, np.ptp(lift) / 2, in_neck)
     if glands is not None:
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
     sigma_notch = math.hypot(_SIGMA_MM["shoulders"], np.ptp(lift) / math.sqrt(12.0))
-    estimate = _combine(glands, notch, mm, sigma_notch, outline)
+    estimate = _combine(glands, notch, mm, sigma_notch, outline, neck_hidden)
     if estimate is None:
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
@@ -328,7 +336,7 @@ def _locate_from(
 
 
 def _combine(
-    glands, notch, mm, sn: float, outline: Outline
+    glands, notch, mm, sn: float, outline: Outline, neck_hidden: bool = False
 ) -> tuple[float, str, float, str] | None:
     """(row, method, confidence, reason) from the landmarks found, or None without any.
 
@@ -342,7 +350,7 @@ def _combine(
         return None if notch is None else (from_notch, "shoulders", _confidence(sn), _NO_GLANDS)
     from_glands = glands[0] + SMG_TO_BED_MM / mm
     if from_notch is None:
-        return _glands_alone(from_glands, _confidence(sg), outline, mm)
+        return _glands_alone(from_glands, _confidence(sg), outline, mm, neck_hidden)
     gap_mm = (from_notch - from_glands) * mm
     if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
@@ -356,18 +364,32 @@ def _combine(
     return row, "submandibular+shoulders", confidence, _unless_confident(confidence, _UNCONFIRMED)
 
 
-def _glands_alone(row: float, conf: float, outline: Outline, mm: float):
+def _glands_alone(row: float, conf: float, outline: Outline, mm: float, neck_hidden: bool):
     """The glands' estimate without the shoulders, at most `_ONE_LANDMARK`; at half the
     confidence where neither the run through the midline nor the whole body there is as
     narrow as a neck: the 'glands' are then mostly a pair of something lower down (the
-    chest, the stomach)."""
-    inside = 0 <= round(row) < outline.width_mm.size  # beyond the image: off the body
-    at = int(np.clip(round(row), 0, outline.width_mm.size - 1))
-    widths = [smoothed_width(w, mm)[at] * inside for w in (outline.width_mm, outline.body_width_mm)]
-    if not any(0 < w <= NECK_WIDTH_RANGE_MM[1] for w in widths):
-        where = f"where the body is {widths[1]:.0f} mm wide" if widths[1] else "off the body"
+    chest, the stomach). Unless `neck_hidden`: arms raised beside the neck widen both runs
+    (on the independent phantom's `arms_up`, confirmed glands whose bed lay so held the crop
+    where the raised-arms shoulders had not)."""
+    if not neck_hidden and not _in_neck(row, outline, mm):
+        body = _widths_at(row, outline, mm)[1]
+        where = f"where the body is {body:.0f} mm wide" if body else "off the body"
         return row, "submandibular", 0.5 * conf, f"{_NO_SHOULDERS}; glands put the bed {where}"
     return row, "submandibular", min(conf, _ONE_LANDMARK), _NO_SHOULDERS
+
+
+def _in_neck(row: float, outline: Outline, mm: float) -> bool:
+    """Whether the run through the midline or the whole body at `row` is as narrow as a
+    neck."""
+    return any(0 < w <= NECK_WIDTH_RANGE_MM[1] for w in _widths_at(row, outline, mm))
+
+
+def _widths_at(row: float, outline: Outline, mm: float) -> list[float]:
+    """The smoothed widths (mm) of the run through the midline and of the whole body at
+    `row`; 0 beyond the image (off the body)."""
+    inside = 0 <= round(row) < outline.width_mm.size
+    at = int(np.clip(round(row), 0, outline.width_mm.size - 1))
+    return [smoothed_width(w, mm)[at] * inside for w in (outline.width_mm, outline.body_width_mm)]
 
 
 def _unless_confident(confidence: float, why: str) -> str:
