@@ -10,8 +10,12 @@ from collections.abc import Callable
 import numpy as np
 import scipy  # its submodules (ndimage) load on first use: a quick CLI start-up
 
-from thyrocad.preprocess.outline import Outline, smooth_in_field, useful_field
-from thyrocad.preprocess.shoulders import NECK_WIDTH_RANGE_MM
+from thyrocad.preprocess.outline import (
+    NECK_WIDTH_RANGE_MM,
+    Outline,
+    smooth_in_field,
+    useful_field,
+)
 
 SMG_ABOVE_NOTCH_MM = 110.0
 """Submandibular-gland centroid above the suprasternal notch (PN §9.0: 70 mm above the

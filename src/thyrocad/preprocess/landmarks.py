@@ -50,6 +50,7 @@ import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI s
 
 from thyrocad.preprocess.glands import SMG_ABOVE_NOTCH_MM, gland_blobs, submandibular
 from thyrocad.preprocess.outline import (
+    NECK_WIDTH_RANGE_MM,
     Outline,
     body_outline,
     field_outline,
@@ -57,7 +58,6 @@ from thyrocad.preprocess.outline import (
     smoothed_width,
 )
 from thyrocad.preprocess.shoulders import (
-    NECK_WIDTH_RANGE_MM,
     arms_raised,
     neck_width_px,
     shoulder_rows,
@@ -318,13 +318,14 @@ def _locate_from(
     if notch is not None:
         marks["shoulder_row"], marks["notch_row"] = shoulder, notch
         marks["arms_raised"] = float(lift[1] > 0)
-    in_neck = None if neck_hidden else lambda r: _in_neck(r + SMG_TO_BED_MM / mm, outline, mm)
+    widths = np.stack([smoothed_width(w, mm) for w in (outline.width_mm, outline.body_width_mm)])
+    in_neck = None if neck_hidden else lambda r: _in_neck(r + SMG_TO_BED_MM / mm, widths)
     glands = submandibular(blobs, outline, mm, notch, np.ptp(lift) / 2, in_neck)
     if glands is not None:
         marks["submandibular_row"], marks["submandibular_col"] = glands[:2]
         marks["glands_confirmed"] = float(glands[2])
     sigma_notch = math.hypot(_SIGMA_MM["shoulders"], np.ptp(lift) / math.sqrt(12.0))
-    estimate = _combine(glands, notch, mm, sigma_notch, outline, neck_hidden)
+    estimate = _combine(glands, notch, mm, sigma_notch, widths, neck_hidden)
     if estimate is None:
         return _not_found(img, outline, mm, centre, marks)
     row, method, confidence, reason = estimate
@@ -336,9 +337,10 @@ def _locate_from(
 
 
 def _combine(
-    glands, notch, mm, sn: float, outline: Outline, neck_hidden: bool = False
+    glands, notch, mm, sn: float, widths: np.ndarray, neck_hidden: bool = False
 ) -> tuple[float, str, float, str] | None:
-    """(row, method, confidence, reason) from the landmarks found, or None without any.
+    """(row, method, confidence, reason) from the landmarks found, or None without any;
+    `widths`: the smoothed widths (mm) of the run through the midline and of the whole body.
 
     Each landmark gives an estimate of the bed row with its PN §9 spread (`sn` for the notch
     from the shoulders); with both, they are weighted by inverse variance, unless they
@@ -350,12 +352,11 @@ def _combine(
         return None if notch is None else (from_notch, "shoulders", _confidence(sn), _NO_GLANDS)
     from_glands = glands[0] + SMG_TO_BED_MM / mm
     if from_notch is None:
-        return _glands_alone(from_glands, _confidence(sg), outline, mm, neck_hidden)
+        return _glands_alone(from_glands, _confidence(sg), widths, neck_hidden)
     gap_mm = (from_notch - from_glands) * mm
     if abs(gap_mm) > _DISAGREE_Z * math.hypot(sg, sn):  # a pair of something else, mostly
         reason = f"landmarks disagree: glands and shoulders put the bed {gap_mm:.0f} mm apart"
-        neck = smoothed_width(outline.width_mm, mm)
-        if glands[2] and _only_in_neck(neck, from_glands, from_notch):
+        if glands[2] and _only_in_neck(widths[0], from_glands, from_notch):
             return from_glands, "submandibular", 0.5 * _confidence(sg), reason
         return from_notch, "shoulders", 0.5 * _confidence(sn), reason
     wg, wn = 1.0 / (sg * sg), 1.0 / (sn * sn)
@@ -364,32 +365,30 @@ def _combine(
     return row, "submandibular+shoulders", confidence, _unless_confident(confidence, _UNCONFIRMED)
 
 
-def _glands_alone(row: float, conf: float, outline: Outline, mm: float, neck_hidden: bool):
+def _glands_alone(row: float, conf: float, widths: np.ndarray, neck_hidden: bool):
     """The glands' estimate without the shoulders, at most `_ONE_LANDMARK`; at half the
     confidence where neither the run through the midline nor the whole body there is as
-    narrow as a neck: the 'glands' are then mostly a pair of something lower down (the
-    chest, the stomach). Unless `neck_hidden`: arms raised beside the neck widen both runs
-    (on the independent phantom's `arms_up`, confirmed glands whose bed lay so held the crop
-    where the raised-arms shoulders had not)."""
-    if not neck_hidden and not _in_neck(row, outline, mm):
-        body = _widths_at(row, outline, mm)[1]
+    narrow as a neck (`widths`, as in `_combine`): the 'glands' are then mostly a pair of
+    something lower down (the chest, the stomach). Unless `neck_hidden`: arms raised beside
+    the neck widen both runs (on the independent phantom's `arms_up`, confirmed glands whose
+    bed lay so held the crop where the raised-arms shoulders had not)."""
+    if not neck_hidden and not _in_neck(row, widths):
+        body = _widths_at(row, widths)[1]
         where = f"where the body is {body:.0f} mm wide" if body else "off the body"
         return row, "submandibular", 0.5 * conf, f"{_NO_SHOULDERS}; glands put the bed {where}"
     return row, "submandibular", min(conf, _ONE_LANDMARK), _NO_SHOULDERS
 
 
-def _in_neck(row: float, outline: Outline, mm: float) -> bool:
+def _in_neck(row: float, widths: np.ndarray) -> bool:
     """Whether the run through the midline or the whole body at `row` is as narrow as a
-    neck."""
-    return any(0 < w <= NECK_WIDTH_RANGE_MM[1] for w in _widths_at(row, outline, mm))
+    neck (`widths`, as in `_combine`)."""
+    return any(0 < w <= NECK_WIDTH_RANGE_MM[1] for w in _widths_at(row, widths))
 
 
-def _widths_at(row: float, outline: Outline, mm: float) -> list[float]:
-    """The smoothed widths (mm) of the run through the midline and of the whole body at
-    `row`; 0 beyond the image (off the body)."""
-    inside = 0 <= round(row) < outline.width_mm.size
-    at = int(np.clip(round(row), 0, outline.width_mm.size - 1))
-    return [smoothed_width(w, mm)[at] * inside for w in (outline.width_mm, outline.body_width_mm)]
+def _widths_at(row: float, widths: np.ndarray) -> np.ndarray:
+    """`widths` (as in `_combine`) at `row`; 0 beyond the image (off the body)."""
+    inside = 0 <= round(row) < widths.shape[1]
+    return widths[:, int(np.clip(round(row), 0, widths.shape[1] - 1))] * inside
 
 
 def _unless_confident(confidence: float, why: str) -> str:

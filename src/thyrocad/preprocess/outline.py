@@ -18,6 +18,7 @@ _BODY_LEVEL = 0.3  # outline threshold, fraction of the typical body level
 _CORE_LEVEL = 0.5  # widths are measured at this fraction (raised arms stay apart)
 _MIDLINE_ROWS_MM = 15.0  # the midline at a row: the median over the rows this far around it
 _NECK_ROW_SLACK_MM = 40.0  # ... no wider than the neck and this much more
+NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _EMPTY_MM = 40.0  # a count-free region this wide lies outside the useful field
 
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 import numpy as np
 import scipy  # its submodules (ndimage, stats) load on first use: a quick CLI start-up
 
-from thyrocad.preprocess.outline import Outline, smoothed_width
+from thyrocad.preprocess.outline import NECK_WIDTH_RANGE_MM, Outline, smoothed_width
 
 _WIDENING_MM = 50.0  # shoulder line: outline this much wider than the neck
 _TORSO_MM = 100.0  # ... and stays wider down to the chest (PN §9.4: bideltoid 41-57 cm)
 _ARMS_SPAN = 1.6  # outline / head width above the neck, with the arms raised beside the head
-NECK_WIDTH_RANGE_MM = (50.0, 230.0)  # outline of an adult neck (PN §9.4: 10-15 cm), blurred
 _NECK_SHARE = 0.65  # the neck is at most this share of the torso's width below it
 _MAX_TILT_DEG = 25.0
 _FIT_ROWS = 128  # the tilt's line fit takes every (rows // this)-th row: under 256 rows
